@@ -1,0 +1,458 @@
+//! The async client: one connection and one session per [`Dso`] (clones share them), many
+//! calls in flight on the connection at once, resends with the same sequence number after a
+//! timeout or a reconnect, decided by the sans-IO [`ClientSession`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{oneshot, Semaphore};
+use tokio::time::Instant;
+
+use crate::client_session::{ClientSession, RetryDecision, SessionConfig};
+use crate::codec::{decode_frame, encode_frame, FRAME_BYTES_MAX_DEFAULT};
+use crate::object::{decode, encode, Operation, SharedObject};
+use crate::objects::{
+    AtomicBoolean, AtomicByteArray, AtomicInt, AtomicLong, AtomicReference, Blob, CountDownLatch, Counter,
+    CyclicBarrier, Future, List, Logger, Map, Matrix, Semaphore as DsoSemaphore, Set, SortedMap,
+};
+use crate::protocol::{Action, Call, Request, Response, PROTOCOL_VERSION};
+use crate::session::CallResult;
+use crate::DsoError;
+
+/// Client settings.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Retry policy and in-flight window.
+    pub session: SessionConfig,
+    /// The session id; a random one if `None`. A cloud thread passes one derived from its id,
+    /// so a re-run of the same thread replays against the server's session table.
+    pub session_id: Option<u64>,
+    /// Time allowed to connect and complete the handshake.
+    pub connect_timeout_ms: u64,
+    /// The largest frame accepted from the server.
+    pub frame_bytes_max: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            session: SessionConfig::default(),
+            session_id: None,
+            connect_timeout_ms: 5_000,
+            frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
+        }
+    }
+}
+
+/// A connection to a DSO server with its session. Cheap to clone; clones share both.
+#[derive(Clone)]
+pub struct Dso {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Dso {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dso").field("addr", &self.inner.addr).field("session", &self.session_id()).finish()
+    }
+}
+
+struct Inner {
+    addr: String,
+    config: ClientConfig,
+    started: Instant,
+    session: Mutex<ClientSession>,
+    /// Callers waiting for an answer, by sequence number.
+    pending: Mutex<HashMap<u64, oneshot::Sender<CallResult>>>,
+    /// The live connection's write half, if connected.
+    link: tokio::sync::Mutex<Option<Link>>,
+    /// Bounds calls in flight (the session's window).
+    window: Semaphore,
+    generations: AtomicU64,
+}
+
+struct Link {
+    writer: OwnedWriteHalf,
+    generation: u64,
+}
+
+impl Dso {
+    /// Connects with default settings.
+    pub async fn connect(addr: impl Into<String>) -> Result<Dso, DsoError> {
+        Self::connect_with(addr, ClientConfig::default()).await
+    }
+
+    /// Connects with `config`; fails if the server cannot be reached now.
+    pub async fn connect_with(addr: impl Into<String>, config: ClientConfig) -> Result<Dso, DsoError> {
+        let session_id = config.session_id.unwrap_or_else(random_session_id);
+        let inner = Arc::new(Inner {
+            addr: addr.into(),
+            started: Instant::now(),
+            session: Mutex::new(ClientSession::new(session_id, config.session.clone())),
+            pending: Mutex::new(HashMap::new()),
+            link: tokio::sync::Mutex::new(None),
+            window: Semaphore::new(config.session.in_flight_max),
+            generations: AtomicU64::new(0),
+            config,
+        });
+        let mut link = inner.link.lock().await;
+        *link = Some(Inner::open_link(&inner).await?);
+        drop(link);
+        Ok(Dso { inner })
+    }
+
+    /// This client's session id.
+    pub fn session_id(&self) -> u64 {
+        self.inner.session.lock().id()
+    }
+
+    /// A handle to the `T` under `key`, without contacting the server.
+    pub fn handle<T: SharedObject>(&self, key: impl Into<String>) -> Shared<T> {
+        Shared {
+            handle: T::Handle::from(ObjectRef {
+                client: self.clone(),
+                key: key.into().into(),
+                _type: PhantomData,
+            }),
+        }
+    }
+
+    /// Creates the `T` under `key` with `initial` unless the key holds one (then that one is
+    /// used, as Crucial's `@Shared` does), and returns its handle.
+    pub async fn object<T: SharedObject>(
+        &self,
+        key: impl Into<String>,
+        initial: T,
+    ) -> Result<Shared<T>, DsoError> {
+        let key = key.into();
+        let created = self.call_raw(&key, T::TYPE_NAME, Action::Create { state: encode(&initial) }).await?;
+        decode::<bool>(&created).map_err(DsoError::Codec)?;
+        Ok(self.handle(key))
+    }
+
+    /// Sends one encoded action and waits for its encoded answer, resending as the session decides.
+    pub async fn call_raw(&self, key: &str, type_name: &str, action: Action) -> Result<Vec<u8>, DsoError> {
+        let inner = &self.inner;
+        let _permit = inner.window.acquire().await.expect("the window is never closed");
+        let (answer_tx, mut answer) = oneshot::channel();
+        let call = inner
+            .session
+            .lock()
+            .start_call(inner.now_ms(), key.to_string(), type_name.to_string(), action)
+            .expect("the window semaphore bounds calls in flight");
+        let seq = call.id.seq;
+        inner.pending.lock().insert(seq, answer_tx);
+        let abandon = AbandonOnDrop { inner, seq };
+        let mut last_error = inner.send(&call).await.err();
+        loop {
+            let Some(deadline) = inner.session.lock().call_deadline(seq) else {
+                // Answered between the check and now: the answer is in the channel.
+                break;
+            };
+            tokio::select! {
+                result = &mut answer => {
+                    std::mem::forget(abandon);
+                    return result.map_err(|_| DsoError::Protocol("client shut down".into()))?.map_err(DsoError::from);
+                }
+                _ = tokio::time::sleep_until(inner.instant_at(deadline)) => {}
+            }
+            let decision = inner.session.lock().handle_call_timeout(inner.now_ms(), seq);
+            match decision {
+                RetryDecision::Resend(call) => last_error = inner.send(&call).await.err(),
+                RetryDecision::Wait => {}
+                RetryDecision::GiveUp => {
+                    inner.pending.lock().remove(&seq);
+                    std::mem::forget(abandon);
+                    let after_ms = inner.config.session.call_timeout_ms.unwrap_or_default();
+                    return Err(match last_error {
+                        Some(reason) => DsoError::Unavailable { addr: inner.addr.clone(), reason },
+                        None => DsoError::Timeout { after_ms },
+                    });
+                }
+            }
+        }
+        std::mem::forget(abandon);
+        answer.await.map_err(|_| DsoError::Protocol("client shut down".into()))?.map_err(DsoError::from)
+    }
+}
+
+/// Forgets a call whose caller stopped waiting (its future was dropped).
+struct AbandonOnDrop<'a> {
+    inner: &'a Inner,
+    seq: u64,
+}
+
+impl Drop for AbandonOnDrop<'_> {
+    fn drop(&mut self) {
+        self.inner.pending.lock().remove(&self.seq);
+        self.inner.session.lock().abandon(self.seq);
+    }
+}
+
+impl Inner {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn instant_at(&self, ms: u64) -> Instant {
+        self.started + Duration::from_millis(ms)
+    }
+
+    /// Writes `call` on the live connection, reconnecting (and resending every unanswered call)
+    /// if there is none. An error is left to the retry timer.
+    async fn send(self: &Arc<Inner>, call: &Call) -> Result<(), String> {
+        let mut frame = Vec::new();
+        encode_frame(&Request::Call(call.clone()), &mut frame);
+        let mut link = self.link.lock().await;
+        if let Some(live) = link.as_mut() {
+            if live.writer.write_all(&frame).await.is_ok() {
+                return Ok(());
+            }
+            *link = None;
+        }
+        // Reconnect: every unanswered call (this one included) goes out on the new connection.
+        let mut fresh = Inner::open_link(self).await.map_err(|error| error.to_string())?;
+        let mut frames = Vec::new();
+        for unanswered in self.session.lock().unanswered() {
+            encode_frame(&Request::Call(unanswered), &mut frames);
+        }
+        fresh.writer.write_all(&frames).await.map_err(|error| error.to_string())?;
+        *link = Some(fresh);
+        Ok(())
+    }
+
+    /// Connects, shakes hands, and starts the reader task.
+    async fn open_link(inner: &Arc<Inner>) -> Result<Link, DsoError> {
+        let unavailable = |reason: String| DsoError::Unavailable { addr: inner.addr.clone(), reason };
+        let timeout = Duration::from_millis(inner.config.connect_timeout_ms);
+        let handshake = async {
+            let stream =
+                TcpStream::connect(inner.addr.as_str()).await.map_err(|e| unavailable(e.to_string()))?;
+            let _ = stream.set_nodelay(true);
+            let (mut reader, mut writer) = stream.into_split();
+            let mut hello = Vec::new();
+            encode_frame(&Request::Hello { protocol_version: PROTOCOL_VERSION }, &mut hello);
+            writer.write_all(&hello).await.map_err(|e| unavailable(e.to_string()))?;
+            let mut buffer = Vec::with_capacity(8192);
+            match read_response(&mut reader, &mut buffer, inner.config.frame_bytes_max).await? {
+                Response::Welcome { protocol_version, .. } if protocol_version == PROTOCOL_VERSION => {}
+                Response::Refused { reason } => {
+                    return Err(DsoError::Protocol(format!("server refused: {reason}")))
+                }
+                other => return Err(DsoError::Protocol(format!("expected welcome, got {other:?}"))),
+            }
+            Ok::<_, DsoError>((reader, writer, buffer))
+        };
+        let (reader, writer, buffer) = tokio::time::timeout(timeout, handshake)
+            .await
+            .map_err(|_| unavailable(format!("no handshake within {} ms", timeout.as_millis())))??;
+        let generation = inner.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        tokio::spawn(read_answers(Arc::downgrade(inner), reader, buffer, generation));
+        Ok(Link { writer, generation })
+    }
+}
+
+/// Reads one response, buffering partial frames in `buffer`.
+async fn read_response(
+    reader: &mut OwnedReadHalf,
+    buffer: &mut Vec<u8>,
+    frame_bytes_max: usize,
+) -> Result<Response, DsoError> {
+    loop {
+        match decode_frame::<Response>(buffer, frame_bytes_max) {
+            Ok(Some((response, used))) => {
+                buffer.drain(..used);
+                return Ok(response);
+            }
+            Ok(None) => {}
+            Err(error) => return Err(DsoError::Protocol(error.to_string())),
+        }
+        match reader.read_buf(buffer).await {
+            Ok(0) => return Err(DsoError::Protocol("server closed the connection".into())),
+            Ok(_) => {}
+            Err(error) => return Err(DsoError::Protocol(error.to_string())),
+        }
+    }
+}
+
+/// Completes waiting callers as answers arrive; ends with the connection.
+async fn read_answers(inner: Weak<Inner>, mut reader: OwnedReadHalf, mut buffer: Vec<u8>, generation: u64) {
+    let frame_bytes_max = match inner.upgrade() {
+        Some(inner) => inner.config.frame_bytes_max,
+        None => return,
+    };
+    let error = loop {
+        let response = match read_response(&mut reader, &mut buffer, frame_bytes_max).await {
+            Ok(response) => response,
+            Err(error) => break error,
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        match response {
+            Response::Reply { id, result } => {
+                if inner.session.lock().handle_reply(id) {
+                    if let Some(waiter) = inner.pending.lock().remove(&id.seq) {
+                        let _ = waiter.send(result);
+                    }
+                }
+            }
+            Response::Refused { reason } => break DsoError::Protocol(format!("server refused: {reason}")),
+            Response::Welcome { .. } => break DsoError::Protocol("unexpected welcome".into()),
+        }
+    };
+    tracing::debug!(%error, "connection lost; unanswered calls will be resent");
+    if let Some(inner) = inner.upgrade() {
+        let mut link = inner.link.lock().await;
+        if link.as_ref().is_some_and(|live| live.generation == generation) {
+            *link = None;
+        }
+    }
+}
+
+fn random_session_id() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.finish()
+}
+
+/// A typed reference to the object of type `T` under a key: sends `T`'s operations.
+pub struct ObjectRef<T> {
+    client: Dso,
+    key: Arc<str>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for ObjectRef<T> {
+    fn clone(&self) -> Self {
+        Self { client: self.client.clone(), key: self.key.clone(), _type: PhantomData }
+    }
+}
+
+impl<T> fmt::Debug for ObjectRef<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectRef").field("key", &self.key).finish()
+    }
+}
+
+impl<T: SharedObject> ObjectRef<T> {
+    /// The key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Sends one operation and decodes its result.
+    pub async fn call(&self, op: T::Op) -> Result<T::Ret, DsoError> {
+        let action = Action::Invoke { method: op.method().to_string(), args: op.encode_args() };
+        let bytes = self.client.call_raw(&self.key, T::TYPE_NAME, action).await?;
+        decode(&bytes).map_err(DsoError::Codec)
+    }
+}
+
+/// A shared object's typed handle: derefs to the generated `<Type>Handle`, whose async methods
+/// are the type's operations (`hits.add_and_get(5).await?`).
+#[derive(Clone, Debug)]
+pub struct Shared<T: SharedObject> {
+    handle: T::Handle,
+}
+
+impl<T: SharedObject> Deref for Shared<T> {
+    type Target = T::Handle;
+    fn deref(&self) -> &T::Handle {
+        &self.handle
+    }
+}
+
+/// Declares `Dso` accessors for built-ins that spring into being on first use.
+macro_rules! default_object_accessors {
+    ($($(#[$doc:meta])* $name:ident => $type:ty;)*) => {
+        impl Dso {
+            $($(#[$doc])* pub fn $name(&self, key: impl Into<String>) -> Shared<$type> {
+                self.handle(key)
+            })*
+        }
+    };
+}
+
+default_object_accessors! {
+    /// The `AtomicLong` under `key` (0 until first set).
+    atomic_long => AtomicLong;
+    /// The `AtomicInt` under `key`.
+    atomic_int => AtomicInt;
+    /// The `AtomicBoolean` under `key`.
+    atomic_boolean => AtomicBoolean;
+    /// The `AtomicReference` under `key` (`Value::Null` until set).
+    atomic_reference => AtomicReference;
+    /// The `Counter` under `key`.
+    counter => Counter;
+    /// The `List` under `key`.
+    list => List;
+    /// The `Set` under `key`.
+    set => Set;
+    /// The `Map` under `key`.
+    map => Map;
+    /// The `SortedMap` under `key`.
+    sorted_map => SortedMap;
+    /// The `Blob` under `key`.
+    blob => Blob;
+    /// The `Future` under `key`.
+    future => Future;
+    /// The `Logger` under `key`.
+    logger => Logger;
+}
+
+impl Dso {
+    /// The `Semaphore` under `key`, created with `permits` if absent.
+    pub async fn semaphore(
+        &self,
+        key: impl Into<String>,
+        permits: u64,
+    ) -> Result<Shared<DsoSemaphore>, DsoError> {
+        self.object(key, DsoSemaphore::new(permits)).await
+    }
+
+    /// The `CyclicBarrier` under `key`, created for `parties` if absent.
+    pub async fn cyclic_barrier(
+        &self,
+        key: impl Into<String>,
+        parties: u64,
+    ) -> Result<Shared<CyclicBarrier>, DsoError> {
+        self.object(key, CyclicBarrier::new(parties)).await
+    }
+
+    /// The `CountDownLatch` under `key`, created with `count` if absent.
+    pub async fn count_down_latch(
+        &self,
+        key: impl Into<String>,
+        count: u64,
+    ) -> Result<Shared<CountDownLatch>, DsoError> {
+        self.object(key, CountDownLatch::new(count)).await
+    }
+
+    /// The `Matrix` under `key`, created as `rows x columns` zeros if absent.
+    pub async fn matrix(
+        &self,
+        key: impl Into<String>,
+        rows: u64,
+        columns: u64,
+    ) -> Result<Shared<Matrix>, DsoError> {
+        self.object(key, Matrix::new(rows, columns)).await
+    }
+
+    /// The `AtomicByteArray` under `key`, created with `length` zeros if absent.
+    pub async fn atomic_byte_array(
+        &self,
+        key: impl Into<String>,
+        length: usize,
+    ) -> Result<Shared<AtomicByteArray>, DsoError> {
+        self.object(key, AtomicByteArray::new(length)).await
+    }
+}

@@ -1,0 +1,164 @@
+//! The sans-IO client session: numbers calls, remembers them until answered, decides when to
+//! resend (with the same sequence number) and when to give up. The async client
+//! ([`crate::client`]) and the simulator drive it; it does no I/O and reads no clock.
+
+use std::collections::BTreeMap;
+
+use crate::object::CallId;
+use crate::protocol::{Action, Call};
+
+/// Retry policy of a session.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SessionConfig {
+    /// Resend an unanswered call after this long.
+    pub resend_after_ms: u64,
+    /// Give up on a call after this long (`None`: never, e.g. for long barrier waits).
+    pub call_timeout_ms: Option<u64>,
+    /// Calls in flight at once; more are refused until some are answered.
+    pub in_flight_max: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self { resend_after_ms: 1_000, call_timeout_ms: Some(60_000), in_flight_max: 1024 }
+    }
+}
+
+/// An unanswered call.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct InFlight {
+    call: Call,
+    resend_at_ms: u64,
+    give_up_at_ms: Option<u64>,
+}
+
+/// What to do about an unanswered call whose timer fired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RetryDecision {
+    /// Resend this (same id).
+    Resend(Call),
+    /// Stop waiting: the call may or may not have taken effect.
+    GiveUp,
+    /// Not due yet, or already answered.
+    Wait,
+}
+
+/// One client session.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientSession {
+    session: u64,
+    next_seq: u64,
+    in_flight: BTreeMap<u64, InFlight>,
+    config: SessionConfig,
+}
+
+impl ClientSession {
+    /// A session with id `session` (unique per client; a cloud thread derives it from its id).
+    pub fn new(session: u64, config: SessionConfig) -> Self {
+        Self { session, next_seq: 1, in_flight: BTreeMap::new(), config }
+    }
+
+    /// The session id.
+    pub fn id(&self) -> u64 {
+        self.session
+    }
+
+    /// Starts a call; `None` if `in_flight_max` calls are unanswered.
+    pub fn start_call(
+        &mut self,
+        now_ms: u64,
+        key: String,
+        type_name: String,
+        action: Action,
+    ) -> Option<Call> {
+        if self.in_flight.len() >= self.config.in_flight_max {
+            return None;
+        }
+        let id = CallId { session: self.session, seq: self.next_seq };
+        self.next_seq += 1;
+        let acked_below = self.in_flight.keys().next().copied().unwrap_or(id.seq);
+        let call = Call { id, acked_below, key, type_name, action };
+        let give_up_at_ms = self.config.call_timeout_ms.map(|timeout| now_ms.saturating_add(timeout));
+        let resend_at_ms = now_ms.saturating_add(self.config.resend_after_ms);
+        self.in_flight.insert(id.seq, InFlight { call: call.clone(), resend_at_ms, give_up_at_ms });
+        Some(call)
+    }
+
+    /// An answer arrived; whether the call was still waiting for it (duplicates are not).
+    pub fn handle_reply(&mut self, id: CallId) -> bool {
+        id.session == self.session && self.in_flight.remove(&id.seq).is_some()
+    }
+
+    /// The timer of call `seq` fired at `now_ms`.
+    pub fn handle_call_timeout(&mut self, now_ms: u64, seq: u64) -> RetryDecision {
+        let lowest = self.lowest_in_flight();
+        let Some(in_flight) = self.in_flight.get_mut(&seq) else { return RetryDecision::Wait };
+        if in_flight.give_up_at_ms.is_some_and(|give_up| now_ms >= give_up) {
+            self.in_flight.remove(&seq);
+            return RetryDecision::GiveUp;
+        }
+        if now_ms < in_flight.resend_at_ms {
+            return RetryDecision::Wait;
+        }
+        in_flight.resend_at_ms = now_ms.saturating_add(self.config.resend_after_ms);
+        in_flight.call.acked_below = lowest;
+        RetryDecision::Resend(in_flight.call.clone())
+    }
+
+    /// When call `seq` next needs attention, if it is unanswered.
+    pub fn call_deadline(&self, seq: u64) -> Option<u64> {
+        let in_flight = self.in_flight.get(&seq)?;
+        Some(in_flight.give_up_at_ms.map_or(in_flight.resend_at_ms, |g| g.min(in_flight.resend_at_ms)))
+    }
+
+    /// The earliest deadline over all unanswered calls.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.in_flight.keys().filter_map(|seq| self.call_deadline(*seq)).min()
+    }
+
+    /// Every unanswered call, oldest first, for resending on a new connection.
+    pub fn unanswered(&self) -> Vec<Call> {
+        let lowest = self.lowest_in_flight();
+        self.in_flight
+            .values()
+            .map(|in_flight| Call { acked_below: lowest, ..in_flight.call.clone() })
+            .collect()
+    }
+
+    /// Abandons a call (its caller went away); it counts as acknowledged from now on.
+    pub fn abandon(&mut self, seq: u64) {
+        self.in_flight.remove(&seq);
+    }
+
+    fn lowest_in_flight(&self) -> u64 {
+        self.in_flight.keys().next().copied().unwrap_or(self.next_seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invoke() -> Action {
+        Action::Invoke { method: "get".into(), args: vec![] }
+    }
+
+    #[test]
+    fn resends_keep_the_sequence_number_and_acknowledge_answered_calls() {
+        let config = SessionConfig { resend_after_ms: 10, call_timeout_ms: Some(100), in_flight_max: 2 };
+        let mut session = ClientSession::new(5, config);
+        let first = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
+        let second = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
+        assert_eq!((first.id.seq, second.id.seq, second.acked_below), (1, 2, 1));
+        assert!(session.start_call(0, "k".into(), "Counter".into(), invoke()).is_none(), "window is full");
+        assert_eq!(session.handle_call_timeout(5, 2), RetryDecision::Wait);
+        assert!(session.handle_reply(first.id));
+        assert!(!session.handle_reply(first.id), "a duplicate answer is not news");
+        match session.handle_call_timeout(10, 2) {
+            RetryDecision::Resend(call) => assert_eq!((call.id, call.acked_below), (second.id, 2)),
+            other => panic!("expected a resend, got {other:?}"),
+        }
+        assert_eq!(session.handle_call_timeout(100, 2), RetryDecision::GiveUp);
+        assert_eq!(session.poll_timeout(), None);
+    }
+}

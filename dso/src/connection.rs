@@ -1,0 +1,147 @@
+//! One client connection on the server: bytes to frames, frames to the node, answers back.
+//! A malformed, oversized or out-of-order frame closes this connection (with a `Refused` frame
+//! saying why); other connections are untouched.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::codec::{decode_frame, encode_frame, DecodeError};
+use crate::host::Host;
+use crate::protocol::{Call, ClientAddr, Request, Response, PROTOCOL_VERSION};
+
+/// Why a connection ended early.
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("{0}")]
+    Protocol(String),
+}
+
+/// Serves one connection until the client leaves, misbehaves, or the server shuts down.
+pub(crate) async fn serve(host: Arc<Host>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
+    let peer = stream.peer_addr().ok();
+    let _ = stream.set_nodelay(true);
+    let (addr, mut answers) = host.connect();
+    let mut connection = Connection {
+        host: host.clone(),
+        addr,
+        stream,
+        input: Vec::with_capacity(8192),
+        output: Vec::with_capacity(8192),
+        greeted: false,
+    };
+    let outcome = loop {
+        tokio::select! {
+            // Only the reads race; handling and writing run to completion (writes are not
+            // cancel-safe).
+            read = connection.stream.read_buf(&mut connection.input) => match connection.on_read(read).await {
+                Ok(true) => {}
+                Ok(false) => break Ok(()),
+                Err(error) => break Err(error),
+            },
+            Some(answer) = answers.recv() => {
+                encode_frame(&answer, &mut connection.output);
+                while let Ok(answer) = answers.try_recv() {
+                    encode_frame(&answer, &mut connection.output);
+                }
+                if let Err(error) = connection.flush().await {
+                    break Err(error.into());
+                }
+            }
+            _ = shutdown.changed() => break Ok(()),
+        }
+    };
+    if let Err(error) = outcome {
+        tracing::warn!(?peer, %error, "closing connection");
+        if !matches!(error, ConnectionError::Io(_)) {
+            encode_frame(&Response::Refused { reason: error.to_string() }, &mut connection.output);
+            let _ = connection.flush().await;
+        }
+    }
+    host.disconnect(addr);
+}
+
+struct Connection {
+    host: Arc<Host>,
+    addr: ClientAddr,
+    stream: TcpStream,
+    /// Bytes read and not yet decoded.
+    input: Vec<u8>,
+    /// Frames to write.
+    output: Vec<u8>,
+    greeted: bool,
+}
+
+impl Connection {
+    /// Handles every whole frame after a read; `Ok(false)` at a clean EOF.
+    async fn on_read(&mut self, read: std::io::Result<usize>) -> Result<bool, ConnectionError> {
+        if read? == 0 {
+            if !self.input.is_empty() {
+                return Err(ConnectionError::Protocol(format!(
+                    "connection closed inside a frame ({} bytes left)",
+                    self.input.len()
+                )));
+            }
+            return Ok(false);
+        }
+        let mut calls = Vec::new();
+        let mut used = 0;
+        while let Some((request, length)) =
+            decode_frame::<Request>(&self.input[used..], self.host.frame_bytes_max)?
+        {
+            used += length;
+            match request {
+                Request::Hello { protocol_version } => self.on_hello(protocol_version)?,
+                Request::Call(_) if !self.greeted => {
+                    return Err(ConnectionError::Protocol("call before hello".into()))
+                }
+                Request::Call(call) => calls.push(call),
+            }
+        }
+        self.input.drain(..used);
+        self.on_calls(calls);
+        self.flush().await?;
+        Ok(true)
+    }
+
+    fn on_hello(&mut self, protocol_version: u32) -> Result<(), ConnectionError> {
+        if self.greeted || protocol_version != PROTOCOL_VERSION {
+            return Err(ConnectionError::Protocol(format!(
+                "unexpected hello (version {protocol_version}, server speaks {PROTOCOL_VERSION})"
+            )));
+        }
+        self.greeted = true;
+        let welcome = Response::Welcome {
+            protocol_version: PROTOCOL_VERSION,
+            frame_bytes_max: self.host.frame_bytes_max as u32,
+        };
+        encode_frame(&welcome, &mut self.output);
+        Ok(())
+    }
+
+    fn on_calls(&mut self, calls: Vec<Call>) {
+        if calls.is_empty() {
+            return;
+        }
+        let addr = self.addr;
+        self.host.drive(addr, &mut self.output, |node, now_ms| {
+            for call in calls {
+                node.handle_request(now_ms, addr, call);
+            }
+        });
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.output.is_empty() {
+            self.stream.write_all(&self.output).await?;
+            self.output.clear();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,118 @@
+//! Errors: what a call can be refused with (travels on the wire) and what a client sees.
+
+use serde::{Deserialize, Serialize};
+
+/// Why the node refused or failed a call. Sent back to the caller; never a panic on the node.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
+pub enum CallError {
+    /// No object type of this name is registered on the server.
+    #[error("unknown object type `{type_name}` (register it in the server builder)")]
+    UnknownType {
+        /// The type name the caller asked for.
+        type_name: String,
+    },
+    /// The type exists but has no such method.
+    #[error("object type `{type_name}` has no method `{method}`")]
+    UnknownMethod {
+        /// The object type.
+        type_name: String,
+        /// The method the caller asked for.
+        method: String,
+    },
+    /// The arguments did not decode as the method's parameter types.
+    #[error("bad arguments for `{type_name}::{method}`: {reason}")]
+    BadArguments {
+        /// The object type.
+        type_name: String,
+        /// The method called.
+        method: String,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// An initial state sent with `create` did not decode as the type's state.
+    #[error("bad initial state for `{type_name}`: {reason}")]
+    BadState {
+        /// The object type.
+        type_name: String,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The key holds an object of another type.
+    #[error("key `{key}` holds a `{stored}`, not a `{requested}`")]
+    TypeMismatch {
+        /// The key.
+        key: String,
+        /// The type stored under it.
+        stored: String,
+        /// The type the caller asked for.
+        requested: String,
+    },
+    /// The key is empty and the type has no default to create it with.
+    #[error("no `{type_name}` at key `{key}`: create it first with an initial state")]
+    NoSuchObject {
+        /// The key.
+        key: String,
+        /// The type the caller asked for.
+        type_name: String,
+    },
+    /// The session has too many calls without a recorded answer the client has acknowledged.
+    #[error("session has {limit} calls in flight already (session_calls_max)")]
+    TooManyInFlight {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The call's sequence number is below what its session acknowledged: a stale duplicate.
+    #[error("call {seq} of session {session} was already acknowledged by its client")]
+    StaleCall {
+        /// The session.
+        session: u64,
+        /// The stale sequence number.
+        seq: u64,
+    },
+    /// The key or another field is over a configured limit.
+    #[error("{what} is {size} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// Which field.
+        what: String,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// What a client call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum DsoError {
+    /// The server refused or failed the call.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The connection failed and could not be re-established within the retry budget.
+    #[error("connection to {addr} failed: {reason}")]
+    Unavailable {
+        /// The server address.
+        addr: String,
+        /// The last error seen.
+        reason: String,
+    },
+    /// The call got no answer within its deadline (it may or may not have taken effect).
+    #[error("call timed out after {after_ms} ms (it may or may not have taken effect)")]
+    Timeout {
+        /// The deadline that passed.
+        after_ms: u64,
+    },
+    /// The server spoke the protocol wrongly or refused the handshake.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A reply decoded as another method's result: client and server disagree on the type.
+    #[error("reply to `{expected}` was {got}")]
+    MismatchedReply {
+        /// The method called.
+        expected: &'static str,
+        /// What came back.
+        got: String,
+    },
+    /// A result or value could not be encoded or decoded.
+    #[error("codec: {0}")]
+    Codec(String),
+}

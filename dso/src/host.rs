@@ -1,0 +1,104 @@
+//! The host's shared core: one [`Node`] behind a lock, the routing table from client addresses
+//! to connections, and the clock. Connection tasks and the timer task feed the node through
+//! [`Host::drive`], which routes its outputs; no protocol decision is taken here.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+
+use crate::codec::encode_frame;
+use crate::node::{Node, Output};
+use crate::protocol::{ClientAddr, Response};
+
+/// State shared by a server's tasks.
+pub(crate) struct Host {
+    node: Mutex<Node>,
+    connections: Mutex<HashMap<ClientAddr, mpsc::UnboundedSender<Response>>>,
+    next_addr: AtomicU64,
+    /// Wakes the timer task when the node's next deadline moved earlier.
+    pub(crate) deadline_moved: Notify,
+    started: Instant,
+    pub(crate) frame_bytes_max: usize,
+}
+
+impl Host {
+    pub(crate) fn new(node: Node, frame_bytes_max: usize) -> Self {
+        Self {
+            node: Mutex::new(node),
+            connections: Mutex::new(HashMap::new()),
+            next_addr: AtomicU64::new(1),
+            deadline_moved: Notify::new(),
+            started: Instant::now(),
+            frame_bytes_max,
+        }
+    }
+
+    /// Milliseconds since the host started: the node's clock.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// The instant at which the node's clock reads `ms`.
+    pub(crate) fn instant_at(&self, ms: u64) -> Instant {
+        self.started + std::time::Duration::from_millis(ms)
+    }
+
+    /// Registers a connection; answers for its address are sent on the returned channel.
+    pub(crate) fn connect(&self) -> (ClientAddr, mpsc::UnboundedReceiver<Response>) {
+        let addr = self.next_addr.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.connections.lock().insert(addr, sender);
+        (addr, receiver)
+    }
+
+    /// Forgets a connection.
+    pub(crate) fn disconnect(&self, addr: ClientAddr) {
+        self.connections.lock().remove(&addr);
+        self.node.lock().handle_disconnect(addr);
+    }
+
+    /// The node's next deadline.
+    pub(crate) fn poll_timeout(&self) -> Option<u64> {
+        self.node.lock().poll_timeout()
+    }
+
+    /// Feeds the node with `input`, then routes every output: frames for `own` are appended to
+    /// `own_frames` (the caller writes them), others go to their connection's channel.
+    pub(crate) fn drive(
+        &self,
+        own: ClientAddr,
+        own_frames: &mut Vec<u8>,
+        input: impl FnOnce(&mut Node, u64),
+    ) {
+        let mut elsewhere = Vec::new();
+        let (before, after) = {
+            let mut node = self.node.lock();
+            let before = node.poll_timeout();
+            input(&mut node, self.now_ms());
+            while let Some(Output::Reply { to, id, result }) = node.poll_output() {
+                let response = Response::Reply { id, result };
+                if to == own {
+                    encode_frame(&response, own_frames);
+                } else {
+                    elsewhere.push((to, response));
+                }
+            }
+            (before, node.poll_timeout())
+        };
+        if !elsewhere.is_empty() {
+            let connections = self.connections.lock();
+            for (to, response) in elsewhere {
+                // A connection that closed meanwhile: its client will retry elsewhere.
+                if let Some(sender) = connections.get(&to) {
+                    let _ = sender.send(response);
+                }
+            }
+        }
+        if after.is_some() && after != before {
+            self.deadline_moved.notify_one();
+        }
+    }
+}

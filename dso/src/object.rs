@@ -1,0 +1,146 @@
+//! The object model: a shared object type is a sequential specification.
+//!
+//! A type's serde state, its operation enum, its result enum and its deterministic
+//! [`SharedObject::apply`] are the single definition of its behaviour: the replica executes it,
+//! and the linearizability checker and the model checker use it as their model. `apply` may
+//! *park* the caller ([`Outcome::Parked`]); a later operation wakes it through
+//! [`ApplyContext::wake`]. Parked callers are part of the object's state, so they are replicated
+//! and hashed like everything else. Types are usually written with [`crate::shared`], which
+//! derives the enums, `apply` and a typed client handle from plain methods.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::CallError;
+
+/// Identifies one client call: its session and its sequence number in that session. Retries
+/// carry the same id, which is how the node answers them without applying twice; a parked
+/// caller is remembered by its id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CallId {
+    /// The client session (chosen by the client, e.g. derived from a cloud thread's id).
+    pub session: u64,
+    /// Position of the call in its session, from 1.
+    pub seq: u64,
+}
+
+/// What `apply` did with the caller.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome<R> {
+    /// The call completed with this result.
+    Done(R),
+    /// The caller waits until a later operation wakes it with [`ApplyContext::wake`], or until
+    /// `timeout_ms` passes, when [`SharedObject::expire`] decides its answer.
+    Parked {
+        /// How long the caller is willing to wait; `None` waits forever.
+        timeout_ms: Option<u64>,
+    },
+}
+
+impl<R> Outcome<R> {
+    /// Maps the result of a completed call, leaving a parked one as it is.
+    pub fn map<S>(self, f: impl FnOnce(R) -> S) -> Outcome<S> {
+        match self {
+            Outcome::Done(value) => Outcome::Done(f(value)),
+            Outcome::Parked { timeout_ms } => Outcome::Parked { timeout_ms },
+        }
+    }
+}
+
+/// What `apply` may see and do besides the object's own state: who is calling, and which
+/// parked callers its operation wakes (in the order woken).
+#[derive(Debug)]
+pub struct ApplyContext<R> {
+    caller: CallId,
+    wakeups: Vec<(CallId, R)>,
+}
+
+impl<R> ApplyContext<R> {
+    /// A context for one call by `caller`.
+    pub fn new(caller: CallId) -> Self {
+        Self { caller, wakeups: Vec::new() }
+    }
+
+    /// The call being applied; a parking method stores it to wake the caller later.
+    pub fn caller(&self) -> CallId {
+        self.caller
+    }
+
+    /// Completes the parked call `waiter` with `result`.
+    pub fn wake(&mut self, waiter: CallId, result: R) {
+        self.wakeups.push((waiter, result));
+    }
+
+    /// The wakeups recorded so far, in order.
+    pub fn into_wakeups(self) -> Vec<(CallId, R)> {
+        self.wakeups
+    }
+}
+
+/// An operation enum: names its method and encodes its arguments for the wire.
+pub trait Operation: Clone + Debug + Eq + Hash + Serialize + DeserializeOwned + Send + Sync {
+    /// The method name, as sent on the wire.
+    fn method(&self) -> &'static str;
+    /// The arguments, encoded as a tuple.
+    fn encode_args(&self) -> Vec<u8>;
+    /// Rebuilds an operation from its method name and encoded arguments.
+    fn decode(method: &str, args: &[u8]) -> Result<Self, CallError>;
+}
+
+/// A shared object type: the sequential specification of one kind of object.
+pub trait SharedObject:
+    Clone + Debug + Eq + Hash + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    /// The name the type is registered and addressed by.
+    const TYPE_NAME: &'static str;
+    /// Its operations.
+    type Op: Operation;
+    /// Its operations' results.
+    type Ret: Clone + Debug + Eq + Hash + Serialize + DeserializeOwned + Send + Sync;
+    /// Its typed client handle.
+    type Handle: From<crate::client::ObjectRef<Self>>;
+
+    /// Applies one operation; deterministic, no I/O, no clock, no randomness.
+    fn apply(&mut self, op: Self::Op, ctx: &mut ApplyContext<Self::Ret>) -> Outcome<Self::Ret>;
+
+    /// The parked call `waiter` ran out of time: remove it and give its answer, or `None` if it
+    /// is not parked here (any more). Other parked callers it unblocks are woken through `ctx`.
+    fn expire(&mut self, waiter: CallId, ctx: &mut ApplyContext<Self::Ret>) -> Option<Self::Ret>;
+}
+
+/// The bincode configuration used for everything the project encodes.
+pub fn bincode_config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// Encodes a value with the project's bincode configuration.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(value, bincode_config())
+        .expect("encoding an in-memory value into a Vec cannot fail")
+}
+
+/// Decodes a whole buffer; trailing bytes are an error.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let (value, used) =
+        bincode::serde::decode_from_slice(bytes, bincode_config()).map_err(|error| error.to_string())?;
+    if used != bytes.len() {
+        return Err(format!("{} trailing bytes", bytes.len() - used));
+    }
+    Ok(value)
+}
+
+/// Encodes a method's argument tuple (used by `#[shared]`).
+pub fn encode_args<T: Serialize>(args: &T) -> Vec<u8> {
+    encode(args)
+}
+
+/// Decodes a method's argument tuple, naming the method in the error (used by `#[shared]`).
+pub fn decode_args<T: DeserializeOwned>(type_name: &str, method: &str, args: &[u8]) -> Result<T, CallError> {
+    decode(args).map_err(|reason| CallError::BadArguments {
+        type_name: type_name.to_string(),
+        method: method.to_string(),
+        reason,
+    })
+}

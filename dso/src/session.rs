@@ -1,0 +1,167 @@
+//! The node's session table: what makes a call take effect once across retries.
+//!
+//! Each session records the result of every call its client has not yet acknowledged (calls
+//! below the client's `acked_below` are forgotten). A retry of a recorded call gets the recorded
+//! result; a retry of a parked call re-attaches to the waiter. The table is part of the replicated
+//! state: every replica applies the same calls in the same order and holds the same table.
+
+use std::collections::BTreeMap;
+
+use crate::object::CallId;
+use crate::CallError;
+
+/// The result of a call, as sent back.
+pub type CallResult = Result<Vec<u8>, CallError>;
+
+/// What the table knows of one call.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CallRecord {
+    /// Applied; the caller waits for a wakeup.
+    Parked,
+    /// Applied; this is its result.
+    Done(CallResult),
+}
+
+/// One client session's recorded calls.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+struct Session {
+    /// Calls below this were acknowledged by the client and forgotten here.
+    acked_below: u64,
+    /// Unacknowledged calls by sequence number.
+    calls: BTreeMap<u64, CallRecord>,
+    /// When the session was last used, in table ticks (for eviction).
+    last_used: u64,
+}
+
+/// How the table sees an arriving call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Never seen: apply it, then [`SessionTable::record`] what happened.
+    Apply,
+    /// A retry of a call that completed: answer this again.
+    Answered(CallResult),
+    /// A retry of a parked call: route its eventual answer to the new sender.
+    StillParked,
+    /// Below what the client acknowledged: a stale duplicate.
+    Stale,
+    /// The session has `session_calls_max` unacknowledged calls.
+    Full,
+}
+
+/// The session table, bounded in sessions and in unacknowledged calls per session.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SessionTable {
+    sessions: BTreeMap<u64, Session>,
+    /// Sessions by `last_used`, oldest first.
+    by_last_use: BTreeMap<u64, u64>,
+    ticks: u64,
+}
+
+impl SessionTable {
+    /// Classifies an arriving call, forgetting what its `acked_below` releases. Evicts the
+    /// least recently used session if a new one would exceed `sessions_max`.
+    pub fn admit(
+        &mut self,
+        id: CallId,
+        acked_below: u64,
+        session_calls_max: usize,
+        sessions_max: usize,
+    ) -> Admission {
+        self.ticks += 1;
+        if !self.sessions.contains_key(&id.session) && self.sessions.len() >= sessions_max {
+            self.evict_oldest();
+        }
+        let session = self.sessions.entry(id.session).or_default();
+        self.by_last_use.remove(&session.last_used);
+        session.last_used = self.ticks;
+        self.by_last_use.insert(self.ticks, id.session);
+
+        if acked_below > session.acked_below {
+            session.acked_below = acked_below;
+            session.calls = session.calls.split_off(&acked_below);
+        }
+        if id.seq < session.acked_below {
+            return Admission::Stale;
+        }
+        match session.calls.get(&id.seq) {
+            Some(CallRecord::Done(result)) => Admission::Answered(result.clone()),
+            Some(CallRecord::Parked) => Admission::StillParked,
+            None if session.calls.len() >= session_calls_max => Admission::Full,
+            None => Admission::Apply,
+        }
+    }
+
+    /// Records what applying a call did. A wakeup of a call whose session was evicted or which
+    /// was acknowledged meanwhile is not recorded.
+    pub fn record(&mut self, id: CallId, record: CallRecord) {
+        if let Some(session) = self.sessions.get_mut(&id.session) {
+            if id.seq >= session.acked_below {
+                session.calls.insert(id.seq, record);
+            }
+        }
+    }
+
+    /// Whether `id` is recorded as parked.
+    pub fn is_parked(&self, id: CallId) -> bool {
+        self.sessions
+            .get(&id.session)
+            .and_then(|session| session.calls.get(&id.seq))
+            .is_some_and(|record| *record == CallRecord::Parked)
+    }
+
+    /// The number of sessions held.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some((_, session)) = self.by_last_use.pop_first() {
+            tracing::warn!(session, "session table full: evicting the least recently used session");
+            self.sessions.remove(&session);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(seq: u64) -> CallId {
+        CallId { session: 7, seq }
+    }
+
+    #[test]
+    fn retries_get_the_recorded_answer_until_acknowledged() {
+        let mut table = SessionTable::default();
+        assert_eq!(table.admit(id(1), 1, 8, 8), Admission::Apply);
+        table.record(id(1), CallRecord::Done(Ok(vec![42])));
+        assert_eq!(table.admit(id(1), 1, 8, 8), Admission::Answered(Ok(vec![42])));
+        assert_eq!(table.admit(id(2), 2, 8, 8), Admission::Apply);
+        assert_eq!(table.admit(id(1), 2, 8, 8), Admission::Stale);
+    }
+
+    #[test]
+    fn parked_calls_reattach_and_limits_hold() {
+        let mut table = SessionTable::default();
+        assert_eq!(table.admit(id(1), 1, 1, 8), Admission::Apply);
+        table.record(id(1), CallRecord::Parked);
+        assert!(table.is_parked(id(1)));
+        assert_eq!(table.admit(id(1), 1, 1, 8), Admission::StillParked);
+        assert_eq!(table.admit(id(2), 1, 1, 8), Admission::Full);
+    }
+
+    #[test]
+    fn least_recently_used_session_is_evicted() {
+        let mut table = SessionTable::default();
+        for session in 0..3 {
+            table.admit(CallId { session, seq: 1 }, 1, 8, 2);
+        }
+        assert_eq!(table.len(), 2);
+        assert!(!table.sessions.contains_key(&0));
+    }
+}
