@@ -1,0 +1,69 @@
+//! `dso-server`: one Crucial-rs DSO node serving the built-in object types over TCP.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use crucial_dso::node::NodeConfig;
+use crucial_dso::server::{ServerBuilder, ServerConfig, BIND_DEFAULT};
+
+/// Serves Crucial-rs distributed shared objects (atomics, collections, futures, semaphores,
+/// barriers, ...) to cloud threads and other clients.
+///
+/// To serve your own object types, build a server in your own binary with
+/// `crucial_dso::ServerBuilder::new().register::<YourType>()`.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on. Loopback by default: the protocol has no authentication, so only
+    /// bind a routable address inside a private network.
+    #[arg(long, default_value = BIND_DEFAULT)]
+    bind: SocketAddr,
+    /// Largest frame accepted, in bytes; a larger frame closes its connection.
+    #[arg(long, default_value_t = ServerConfig::default().frame_bytes_max)]
+    frame_bytes_max: usize,
+    /// Connections served at once; further ones are refused.
+    #[arg(long, default_value_t = ServerConfig::default().connections_max)]
+    connections_max: usize,
+    /// Unacknowledged calls one client session may have recorded (its pipelining window).
+    #[arg(long, default_value_t = NodeConfig::default().session_calls_max)]
+    session_calls_max: usize,
+    /// Client sessions held before the least recently used one is evicted.
+    #[arg(long, default_value_t = NodeConfig::default().sessions_max)]
+    sessions_max: usize,
+    /// Worker threads of the async runtime (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        runtime.worker_threads(threads);
+    }
+    runtime.enable_all().build()?.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> std::io::Result<()> {
+    let node = NodeConfig {
+        session_calls_max: args.session_calls_max,
+        sessions_max: args.sessions_max,
+        ..NodeConfig::default()
+    };
+    let config = ServerConfig {
+        bind: args.bind,
+        frame_bytes_max: args.frame_bytes_max,
+        connections_max: args.connections_max,
+        node,
+    };
+    let server = ServerBuilder::new().config(config).start().await?;
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("interrupted: shutting down");
+    server.shutdown().await;
+    Ok(())
+}
