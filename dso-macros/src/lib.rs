@@ -5,7 +5,8 @@
 //!
 //! Rules, checked at compile time with a clear message:
 //! - every `pub fn` taking `&self` or `&mut self` becomes an operation; other items stay as they are;
-//! - arguments are owned, serde types; the handle accepts `impl Into<Arg>` for each;
+//! - arguments are owned, serde types; the handle takes primitives and `Option`s as they are
+//!   and `impl Into<Arg>` for everything else (`list.add("x")`);
 //! - a method that may park its caller takes `ctx: &mut ApplyContext<..>` and returns
 //!   `Outcome<R>`; the caller's result type is `R`;
 //! - one method may carry `#[expire]`: `fn(&mut self, waiter: CallId) -> Option<XRet>`,
@@ -135,7 +136,13 @@ fn expand(args: Punctuated<Meta, Token![,]>, mut item: ItemImpl) -> syn::Result<
         let name = &m.name;
         let ty = &m.ret;
         let docs = &m.docs;
-        let params = m.args.iter().map(|(name, ty)| quote!(#name: impl ::core::convert::Into<#ty>));
+        let params = m.args.iter().map(|(name, ty)| {
+            if takes_literals(ty) {
+                quote!(#name: #ty)
+            } else {
+                quote!(#name: impl ::core::convert::Into<#ty>)
+            }
+        });
         let fields = m.args.iter().map(|(name, _)| quote!(#name: #name.into()));
         quote! {
             #(#docs)*
@@ -150,6 +157,16 @@ fn expand(args: Punctuated<Meta, Token![,]>, mut item: ItemImpl) -> syn::Result<
                 }
             }
         }
+    });
+    let encode_ret_arms = methods.iter().map(|m| {
+        let variant = &m.variant;
+        quote!(#ret::#variant(value) => #krate::object::encode(value))
+    });
+    let decode_ret_arms = methods.iter().map(|m| {
+        let variant = &m.variant;
+        let name = m.name.to_string();
+        let ty = &m.ret;
+        quote!(#name => #krate::object::decode::<#ty>(bytes).map(#ret::#variant))
     });
     let expire_body = match &expire {
         Some(function) => quote!(self.#function(waiter, ctx)),
@@ -207,6 +224,17 @@ fn expand(args: Punctuated<Meta, Token![,]>, mut item: ItemImpl) -> syn::Result<
             ) -> #krate::object::Outcome<#ret> {
                 let _ = &ctx;
                 match op { #(#apply_arms),* }
+            }
+
+            fn encode_ret(ret: &#ret) -> ::std::vec::Vec<u8> {
+                match ret { #(#encode_ret_arms),* }
+            }
+
+            fn decode_ret(method: &str, bytes: &[u8]) -> ::core::result::Result<#ret, ::std::string::String> {
+                match method {
+                    #(#decode_ret_arms,)*
+                    _ => ::core::result::Result::Err(::std::format!("`{}` has no method `{method}`", #type_name)),
+                }
             }
 
             fn expire(
@@ -317,6 +345,20 @@ fn method_from(function: &ImplItemFn) -> syn::Result<Method> {
         ret,
         parks,
     })
+}
+
+/// Whether callers pass this type as a literal (`5`, `true`, `None`), which `impl Into<T>` would
+/// leave to the integer fallback instead of inferring `T`.
+fn takes_literals(ty: &Type) -> bool {
+    const LITERAL_TYPES: &[&str] = &[
+        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32", "f64",
+        "bool", "char", "Option",
+    ];
+    let mut ty = ty;
+    while let Type::Group(group) = ty {
+        ty = &group.elem;
+    }
+    LITERAL_TYPES.iter().any(|name| last_segment_is(ty, name))
 }
 
 fn last_segment_is(ty: &Type, wanted: &str) -> bool {

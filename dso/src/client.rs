@@ -351,9 +351,10 @@ impl<T: SharedObject> ObjectRef<T> {
 
     /// Sends one operation and decodes its result.
     pub async fn call(&self, op: T::Op) -> Result<T::Ret, DsoError> {
-        let action = Action::Invoke { method: op.method().to_string(), args: op.encode_args() };
+        let method = op.method();
+        let action = Action::Invoke { method: method.to_string(), args: op.encode_args() };
         let bytes = self.client.call_raw(&self.key, T::TYPE_NAME, action).await?;
-        decode(&bytes).map_err(DsoError::Codec)
+        T::decode_ret(method, &bytes).map_err(DsoError::Codec)
     }
 }
 

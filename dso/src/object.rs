@@ -105,6 +105,13 @@ pub trait SharedObject:
     /// Applies one operation; deterministic, no I/O, no clock, no randomness.
     fn apply(&mut self, op: Self::Op, ctx: &mut ApplyContext<Self::Ret>) -> Outcome<Self::Ret>;
 
+    /// Encodes a result for the wire: only the method's own return value, so client and server
+    /// agree as long as that method's signature does (not the whole enum's layout).
+    fn encode_ret(ret: &Self::Ret) -> Vec<u8>;
+
+    /// Decodes the wire form of `method`'s result.
+    fn decode_ret(method: &str, bytes: &[u8]) -> Result<Self::Ret, String>;
+
     /// The parked call `waiter` ran out of time: remove it and give its answer, or `None` if it
     /// is not parked here (any more). Other parked callers it unblocks are woken through `ctx`.
     fn expire(&mut self, waiter: CallId, ctx: &mut ApplyContext<Self::Ret>) -> Option<Self::Ret>;

@@ -60,17 +60,19 @@ impl<T: SharedObject> DynObject for T {
         let op = T::Op::decode(method, args)?;
         let mut ctx = ApplyContext::new(caller);
         let outcome = self.apply(op, &mut ctx);
-        let wakeups = encode_wakeups(ctx);
+        let wakeups = encode_wakeups::<T>(ctx);
         Ok(match outcome {
-            Outcome::Done(ret) => EncodedOutcome { result: Some(encode(&ret)), timeout_ms: None, wakeups },
+            Outcome::Done(ret) => {
+                EncodedOutcome { result: Some(T::encode_ret(&ret)), timeout_ms: None, wakeups }
+            }
             Outcome::Parked { timeout_ms } => EncodedOutcome { result: None, timeout_ms, wakeups },
         })
     }
 
     fn expire_encoded(&mut self, waiter: CallId) -> (Option<Vec<u8>>, Vec<(CallId, Vec<u8>)>) {
         let mut ctx = ApplyContext::new(waiter);
-        let answer = self.expire(waiter, &mut ctx).map(|ret| encode(&ret));
-        (answer, encode_wakeups(ctx))
+        let answer = self.expire(waiter, &mut ctx).map(|ret| T::encode_ret(&ret));
+        (answer, encode_wakeups::<T>(ctx))
     }
 
     fn encode_state(&self) -> Vec<u8> {
@@ -193,6 +195,6 @@ fn default_object<T: SharedObject + Default>() -> Box<dyn DynObject> {
     Box::new(T::default())
 }
 
-fn encode_wakeups<R: serde::Serialize>(ctx: ApplyContext<R>) -> Vec<(CallId, Vec<u8>)> {
-    ctx.into_wakeups().into_iter().map(|(id, ret)| (id, encode(&ret))).collect()
+fn encode_wakeups<T: SharedObject>(ctx: ApplyContext<T::Ret>) -> Vec<(CallId, Vec<u8>)> {
+    ctx.into_wakeups().into_iter().map(|(id, ret)| (id, T::encode_ret(&ret))).collect()
 }

@@ -61,13 +61,13 @@ async fn atomic_boolean_reference_and_byte_array() {
 
     let bytes = dso.atomic_byte_array("bytes", 4).await.unwrap();
     assert_eq!(bytes.length().await.unwrap(), 4);
-    bytes.set(1u64, 250).await.unwrap().unwrap();
-    assert_eq!(bytes.add_and_get(1u64, 10).await.unwrap(), Ok(4), "wraps");
-    assert_eq!(bytes.get_and_add(1u64, 1).await.unwrap(), Ok(4));
-    assert_eq!(bytes.get_and_set(1u64, 9).await.unwrap(), Ok(5));
-    assert_eq!(bytes.compare_and_set(1u64, 9, 8).await.unwrap(), Ok(true));
-    assert_eq!(bytes.get(1u64).await.unwrap(), Ok(8));
-    assert_eq!(bytes.get(4u64).await.unwrap(), Err(ObjectError::IndexOutOfBounds { index: 4, length: 4 }));
+    bytes.set(1, 250).await.unwrap().unwrap();
+    assert_eq!(bytes.add_and_get(1, 10).await.unwrap(), Ok(4), "wraps");
+    assert_eq!(bytes.get_and_add(1, 1).await.unwrap(), Ok(4));
+    assert_eq!(bytes.get_and_set(1, 9).await.unwrap(), Ok(5));
+    assert_eq!(bytes.compare_and_set(1, 9, 8).await.unwrap(), Ok(true));
+    assert_eq!(bytes.get(1).await.unwrap(), Ok(8));
+    assert_eq!(bytes.get(4).await.unwrap(), Err(ObjectError::IndexOutOfBounds { index: 4, length: 4 }));
     assert_eq!(bytes.to_vec().await.unwrap(), vec![0, 8, 0, 0]);
     // Creating again keeps the existing object, as @Shared does.
     let again = dso.atomic_byte_array("bytes", 100).await.unwrap();
@@ -89,17 +89,20 @@ async fn counter_list_set() {
     assert!(list.is_empty().await.unwrap());
     list.add("a").await.unwrap();
     list.add_all(vec![Value::from("b"), Value::from("c")]).await.unwrap();
-    list.add_at(0u64, "z").await.unwrap().unwrap();
-    assert_eq!(list.add_at(9u64, "q").await.unwrap(), Err(ObjectError::IndexOutOfBounds { index: 9, length: 5 }));
-    assert_eq!(list.get(1u64).await.unwrap(), Ok(Value::from("a")));
-    assert_eq!(list.set(1u64, "A").await.unwrap(), Ok(Value::from("a")));
+    list.add_at(0, "z").await.unwrap().unwrap();
+    assert_eq!(
+        list.add_at(9, "q").await.unwrap(),
+        Err(ObjectError::IndexOutOfBounds { index: 9, length: 5 })
+    );
+    assert_eq!(list.get(1).await.unwrap(), Ok(Value::from("a")));
+    assert_eq!(list.set(1, "A").await.unwrap(), Ok(Value::from("a")));
     assert_eq!(list.index_of("c").await.unwrap(), Some(3));
     assert!(list.contains("b").await.unwrap());
     assert!(list.remove("b").await.unwrap());
     assert!(!list.remove("b").await.unwrap());
-    assert_eq!(list.remove_at(0u64).await.unwrap(), Ok(Value::from("z")));
+    assert_eq!(list.remove_at(0).await.unwrap(), Ok(Value::from("z")));
     assert_eq!(list.size().await.unwrap(), 2);
-    assert_eq!(list.sub_list(0u64, 1u64).await.unwrap(), Ok(vec![Value::from("A")]));
+    assert_eq!(list.sub_list(0, 1).await.unwrap(), Ok(vec![Value::from("A")]));
     assert_eq!(list.to_vec().await.unwrap(), vec![Value::from("A"), Value::from("c")]);
     list.clear().await.unwrap();
     assert_eq!(list.size().await.unwrap(), 0);
@@ -127,7 +130,11 @@ async fn map_with_merge_and_sorted_map_with_top_k() {
     assert_eq!(map.merge("a", 10, MergeFunction::Sum).await.unwrap(), Ok(Value::from(11)));
     assert_eq!(map.merge("new", 4, MergeFunction::Max).await.unwrap(), Ok(Value::from(4)));
     assert!(matches!(map.merge("a", "x", MergeFunction::Sum).await.unwrap(), Err(ObjectError::Merge { .. })));
-    let batch = vec![(Value::from("a"), Value::from(1)), (Value::from("c"), Value::from(7)), (Value::from("a"), Value::from(1))];
+    let batch = vec![
+        (Value::from("a"), Value::from(1)),
+        (Value::from("c"), Value::from(7)),
+        (Value::from("a"), Value::from(1)),
+    ];
     assert_eq!(map.merge_all(batch, MergeFunction::Sum).await.unwrap(), Ok(()));
     assert_eq!(map.get("a").await.unwrap(), Some(Value::from(13)));
     let bad = vec![(Value::from("c"), Value::from(1)), (Value::from("a"), Value::from("x"))];
@@ -153,7 +160,7 @@ async fn map_with_merge_and_sorted_map_with_top_k() {
     for score in [5, 1, 9, 3] {
         scores.put(score, format!("p{score}")).await.unwrap();
     }
-    let top: Vec<_> = scores.top(2u64).await.unwrap().into_iter().map(|(k, _)| k).collect();
+    let top: Vec<_> = scores.top(2).await.unwrap().into_iter().map(|(k, _)| k).collect();
     assert_eq!(top, vec![Value::from(9), Value::from(5)]);
     assert_eq!(scores.first().await.unwrap().unwrap().0, Value::from(1));
     assert_eq!(scores.last().await.unwrap().unwrap().0, Value::from(9));
@@ -171,14 +178,17 @@ async fn matrix_blob_logger() {
     let (_server, dso) = embedded().await;
     let weights = dso.matrix("w", 2, 3).await.unwrap();
     assert_eq!(weights.dimensions().await.unwrap(), (2, 3));
-    weights.set(1u64, 2u64, 1.5).await.unwrap().unwrap();
-    assert_eq!(weights.add(1u64, 2u64, 1.0).await.unwrap(), Ok(F64(2.5)));
-    assert_eq!(weights.get(1u64, 2u64).await.unwrap(), Ok(F64(2.5)));
-    assert_eq!(weights.get(2u64, 0u64).await.unwrap(), Err(ObjectError::IndexOutOfBounds { index: 2, length: 2 }));
+    weights.set(1, 2, 1.5).await.unwrap().unwrap();
+    assert_eq!(weights.add(1, 2, 1.0).await.unwrap(), Ok(F64(2.5)));
+    assert_eq!(weights.get(1, 2).await.unwrap(), Ok(F64(2.5)));
+    assert_eq!(weights.get(2, 0).await.unwrap(), Err(ObjectError::IndexOutOfBounds { index: 2, length: 2 }));
     weights.add_all(vec![F64(1.0); 6]).await.unwrap().unwrap();
-    assert_eq!(weights.row(1u64).await.unwrap(), Ok(vec![F64(1.0), F64(1.0), F64(3.5)]));
-    assert_eq!(weights.set_row(0u64, vec![F64(0.0)]).await.unwrap(), Err(ObjectError::LengthMismatch { expected: 3, got: 1 }));
-    weights.set_row(0u64, vec![F64(7.0); 3]).await.unwrap().unwrap();
+    assert_eq!(weights.row(1).await.unwrap(), Ok(vec![F64(1.0), F64(1.0), F64(3.5)]));
+    assert_eq!(
+        weights.set_row(0, vec![F64(0.0)]).await.unwrap(),
+        Err(ObjectError::LengthMismatch { expected: 3, got: 1 })
+    );
+    weights.set_row(0, vec![F64(7.0); 3]).await.unwrap().unwrap();
     weights.fill(0.25).await.unwrap();
     assert_eq!(weights.to_vec().await.unwrap(), vec![F64(0.25); 6]);
 
@@ -186,7 +196,7 @@ async fn matrix_blob_logger() {
     assert!(blob.is_empty().await.unwrap());
     blob.set(b"hello".to_vec()).await.unwrap();
     assert_eq!(blob.append(b" world".to_vec()).await.unwrap(), 11);
-    assert_eq!(blob.read(6u64, 100u64).await.unwrap(), Ok(b"world".to_vec()));
+    assert_eq!(blob.read(6, 100).await.unwrap(), Ok(b"world".to_vec()));
     assert_eq!(blob.get().await.unwrap(), b"hello world".to_vec());
     assert_eq!(blob.len().await.unwrap(), 11);
     blob.clear().await.unwrap();
@@ -195,7 +205,7 @@ async fn matrix_blob_logger() {
     let log = dso.logger("log");
     assert_eq!(log.log("one").await.unwrap(), 0);
     assert_eq!(log.log("two").await.unwrap(), 1);
-    assert_eq!(log.read(1u64, 10u64).await.unwrap(), vec![(1, "two".to_string())]);
+    assert_eq!(log.read(1, 10).await.unwrap(), vec![(1, "two".to_string())]);
     assert_eq!(log.len().await.unwrap(), 2);
     log.clear().await.unwrap();
     assert!(log.is_empty().await.unwrap());
@@ -226,20 +236,20 @@ async fn future_get_parks_until_set_and_times_out() {
 async fn semaphore_barrier_latch_over_the_network() {
     let (server, dso) = embedded().await;
     let permits = dso.semaphore("sem", 1).await.unwrap();
-    assert!(permits.acquire(1u64, None).await.unwrap());
+    assert!(permits.acquire(1, None).await.unwrap());
     let second = server.connect().await.unwrap();
     let blocked = tokio::spawn({
         let permits = second.handle::<crucial_dso::objects::Semaphore>("sem");
-        async move { permits.acquire(1u64, None).await }
+        async move { permits.acquire(1, None).await }
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!blocked.is_finished());
     assert_eq!(permits.queue_length().await.unwrap(), 1);
-    permits.release(1u64).await.unwrap();
+    permits.release(1).await.unwrap();
     assert!(blocked.await.unwrap().unwrap());
-    assert!(!permits.acquire(1u64, Some(30)).await.unwrap(), "times out");
-    assert!(!permits.try_acquire(1u64).await.unwrap());
-    permits.release(3u64).await.unwrap();
+    assert!(!permits.acquire(1, Some(30)).await.unwrap(), "times out");
+    assert!(!permits.try_acquire(1).await.unwrap());
+    permits.release(3).await.unwrap();
     assert_eq!(permits.drain_permits().await.unwrap(), 3);
     assert_eq!(permits.available_permits().await.unwrap(), 0);
 
