@@ -13,13 +13,13 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
 use tokio::time::Instant;
 
 use crate::client_session::{ClientSession, RetryDecision, SessionConfig};
 use crate::codec::{decode_frame, encode_frame, FRAME_BYTES_MAX_DEFAULT};
+use crate::net::{split, ReadHalf, WriteHalf};
 use crate::object::{decode, encode, Operation, SharedObject};
 use crate::objects::{
     AtomicBoolean, AtomicByteArray, AtomicInt, AtomicLong, AtomicReference, Blob, CountDownLatch, Counter,
@@ -81,7 +81,7 @@ struct Inner {
 }
 
 struct Link {
-    writer: OwnedWriteHalf,
+    writer: WriteHalf,
     generation: u64,
 }
 
@@ -214,7 +214,7 @@ impl Inner {
         encode_frame(&Request::Call(call.clone()), &mut frame);
         let mut link = self.link.lock().await;
         if let Some(live) = link.as_mut() {
-            if live.writer.write_all(&frame).await.is_ok() {
+            if write_and_flush(&mut live.writer, &frame).await.is_ok() {
                 return Ok(());
             }
             *link = None;
@@ -225,7 +225,7 @@ impl Inner {
         for unanswered in self.session.lock().unanswered() {
             encode_frame(&Request::Call(unanswered), &mut frames);
         }
-        fresh.writer.write_all(&frames).await.map_err(|error| error.to_string())?;
+        write_and_flush(&mut fresh.writer, &frames).await.map_err(|error| error.to_string())?;
         *link = Some(fresh);
         Ok(())
     }
@@ -238,10 +238,10 @@ impl Inner {
             let stream =
                 TcpStream::connect(inner.addr.as_str()).await.map_err(|e| unavailable(e.to_string()))?;
             let _ = stream.set_nodelay(true);
-            let (mut reader, mut writer) = stream.into_split();
+            let (mut reader, mut writer) = split(stream);
             let mut hello = Vec::new();
             encode_frame(&Request::Hello { protocol_version: PROTOCOL_VERSION }, &mut hello);
-            writer.write_all(&hello).await.map_err(|e| unavailable(e.to_string()))?;
+            write_and_flush(&mut writer, &hello).await.map_err(|e| unavailable(e.to_string()))?;
             let mut buffer = Vec::with_capacity(8192);
             match read_response(&mut reader, &mut buffer, inner.config.frame_bytes_max).await? {
                 Response::Welcome { protocol_version, .. } if protocol_version == PROTOCOL_VERSION => {}
@@ -261,9 +261,14 @@ impl Inner {
     }
 }
 
+async fn write_and_flush(writer: &mut WriteHalf, bytes: &[u8]) -> std::io::Result<()> {
+    writer.write_all(bytes).await?;
+    writer.flush().await
+}
+
 /// Reads one response, buffering partial frames in `buffer`.
 async fn read_response(
-    reader: &mut OwnedReadHalf,
+    reader: &mut ReadHalf,
     buffer: &mut Vec<u8>,
     frame_bytes_max: usize,
 ) -> Result<Response, DsoError> {
@@ -285,7 +290,7 @@ async fn read_response(
 }
 
 /// Completes waiting callers as answers arrive; ends with the connection.
-async fn read_answers(inner: Weak<Inner>, mut reader: OwnedReadHalf, mut buffer: Vec<u8>, generation: u64) {
+async fn read_answers(inner: Weak<Inner>, mut reader: ReadHalf, mut buffer: Vec<u8>, generation: u64) {
     let frame_bytes_max = match inner.upgrade() {
         Some(inner) => inner.config.frame_bytes_max,
         None => return,

@@ -140,6 +140,7 @@ impl Connection {
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.output.is_empty() {
             self.stream.write_all(&self.output).await?;
+            self.stream.flush().await?;
             self.output.clear();
         }
         Ok(())

@@ -14,6 +14,7 @@ pub mod codec;
 mod connection;
 mod error;
 mod host;
+mod net;
 pub mod node;
 pub mod object;
 pub mod objects;
