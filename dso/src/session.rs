@@ -78,7 +78,9 @@ impl SessionTable {
 
         if acked_below > session.acked_below {
             session.acked_below = acked_below;
-            session.calls = session.calls.split_off(&acked_below);
+            while session.calls.first_key_value().is_some_and(|(seq, _)| *seq < acked_below) {
+                session.calls.pop_first();
+            }
         }
         if id.seq < session.acked_below {
             return Admission::Stale;
