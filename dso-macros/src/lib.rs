@@ -270,18 +270,17 @@ fn expand(args: Punctuated<Meta, Token![,]>, mut item: ItemImpl) -> syn::Result<
 }
 
 fn type_name_from(args: &Punctuated<Meta, Token![,]>) -> syn::Result<Option<String>> {
+    let mut name = None;
     for meta in args {
         match meta {
-            Meta::NameValue(pair) if pair.path.is_ident("name") => {
-                if let syn::Expr::Lit(syn::ExprLit { lit: Lit::Str(name), .. }) = &pair.value {
-                    return Ok(Some(name.value()));
-                }
-                return Err(syn::Error::new(pair.value.span(), "name must be a string literal"));
-            }
-            other => return Err(syn::Error::new(other.span(), "expected `name = \"...\"`")),
+            Meta::NameValue(pair) if pair.path.is_ident("name") && name.is_none() => match &pair.value {
+                syn::Expr::Lit(syn::ExprLit { lit: Lit::Str(value), .. }) => name = Some(value.value()),
+                other => return Err(syn::Error::new(other.span(), "name must be a string literal")),
+            },
+            other => return Err(syn::Error::new(other.span(), "expected one `name = \"...\"`")),
         }
     }
-    Ok(None)
+    Ok(name)
 }
 
 fn take_expire_attribute(function: &mut ImplItemFn) -> bool {

@@ -276,11 +276,11 @@ impl Node {
     fn on_parked_timeout(&mut self, id: CallId) {
         let Some(parked) = self.state.parked.get(&id) else { return };
         let object = self.state.objects.get_mut(&parked.key).expect("a parked call's object exists");
-        let (answer, wakeups) = object.0.expire_encoded(id);
-        if let Some(answer) = answer {
+        let expired = object.0.expire_encoded(id);
+        if let Some(answer) = expired.result {
             self.complete_parked(id, Ok(answer));
         }
-        for (waiter, result) in wakeups {
+        for (waiter, result) in expired.wakeups {
             self.complete_parked(waiter, Ok(result));
         }
     }

@@ -12,7 +12,7 @@ use crate::CallError;
 /// The result of applying an encoded call to an object of unknown static type.
 #[derive(Debug, PartialEq, Eq)]
 pub struct EncodedOutcome {
-    /// The caller's encoded result, or `None` if it parked.
+    /// The caller's encoded result, or `None` if it parked (or, on expiry, was not parked).
     pub result: Option<Vec<u8>>,
     /// How long a parked caller waits (`None`: forever).
     pub timeout_ms: Option<u64>,
@@ -31,9 +31,9 @@ pub trait DynObject: Send + Sync + fmt::Debug {
         method: &str,
         args: &[u8],
     ) -> Result<EncodedOutcome, CallError>;
-    /// Times out a parked call: its encoded answer, if it was parked here, and the parked
-    /// callers that this unblocks.
-    fn expire_encoded(&mut self, waiter: CallId) -> (Option<Vec<u8>>, Vec<(CallId, Vec<u8>)>);
+    /// Times out a parked call: its encoded answer (`result`, `None` if it was not parked
+    /// here) and the parked callers that this unblocks.
+    fn expire_encoded(&mut self, waiter: CallId) -> EncodedOutcome;
     /// The state, encoded (for snapshots and state transfer).
     fn encode_state(&self) -> Vec<u8>;
     /// A boxed copy.
@@ -69,10 +69,10 @@ impl<T: SharedObject> DynObject for T {
         })
     }
 
-    fn expire_encoded(&mut self, waiter: CallId) -> (Option<Vec<u8>>, Vec<(CallId, Vec<u8>)>) {
+    fn expire_encoded(&mut self, waiter: CallId) -> EncodedOutcome {
         let mut ctx = ApplyContext::new(waiter);
-        let answer = self.expire(waiter, &mut ctx).map(|ret| T::encode_ret(&ret));
-        (answer, encode_wakeups::<T>(ctx))
+        let result = self.expire(waiter, &mut ctx).map(|ret| T::encode_ret(&ret));
+        EncodedOutcome { result, timeout_ms: None, wakeups: encode_wakeups::<T>(ctx) }
     }
 
     fn encode_state(&self) -> Vec<u8> {
@@ -120,10 +120,13 @@ impl Hash for ObjectBox {
     }
 }
 
+/// Builds an object from its encoded state.
+type FromState = fn(&[u8]) -> Result<Box<dyn DynObject>, String>;
+
 /// How to build one registered type.
 #[derive(Clone, Copy)]
 struct TypeEntry {
-    from_state: fn(&[u8]) -> Result<Box<dyn DynObject>, String>,
+    from_state: FromState,
     default: Option<fn() -> Box<dyn DynObject>>,
 }
 

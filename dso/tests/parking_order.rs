@@ -12,14 +12,17 @@ fn caller(seq: u64) -> CallId {
     CallId { session: seq, seq: 1 }
 }
 
+/// Parked callers woken, with their results, in wake order.
+type Wakeups<T> = Vec<(CallId, <T as SharedObject>::Ret)>;
+
 /// Applies `op` as `who`; returns the outcome and the wakeups, in order.
-fn apply<T: SharedObject>(object: &mut T, who: u64, op: T::Op) -> (Outcome<T::Ret>, Vec<(CallId, T::Ret)>) {
+fn apply<T: SharedObject>(object: &mut T, who: u64, op: T::Op) -> (Outcome<T::Ret>, Wakeups<T>) {
     let mut ctx = ApplyContext::new(caller(who));
     let outcome = object.apply(op, &mut ctx);
     (outcome, ctx.into_wakeups())
 }
 
-fn expire<T: SharedObject>(object: &mut T, who: u64) -> (Option<T::Ret>, Vec<(CallId, T::Ret)>) {
+fn expire<T: SharedObject>(object: &mut T, who: u64) -> (Option<T::Ret>, Wakeups<T>) {
     let mut ctx = ApplyContext::new(caller(who));
     let answer = object.expire(caller(who), &mut ctx);
     (answer, ctx.into_wakeups())

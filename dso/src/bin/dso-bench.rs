@@ -82,7 +82,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let started = std::sync::Arc::new(std::sync::OnceLock::new());
     let mut tasks = Vec::with_capacity(clients);
     for dso in connections {
-        let (key, barrier, started, progress) = (args.key.clone(), barrier.clone(), started.clone(), progress.clone());
+        let (key, barrier, started, progress) =
+            (args.key.clone(), barrier.clone(), started.clone(), progress.clone());
         let warmup_ops = args.warmup_ops;
         tasks.push(tokio::spawn(async move {
             let counter = dso.atomic_long(key);
