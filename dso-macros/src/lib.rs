@@ -44,6 +44,7 @@ struct Method {
     args: Vec<(Ident, Type)>,
     ret: Type,
     parks: bool,
+    read_only: bool,
     docs: Vec<syn::Attribute>,
 }
 
@@ -115,6 +116,11 @@ fn expand(args: Punctuated<Meta, Token![,]>, mut item: ItemImpl) -> syn::Result<
         let variant = &m.variant;
         let name = m.name.to_string();
         quote!(#op::#variant { .. } => #name)
+    });
+    let read_only_arms = methods.iter().map(|m| {
+        let variant = &m.variant;
+        let read_only = m.read_only;
+        quote!(#op::#variant { .. } => #read_only)
     });
     let encode_arms = methods.iter().map(|m| {
         let variant = &m.variant;
@@ -196,6 +202,9 @@ fn expand(args: Punctuated<Meta, Token![,]>, mut item: ItemImpl) -> syn::Result<
         impl #krate::object::Operation for #op {
             fn method(&self) -> &'static str {
                 match self { #(#method_name_arms),* }
+            }
+            fn is_read_only(&self) -> bool {
+                match self { #(#read_only_arms),* }
             }
             fn encode_args(&self) -> ::std::vec::Vec<u8> {
                 match self { #(#encode_arms),* }
@@ -336,7 +345,9 @@ fn method_from(function: &ImplItemFn) -> syn::Result<Method> {
         }
         None => (declared, false),
     };
+    let read_only = matches!(function.sig.receiver(), Some(receiver) if receiver.mutability.is_none());
     Ok(Method {
+        read_only,
         variant: Ident::new(&upper_camel(&name.to_string()), Span::call_site()),
         docs: function.attrs.iter().filter(|a| a.path().is_ident("doc")).cloned().collect(),
         name,

@@ -83,6 +83,8 @@ impl<R> ApplyContext<R> {
 pub trait Operation: Clone + Debug + Eq + Hash + Serialize + DeserializeOwned + Send + Sync {
     /// The method name, as sent on the wire.
     fn method(&self) -> &'static str;
+    /// Whether the method takes `&self` (changes nothing).
+    fn is_read_only(&self) -> bool;
     /// The arguments, encoded as a tuple.
     fn encode_args(&self) -> Vec<u8>;
     /// Rebuilds an operation from its method name and encoded arguments.

@@ -1,4 +1,13 @@
-//! The deterministic simulator and linearizability checker of Crucial-rs (its own issue).
-//! For now it re-exports the sans-IO core it will drive.
+//! Crucial-rs' deterministic simulator and linearizability checker.
+//!
+//! - [`checker`]: Wing-Gong-Lowe search with memoisation, per partition, in parallel, bounded in time;
+//! - [`model`]: sequential specifications (DSO objects via their own `apply`; registers and kv for
+//!   external histories);
+//! - [`format`], [`external`]: Jepsen/Knossos EDN, Jepsen log lines, JSON;
+//! - [`history`]: histories in the Jepsen shape.
 
-pub use crucial_dso::{client_session, node};
+pub mod checker;
+pub mod external;
+pub mod format;
+pub mod history;
+pub mod model;
