@@ -35,6 +35,11 @@ pub struct NodeConfig {
 pub struct Canary {
     /// Apply every call, retries included, as if new: breaks exactly-once.
     pub skip_deduplication: bool,
+    /// Answer read-only calls from a copy of the objects refreshed only every few calls:
+    /// breaks linearizability (stale reads).
+    pub stale_reads: bool,
+    /// Drop parked calls' timeouts when they fall due: breaks liveness (timed waits hang).
+    pub drop_timeouts: bool,
 }
 
 impl Default for NodeConfig {
@@ -105,6 +110,9 @@ pub struct Node {
     /// Where to send each parked call's answer (volatile: not part of the replicated state).
     routes: BTreeMap<CallId, ClientAddr>,
     outputs: VecDeque<Output>,
+    /// The stale copy the `stale_reads` canary answers reads from, and calls since its refresh.
+    #[cfg(feature = "canary")]
+    stale: (BTreeMap<String, ObjectBox>, u64),
 }
 
 impl Node {
@@ -117,6 +125,8 @@ impl Node {
             state: NodeState::default(),
             routes: BTreeMap::new(),
             outputs: VecDeque::new(),
+            #[cfg(feature = "canary")]
+            stale: (BTreeMap::new(), 0),
         })
     }
 
@@ -170,6 +180,13 @@ impl Node {
                 break;
             }
             self.state.deadlines.pop_first();
+            #[cfg(feature = "canary")]
+            if self.config.canary.drop_timeouts {
+                if let Some(parked) = self.state.parked.get_mut(&id) {
+                    parked.deadline_ms = None;
+                }
+                continue;
+            }
             self.on_parked_timeout(id);
         }
         self.check_invariants();
@@ -236,6 +253,10 @@ impl Node {
         method: &str,
         args: &[u8],
     ) -> Result<Applied, CallError> {
+        #[cfg(feature = "canary")]
+        if let Some(stale) = self.stale_read(id, key, type_name, method, args) {
+            return stale;
+        }
         let outcome = match self.state.objects.get_mut(key) {
             Some(object) if object.0.type_name() != type_name => {
                 return Err(CallError::TypeMismatch {
@@ -263,8 +284,40 @@ impl Node {
         })
     }
 
+    /// The `stale_reads` canary: answers a read-only call from the stale copy.
+    #[cfg(feature = "canary")]
+    fn stale_read(
+        &mut self,
+        id: CallId,
+        key: &str,
+        type_name: &str,
+        method: &str,
+        args: &[u8],
+    ) -> Option<Result<Applied, CallError>> {
+        const REFRESH_CALLS: u64 = 8;
+        if !self.config.canary.stale_reads {
+            return None;
+        }
+        self.stale.1 += 1;
+        if self.stale.1 % REFRESH_CALLS == 0 {
+            self.stale.0 = self.state.objects.clone();
+        }
+        let object = self.stale.0.get_mut(key).filter(|object| object.0.type_name() == type_name)?;
+        if !object.0.is_read_only_call(method, args) {
+            return None;
+        }
+        Some(object.0.apply_encoded(id, method, args).map(|outcome| match outcome.result {
+            Some(result) => Applied::Done(result),
+            None => Applied::Parked { timeout_ms: outcome.timeout_ms },
+        }))
+    }
+
     fn park(&mut self, now_ms: u64, from: ClientAddr, id: CallId, key: String, timeout_ms: Option<u64>) {
         let deadline_ms = timeout_ms.map(|timeout| now_ms.saturating_add(timeout));
+        // Only a node applying a call twice (the de-duplication canary) parks an id again.
+        if let Some(Parked { deadline_ms: Some(old), .. }) = self.state.parked.get(&id) {
+            self.state.deadlines.remove(&(*old, id));
+        }
         if let Some(deadline) = deadline_ms {
             self.state.deadlines.insert((deadline, id));
         }

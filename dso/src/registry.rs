@@ -31,6 +31,8 @@ pub trait DynObject: Send + Sync + fmt::Debug {
         method: &str,
         args: &[u8],
     ) -> Result<EncodedOutcome, CallError>;
+    /// Whether `method(args)` only reads (false if it does not decode).
+    fn is_read_only_call(&self, method: &str, args: &[u8]) -> bool;
     /// Times out a parked call: its encoded answer (`result`, `None` if it was not parked
     /// here) and the parked callers that this unblocks.
     fn expire_encoded(&mut self, waiter: CallId) -> EncodedOutcome;
@@ -67,6 +69,10 @@ impl<T: SharedObject> DynObject for T {
             }
             Outcome::Parked { timeout_ms } => EncodedOutcome { result: None, timeout_ms, wakeups },
         })
+    }
+
+    fn is_read_only_call(&self, method: &str, args: &[u8]) -> bool {
+        T::Op::decode(method, args).is_ok_and(|op| op.is_read_only())
     }
 
     fn expire_encoded(&mut self, waiter: CallId) -> EncodedOutcome {

@@ -11,3 +11,4 @@ pub mod external;
 pub mod format;
 pub mod history;
 pub mod model;
+pub mod simulation;

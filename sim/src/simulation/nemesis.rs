@@ -1,0 +1,134 @@
+//! The nemesis: which faults a run injects, and their schedule, all drawn from the seed.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use super::rng::Rng;
+
+/// A kind of fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultKind {
+    /// Messages dropped at random.
+    Loss,
+    /// Messages delivered twice.
+    Duplication,
+    /// Messages held back long enough to overtake one another.
+    Reorder,
+    /// A heavy-tailed latency distribution.
+    Delay,
+    /// One node cut off from everyone.
+    IsolateNode,
+    /// Endpoints split into a majority and a minority half.
+    Halves,
+    /// Replies lost on one node's outgoing links only.
+    OneWay,
+    /// Each client reaches only a ring-neighbourhood of nodes (a bridge when there are two).
+    Ring,
+    /// A node crashes (volatile state lost) and later restarts empty.
+    Crash,
+    /// A node stops processing, then resumes with the messages that queued meanwhile.
+    Pause,
+    /// A node's clock jumps (its timers fire early or late).
+    ClockJump,
+    /// Client calls time out and are retried (short resend interval).
+    ClientRetry,
+}
+
+impl FaultKind {
+    /// Every kind.
+    pub const ALL: [FaultKind; 12] = [
+        FaultKind::Loss,
+        FaultKind::Duplication,
+        FaultKind::Reorder,
+        FaultKind::Delay,
+        FaultKind::IsolateNode,
+        FaultKind::Halves,
+        FaultKind::OneWay,
+        FaultKind::Ring,
+        FaultKind::Crash,
+        FaultKind::Pause,
+        FaultKind::ClockJump,
+        FaultKind::ClientRetry,
+    ];
+
+    /// The kinds a single-copy cluster survives: everything but crashes, which lose the only
+    /// copy of a node's objects until replication exists.
+    pub fn survivable_without_replication() -> BTreeSet<FaultKind> {
+        FaultKind::ALL.into_iter().filter(|kind| *kind != FaultKind::Crash).collect()
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            FaultKind::Loss => "loss",
+            FaultKind::Duplication => "duplication",
+            FaultKind::Reorder => "reorder",
+            FaultKind::Delay => "delay",
+            FaultKind::IsolateNode => "isolate",
+            FaultKind::Halves => "halves",
+            FaultKind::OneWay => "one-way",
+            FaultKind::Ring => "ring",
+            FaultKind::Crash => "crash",
+            FaultKind::Pause => "pause",
+            FaultKind::ClockJump => "clock-jump",
+            FaultKind::ClientRetry => "client-retry",
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for FaultKind {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        FaultKind::ALL.into_iter().find(|kind| kind.name() == text).ok_or_else(|| {
+            let names: Vec<_> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+            format!("unknown fault {text:?} (one of: {})", names.join(", "))
+        })
+    }
+}
+
+/// One scheduled fault: active from `start_ms` to `end_ms` on `target` (a node index, where
+/// the kind has one).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fault {
+    /// The kind.
+    pub kind: FaultKind,
+    /// When it starts.
+    pub start_ms: u64,
+    /// When it heals.
+    pub end_ms: u64,
+    /// The node it hits (kinds that target one), or a parameter (the clock jump in ms).
+    pub target: u64,
+    /// A second parameter: the clock jump in ms for `ClockJump`.
+    pub amount: i64,
+}
+
+/// Draws a fault schedule: `count` faults of the enabled kinds within `0..fault_phase_ms`.
+pub fn schedule(
+    rng: &mut Rng,
+    kinds: &BTreeSet<FaultKind>,
+    nodes: u64,
+    fault_phase_ms: u64,
+    count: usize,
+) -> Vec<Fault> {
+    let kinds: Vec<FaultKind> = kinds.iter().copied().collect();
+    if kinds.is_empty() || fault_phase_ms == 0 {
+        return Vec::new();
+    }
+    let mut faults: Vec<Fault> = (0..count)
+        .map(|_| {
+            let kind = *rng.pick(&kinds);
+            let start_ms = rng.below(fault_phase_ms);
+            let end_ms = (start_ms + rng.between(50, fault_phase_ms / 2 + 50)).min(fault_phase_ms);
+            let amount = rng.between(0, 2_000) as i64 - 1_000;
+            Fault { kind, start_ms, end_ms, target: rng.below(nodes.max(1)), amount }
+        })
+        .collect();
+    faults.sort_by_key(|fault| (fault.start_ms, fault.end_ms));
+    faults
+}
