@@ -3,6 +3,7 @@
 //! parallel, within a time budget that yields `Unknown` rather than hanging.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,32 @@ struct Entry {
     next: usize,
 }
 
+/// A fast, non-cryptographic hasher for the memo cache (its keys are not adversarial).
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
+    }
+}
+
+/// The memo cache: (linearized set, state) pairs already explored.
+type Cache<S> = HashSet<(Bits, S), BuildHasherDefault<FastHasher>>;
+
 /// A fixed-size set of operation indices.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Bits(Vec<u64>);
@@ -79,6 +106,9 @@ pub fn check_partitions<M: Model>(
 ) -> CheckResult<M::State> {
     let deadline = Instant::now() + budget;
     let stop = AtomicBool::new(false);
+    if let [only] = partitions {
+        return check_one(model, only, deadline, &stop);
+    }
     let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(partitions.len().max(1));
     let results: Vec<CheckResult<M::State>> = std::thread::scope(|scope| {
@@ -128,7 +158,7 @@ pub fn check_one<M: Model>(
     }
     let mut entries = build_entries(operations);
     let head = entries.len() - 1;
-    let mut cache: HashSet<(Bits, M::State)> = HashSet::new();
+    let mut cache: Cache<M::State> = Cache::default();
     let mut linearized = Bits::new(count);
     let mut stack: Vec<(usize, M::State)> = Vec::new();
     let mut state = model.init();

@@ -1,22 +1,13 @@
 //! The checker's verdict on every real history in `../shared/histories` (Jepsen's etcd tests via
 //! Porcupine, Porcupine's kv data, Knossos' cas-register data) matches the known verdict.
 
-use std::path::PathBuf;
+mod common;
+
+use common::histories;
 use std::time::Duration;
 
 use crucial_sim::checker::Verdict;
 use crucial_sim::external::{check_text, ExternalModel};
-
-/// `shared/histories` beside the checkout, if present.
-fn histories() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/histories");
-    if path.is_dir() {
-        Some(path)
-    } else {
-        eprintln!("SKIPPED: {} is absent (CI places shared/ beside the checkout)", path.display());
-        None
-    }
-}
 
 const EXPECTED: &[(&str, ExternalModel, bool)] = &[
     ("porcupine-etcd/etcd_000.log", ExternalModel::CasRegister, false),

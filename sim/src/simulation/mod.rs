@@ -2,6 +2,7 @@
 //! and network, under a seeded nemesis, with every operation recorded and checked.
 
 pub mod nemesis;
+pub mod report;
 pub mod rng;
 pub mod run;
 pub mod verify;

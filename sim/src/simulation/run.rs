@@ -44,6 +44,8 @@ pub struct SimConfig {
     pub events_max: u64,
     /// Keep a readable event trace (for `replay`).
     pub trace: bool,
+    /// Run exactly these faults instead of drawing them from the seed (for `shrink`).
+    pub fault_override: Option<Vec<Fault>>,
 }
 
 impl SimConfig {
@@ -62,6 +64,7 @@ impl SimConfig {
             canary: Canary::default(),
             events_max: 2_000_000,
             trace: false,
+            fault_override: None,
         }
     }
 }
@@ -217,13 +220,14 @@ impl Simulation {
             })
             .collect();
         let mut fault_rng = root.fork(1);
-        let faults = schedule(
+        let drawn = schedule(
             &mut fault_rng,
             &config.faults,
             config.nodes as u64,
             config.fault_phase_ms,
             config.fault_count,
         );
+        let faults = config.fault_override.clone().unwrap_or(drawn);
         let clients = (0..config.clients)
             .map(|index| SimClient {
                 process: index as u64,
@@ -533,7 +537,10 @@ impl Simulation {
         record.output = Some(result.map_err(|error| error.to_string()));
         record.ret = stamp;
         record.ret_ms = self.now_ms;
-        let think = self.workload_rng.between(0, 5);
+        // Spread each client's operations over the fault phase and into the quiet period, so
+        // that the liveness check after the heal has operations to judge.
+        let think_max = 2 * self.config.fault_phase_ms / self.config.ops_per_client.max(1) as u64;
+        let think = self.workload_rng.between(0, think_max);
         self.schedule(self.now_ms + think, Event::ClientNext(client));
     }
 

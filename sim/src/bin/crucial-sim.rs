@@ -1,0 +1,480 @@
+//! `crucial-sim`: run seeded simulations of the DSO node under faults, replay and shrink a
+//! failing seed, and check histories (ours, Jepsen's, Knossos', Porcupine's) for linearizability.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use crucial_dso::node::Canary;
+use crucial_sim::checker::Verdict;
+use crucial_sim::external::{check_text, ExternalModel};
+use crucial_sim::simulation::nemesis::FaultKind;
+use crucial_sim::simulation::report::violation_html;
+use crucial_sim::simulation::run::{SimConfig, SimOutcome, Simulation};
+use crucial_sim::simulation::verify::{verify, RunVerdict};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Deterministic simulation and linearizability checking for Crucial-rs.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs many seeds and checks each history; prints a table, writes reports for failures.
+    Run(RunArgs),
+    /// Re-runs one seed, prints its event trace and writes its report.
+    Replay(SeedArgs),
+    /// Reduces a failing seed's fault schedule and workload to a small failing case.
+    Shrink(SeedArgs),
+    /// Checks history files: prints `FILE<TAB>linearizable|NOT linearizable|unknown`.
+    /// Exit status: 0 all linearizable, 1 any not (or unknown), 2 unreadable input.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct Scenario {
+    /// Nodes (keys spread over them; one copy each until replication lands).
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Client processes.
+    #[arg(long, default_value_t = 6)]
+    clients: usize,
+    /// Operations per client.
+    #[arg(long, default_value_t = 60)]
+    ops: usize,
+    /// Keys, cycling through the object types.
+    #[arg(long, default_value_t = 16)]
+    keys: usize,
+    /// Fault kinds, comma-separated (default: all but crash, which a single copy cannot survive):
+    /// loss, duplication, reorder, delay, isolate, halves, one-way, ring, crash, pause, clock-jump, client-retry.
+    #[arg(long, value_delimiter = ',')]
+    nemesis: Vec<FaultKind>,
+    /// Faults per run.
+    #[arg(long, default_value_t = 6)]
+    faults: usize,
+    /// Deliberate bugs to switch on: skip-deduplication, stale-reads, drop-timeouts.
+    #[arg(long, value_delimiter = ',')]
+    canary: Vec<String>,
+}
+
+impl Scenario {
+    fn config(&self, seed: u64) -> Result<SimConfig, String> {
+        let mut canary = Canary::default();
+        for name in &self.canary {
+            match name.as_str() {
+                "skip-deduplication" => canary.skip_deduplication = true,
+                "stale-reads" => canary.stale_reads = true,
+                "drop-timeouts" => canary.drop_timeouts = true,
+                other => return Err(format!("unknown canary {other:?}")),
+            }
+        }
+        let faults: BTreeSet<FaultKind> = if self.nemesis.is_empty() {
+            FaultKind::survivable_without_replication()
+        } else {
+            self.nemesis.iter().copied().collect()
+        };
+        Ok(SimConfig {
+            nodes: self.nodes,
+            clients: self.clients,
+            ops_per_client: self.ops,
+            keys: self.keys,
+            faults,
+            fault_count: self.faults,
+            canary,
+            ..SimConfig::new(seed)
+        })
+    }
+
+    /// The flags that reproduce this scenario.
+    fn flags(&self) -> String {
+        let mut flags = format!(
+            "--nodes {} --clients {} --ops {} --keys {} --faults {}",
+            self.nodes, self.clients, self.ops, self.keys, self.faults
+        );
+        if !self.nemesis.is_empty() {
+            let names: Vec<String> = self.nemesis.iter().map(ToString::to_string).collect();
+            flags += &format!(" --nemesis {}", names.join(","));
+        }
+        if !self.canary.is_empty() {
+            flags += &format!(" --canary {}", self.canary.join(","));
+        }
+        flags
+    }
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// How many seeds.
+    #[arg(long, default_value_t = 100)]
+    seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 0)]
+    first_seed: u64,
+    #[command(flatten)]
+    scenario: Scenario,
+    /// Write a markdown summary of the sweep here.
+    #[arg(long)]
+    summary: Option<PathBuf>,
+    /// Where violation reports go.
+    #[arg(long, default_value = "target/crucial-sim")]
+    report_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct SeedArgs {
+    /// The seed.
+    #[arg(long)]
+    seed: u64,
+    #[command(flatten)]
+    scenario: Scenario,
+    /// Where the report goes.
+    #[arg(long, default_value = "target/crucial-sim")]
+    report_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The model; guessed from each file when absent (Jepsen logs: cas-register; EDN with keys:
+    /// kv; other EDN: knossos-cas-register).
+    #[arg(long, value_enum)]
+    model: Option<ExternalModel>,
+    /// Seconds allowed per file before answering `unknown`.
+    #[arg(long, default_value_t = 60)]
+    budget_secs: u64,
+    /// Check each file this many times and add a third column: the median check time in
+    /// microseconds (parsing excluded).
+    #[arg(long)]
+    repeat: Option<usize>,
+    /// History files.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+const CHECK_BUDGET: Duration = Duration::from_secs(60);
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let result = match Cli::parse().command {
+        Command::Run(args) => run(args),
+        Command::Replay(args) => replay(args),
+        Command::Shrink(args) => shrink(args),
+        Command::Check(args) => return check(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Why a run failed, if it did.
+fn failure(outcome: &SimOutcome, verdict: &RunVerdict) -> Option<String> {
+    if verdict.verdict == Verdict::NotLinearizable {
+        let key = &verdict.violation.as_ref().expect("violations carry details").key;
+        return Some(format!("NOT linearizable on {key}"));
+    }
+    if !outcome.stuck_after_heal.is_empty() {
+        return Some(format!(
+            "liveness: {} operations issued after the heal never completed",
+            outcome.stuck_after_heal.len()
+        ));
+    }
+    None
+}
+
+fn replay_command(seed: u64, scenario: &Scenario) -> String {
+    format!("cargo run --release -p crucial-sim -- replay --seed {seed} {}", scenario.flags())
+}
+
+fn write_report(
+    dir: &Path,
+    outcome: &SimOutcome,
+    verdict: &RunVerdict,
+    replay: &str,
+) -> Result<Option<PathBuf>, String> {
+    let Some(violation) = &verdict.violation else { return Ok(None) };
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join(format!("violation-seed-{}.html", outcome.config.seed));
+    std::fs::write(&path, violation_html(outcome, violation, replay))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Some(path))
+}
+
+struct SeedResult {
+    seed: u64,
+    operations: usize,
+    events: u64,
+    simulated_ms: u64,
+    faults: BTreeMap<FaultKind, u64>,
+    failure: Option<String>,
+}
+
+fn run(args: RunArgs) -> Result<ExitCode, String> {
+    args.scenario.config(0)?;
+    let progress = ProgressBar::new(args.seeds).with_style(
+        ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} seeds ({per_sec}, eta {eta}) {msg}")
+            .map_err(|e| e.to_string())?,
+    );
+    let started = Instant::now();
+    let next = AtomicU64::new(0);
+    let results = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= args.seeds {
+                    return;
+                }
+                let seed = args.first_seed + index;
+                let outcome = Simulation::new(args.scenario.config(seed).expect("validated")).run();
+                let verdict = verify(&outcome, CHECK_BUDGET);
+                let failure = failure(&outcome, &verdict);
+                if let Some(reason) = &failure {
+                    let replay = replay_command(seed, &args.scenario);
+                    let report = write_report(&args.report_dir, &outcome, &verdict, &replay).ok().flatten();
+                    let message = format!(
+                        "seed {seed}: {reason}\n  replay: {replay}{}",
+                        report.map(|p| format!("\n  report: {}", p.display())).unwrap_or_default()
+                    );
+                    if progress.is_hidden() {
+                        eprintln!("{message}");
+                    } else {
+                        progress.println(message);
+                    }
+                }
+                let mut faults = BTreeMap::new();
+                for fault in &outcome.faults {
+                    *faults.entry(fault.kind).or_insert(0) += 1;
+                }
+                results.lock().expect("no panics while holding it").push(SeedResult {
+                    seed,
+                    operations: outcome.history.len(),
+                    events: outcome.events,
+                    simulated_ms: outcome.simulated_ms,
+                    faults,
+                    failure,
+                });
+                progress.inc(1);
+            });
+        }
+    });
+    progress.finish_and_clear();
+    let wall = started.elapsed();
+    let results = results.into_inner().expect("workers done");
+    let summary = summarize(&results, wall, &args);
+    println!("{summary}");
+    if let Some(path) = &args.summary {
+        std::fs::write(path, &summary).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let failed = results.iter().any(|r| r.failure.is_some());
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn summarize(results: &[SeedResult], wall: Duration, args: &RunArgs) -> String {
+    let operations: usize = results.iter().map(|r| r.operations).sum();
+    let events: u64 = results.iter().map(|r| r.events).sum();
+    let simulated_ms: u64 = results.iter().map(|r| r.simulated_ms).sum();
+    let mut faults: BTreeMap<FaultKind, u64> = BTreeMap::new();
+    for result in results {
+        for (kind, count) in &result.faults {
+            *faults.entry(*kind).or_insert(0) += count;
+        }
+    }
+    let failures: Vec<String> =
+        results.iter().filter_map(|r| r.failure.as_ref().map(|f| format!("seed {}: {f}", r.seed))).collect();
+    let seconds = wall.as_secs_f64();
+    let mut text = String::from("| measure | value |\n|---|---:|\n");
+    text +=
+        &format!("| seeds | {} ({}..{}) |\n", results.len(), args.first_seed, args.first_seed + args.seeds);
+    text += &format!("| scenario | `{}` |\n", args.scenario.flags());
+    text += &format!("| operations recorded | {operations} |\n");
+    text += &format!("| failures | {} |\n", failures.len());
+    text += &format!("| wall time | {seconds:.2} s |\n");
+    text += &format!("| simulated time | {:.1} s |\n", simulated_ms as f64 / 1000.0);
+    text += &format!("| simulated : real | {:.0} : 1 |\n", simulated_ms as f64 / 1000.0 / seconds);
+    text += &format!("| events | {events} |\n");
+    text += &format!("| events per second (simulation and checking) | {:.0} |\n", events as f64 / seconds);
+    text += "\n| fault kind | injected |\n|---|---:|\n";
+    for (kind, count) in faults {
+        text += &format!("| {kind} | {count} |\n");
+    }
+    for failure in failures {
+        text += &format!("\n- {failure}");
+    }
+    text
+}
+
+fn replay(args: SeedArgs) -> Result<ExitCode, String> {
+    let config = SimConfig { trace: true, ..args.scenario.config(args.seed)? };
+    let outcome = Simulation::new(config).run();
+    for line in &outcome.trace {
+        println!("{line}");
+    }
+    let verdict = verify(&outcome, CHECK_BUDGET);
+    let replay = replay_command(args.seed, &args.scenario);
+    let report = write_report(&args.report_dir, &outcome, &verdict, &replay)?;
+    println!(
+        "trace hash {:016x}, {} events, {} operations",
+        outcome.trace_hash,
+        outcome.events,
+        outcome.history.len()
+    );
+    match failure(&outcome, &verdict) {
+        Some(reason) => {
+            println!(
+                "seed {}: {reason}{}",
+                args.seed,
+                report.map(|p| format!(" (report: {})", p.display())).unwrap_or_default()
+            );
+            Ok(ExitCode::from(1))
+        }
+        None => {
+            println!("seed {}: linearizable, live", args.seed);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn shrink(args: SeedArgs) -> Result<ExitCode, String> {
+    let mut config = args.scenario.config(args.seed)?;
+    let fails = |config: &SimConfig| {
+        let outcome = Simulation::new(config.clone()).run();
+        let verdict = verify(&outcome, CHECK_BUDGET);
+        failure(&outcome, &verdict).map(|reason| (outcome, verdict, reason))
+    };
+    let Some((first, _, reason)) = fails(&config) else {
+        println!("seed {} does not fail: nothing to shrink", args.seed);
+        return Ok(ExitCode::SUCCESS);
+    };
+    let before = (first.faults.len(), config.clients, config.ops_per_client, first.history.len());
+    // Keep the kind of failure (safety or liveness) while shrinking.
+    let liveness = reason.starts_with("liveness");
+    let fails = |config: &SimConfig| {
+        fails(config).filter(|(_, _, reason)| reason.starts_with("liveness") == liveness)
+    };
+    config.fault_override = Some(first.faults.clone());
+    // Drop faults one at a time while the run still fails.
+    let mut index = 0;
+    while index < config.fault_override.as_ref().map_or(0, Vec::len) {
+        let mut candidate = config.clone();
+        candidate.fault_override.as_mut().expect("set above").remove(index);
+        if fails(&candidate).is_some() {
+            config = candidate;
+        } else {
+            index += 1;
+        }
+    }
+    // Fewer operations, then fewer clients, while it still fails.
+    while config.ops_per_client > 1 {
+        let candidate = SimConfig { ops_per_client: config.ops_per_client / 2, ..config.clone() };
+        if fails(&candidate).is_none() {
+            break;
+        }
+        config = candidate;
+    }
+    while config.ops_per_client > 1 {
+        let candidate = SimConfig { ops_per_client: config.ops_per_client - 1, ..config.clone() };
+        if fails(&candidate).is_none() {
+            break;
+        }
+        config = candidate;
+    }
+    while config.clients > 1 {
+        let candidate = SimConfig { clients: config.clients - 1, ..config.clone() };
+        if fails(&candidate).is_none() {
+            break;
+        }
+        config = candidate;
+    }
+    let (outcome, verdict, final_reason) = fails(&config).expect("the shrunk case still fails");
+    let faults = config.fault_override.clone().unwrap_or_default();
+    println!("seed {}: {reason}", args.seed);
+    println!(
+        "shrunk from {} faults, {} clients x {} ops ({} operations) to {} faults, {} clients x {} ops ({} operations): {final_reason}",
+        before.0, before.1, before.2, before.3, faults.len(), config.clients, config.ops_per_client, outcome.history.len()
+    );
+    for fault in &faults {
+        println!(
+            "  fault: {} on node {} from {} to {} ms",
+            fault.kind, fault.target, fault.start_ms, fault.end_ms
+        );
+    }
+    let replay = replay_command(args.seed, &args.scenario);
+    if let Some(path) =
+        write_report(&args.report_dir, &outcome, &verdict, &format!("{replay} (then shrunk as above)"))?
+    {
+        println!("report: {}", path.display());
+    }
+    Ok(ExitCode::from(1))
+}
+
+/// The median time to check `text` (already read), in microseconds.
+fn median_check_micros(text: &str, model: Option<ExternalModel>, budget: Duration, runs: usize) -> u128 {
+    let mut times: Vec<u128> = (0..runs.max(1))
+        .map(|_| {
+            let started = Instant::now();
+            let _ = check_text(text, model, budget);
+            started.elapsed().as_micros()
+        })
+        .collect();
+    times.sort_unstable();
+    times[times.len() / 2]
+}
+
+fn check(args: CheckArgs) -> ExitCode {
+    let mut worst = 0u8;
+    for file in &args.files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(error) => {
+                eprintln!("{}: {error}", file.display());
+                worst = 2;
+                continue;
+            }
+        };
+        let budget = Duration::from_secs(args.budget_secs);
+        match check_text(&text, args.model, budget) {
+            Ok(result) => {
+                let verdict = match result.verdict {
+                    Verdict::Linearizable => "linearizable",
+                    Verdict::NotLinearizable => "NOT linearizable",
+                    Verdict::Unknown => "unknown",
+                };
+                match args.repeat {
+                    Some(runs) => println!(
+                        "{}\t{verdict}\t{}",
+                        file.display(),
+                        median_check_micros(&text, args.model, budget, runs)
+                    ),
+                    None => println!("{}\t{verdict}", file.display()),
+                }
+                if result.verdict != Verdict::Linearizable {
+                    if let Some(explanation) = result.explanation {
+                        eprintln!("{}:\n{explanation}", file.display());
+                    }
+                    worst = worst.max(1);
+                }
+            }
+            Err(error) => {
+                eprintln!("{}: unreadable: {error}", file.display());
+                worst = 2;
+            }
+        }
+    }
+    ExitCode::from(worst)
+}
