@@ -80,3 +80,31 @@ fn replay_prints_the_same_trace_for_the_same_seed() {
     assert_eq!(first.stdout, second.stdout);
     assert!(String::from_utf8_lossy(&first.stdout).contains("trace hash"));
 }
+
+#[test]
+fn a_recorded_dso_history_can_be_checked_later() {
+    let dir = std::env::temp_dir().join(format!("crucial-sim-history-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.json");
+    let bad = dir.join("bad.json");
+    assert!(crucial_sim(&["replay", "--seed", "3", "--history-out", good.to_str().unwrap()])
+        .status
+        .success());
+    let canary = crucial_sim(&[
+        "replay",
+        "--seed",
+        "0",
+        "--canary",
+        "stale-reads",
+        "--history-out",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(canary.status.code(), Some(1));
+    let output = crucial_sim(&["check", "--model", "dso", good.to_str().unwrap(), bad.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("good.json\tlinearizable"), "{stdout}");
+    assert!(stdout.contains("bad.json\tNOT linearizable"), "{stdout}");
+    assert_eq!(output.status.code(), Some(1));
+    let guessed = crucial_sim(&["check", good.to_str().unwrap()]);
+    assert_eq!(guessed.status.code(), Some(0), "the model is guessed from the file");
+}

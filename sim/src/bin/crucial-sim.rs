@@ -14,8 +14,8 @@ use crucial_sim::checker::Verdict;
 use crucial_sim::external::{check_text, ExternalModel};
 use crucial_sim::simulation::nemesis::FaultKind;
 use crucial_sim::simulation::report::violation_html;
-use crucial_sim::simulation::run::{SimConfig, SimOutcome, Simulation};
-use crucial_sim::simulation::verify::{verify, RunVerdict};
+use crucial_sim::simulation::run::{HistoryFile, SimConfig, SimOutcome, Simulation};
+use crucial_sim::simulation::verify::{verify, verify_history, RunVerdict};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Deterministic simulation and linearizability checking for Crucial-rs.
@@ -51,7 +51,7 @@ struct Scenario {
     #[arg(long, default_value_t = 60)]
     ops: usize,
     /// Keys, cycling through the object types.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 17)]
     keys: usize,
     /// Fault kinds, comma-separated (default: all but crash, which a single copy cannot survive):
     /// loss, duplication, reorder, delay, isolate, halves, one-way, ring, crash, pause, clock-jump, client-retry.
@@ -138,14 +138,41 @@ struct SeedArgs {
     /// Where the report goes.
     #[arg(long, default_value = "target/crucial-sim")]
     report_dir: PathBuf,
+    /// Also write the recorded history as JSON (for `check --model dso`).
+    #[arg(long)]
+    history_out: Option<PathBuf>,
+}
+
+/// What `check` checks a file against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CheckModel {
+    /// Porcupine's etcd register (starts absent).
+    CasRegister,
+    /// Knossos' `(cas-register 0)`.
+    KnossosCasRegister,
+    /// Porcupine's string key-value store.
+    Kv,
+    /// A DSO history (JSON from `replay --history-out`): each key against its object type's `apply`.
+    Dso,
+}
+
+impl CheckModel {
+    fn external(self) -> Option<ExternalModel> {
+        match self {
+            CheckModel::CasRegister => Some(ExternalModel::CasRegister),
+            CheckModel::KnossosCasRegister => Some(ExternalModel::KnossosCasRegister),
+            CheckModel::Kv => Some(ExternalModel::Kv),
+            CheckModel::Dso => None,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
 struct CheckArgs {
     /// The model; guessed from each file when absent (Jepsen logs: cas-register; EDN with keys:
-    /// kv; other EDN: knossos-cas-register).
+    /// kv; other EDN: knossos-cas-register; a DSO history from `replay --history-out`: dso).
     #[arg(long, value_enum)]
-    model: Option<ExternalModel>,
+    model: Option<CheckModel>,
     /// Seconds allowed per file before answering `unknown`.
     #[arg(long, default_value_t = 60)]
     budget_secs: u64,
@@ -325,6 +352,11 @@ fn replay(args: SeedArgs) -> Result<ExitCode, String> {
     for line in &outcome.trace {
         println!("{line}");
     }
+    if let Some(path) = &args.history_out {
+        let file = HistoryFile { keys: outcome.keys.clone(), history: outcome.history.clone() };
+        let json = serde_json::to_string(&file).map_err(|e| e.to_string())?;
+        std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     let verdict = verify(&outcome, CHECK_BUDGET);
     let replay = replay_command(args.seed, &args.scenario);
     let report = write_report(&args.report_dir, &outcome, &verdict, &replay)?;
@@ -379,27 +411,18 @@ fn shrink(args: SeedArgs) -> Result<ExitCode, String> {
             index += 1;
         }
     }
-    // Fewer operations, then fewer clients, while it still fails.
-    while config.ops_per_client > 1 {
-        let candidate = SimConfig { ops_per_client: config.ops_per_client / 2, ..config.clone() };
-        if fails(&candidate).is_none() {
-            break;
-        }
-        config = candidate;
+    // Fewer operations, then fewer clients, while it still fails: try big cuts first.
+    let smaller =
+        |n: usize| [n / 2, n * 3 / 4, n.saturating_sub(1)].into_iter().filter(move |m| *m >= 1 && *m < n);
+    while let Some(ops) = smaller(config.ops_per_client)
+        .find(|ops| fails(&SimConfig { ops_per_client: *ops, ..config.clone() }).is_some())
+    {
+        config.ops_per_client = ops;
     }
-    while config.ops_per_client > 1 {
-        let candidate = SimConfig { ops_per_client: config.ops_per_client - 1, ..config.clone() };
-        if fails(&candidate).is_none() {
-            break;
-        }
-        config = candidate;
-    }
-    while config.clients > 1 {
-        let candidate = SimConfig { clients: config.clients - 1, ..config.clone() };
-        if fails(&candidate).is_none() {
-            break;
-        }
-        config = candidate;
+    while let Some(clients) =
+        smaller(config.clients).find(|c| fails(&SimConfig { clients: *c, ..config.clone() }).is_some())
+    {
+        config.clients = clients;
     }
     let (outcome, verdict, final_reason) = fails(&config).expect("the shrunk case still fails");
     let faults = config.fault_override.clone().unwrap_or_default();
@@ -423,12 +446,30 @@ fn shrink(args: SeedArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::from(1))
 }
 
+/// A file's verdict and, for a violation, why.
+type FileCheck = Result<(Verdict, Option<String>), String>;
+
+/// Checks one file's text with `model` (guessed if `None`).
+fn check_file(text: &str, model: Option<CheckModel>, budget: Duration) -> FileCheck {
+    let is_dso_history = text.trim_start().starts_with('{') && text.contains("\"history\"");
+    if model == Some(CheckModel::Dso) || (model.is_none() && is_dso_history) {
+        let file: HistoryFile = serde_json::from_str(text).map_err(|e| format!("line {}: {e}", e.line()))?;
+        let verdict = verify_history(&file.keys, &file.history, budget);
+        let explanation = verdict
+            .violation
+            .map(|v| format!("key {}: operation {} cannot follow the prefix {:?}", v.key, v.stuck, v.prefix));
+        return Ok((verdict.verdict, explanation));
+    }
+    let result = check_text(text, model.and_then(CheckModel::external), budget).map_err(|e| e.to_string())?;
+    Ok((result.verdict, result.explanation))
+}
+
 /// The median time to check `text` (already read), in microseconds.
-fn median_check_micros(text: &str, model: Option<ExternalModel>, budget: Duration, runs: usize) -> u128 {
+fn median_check_micros(text: &str, model: Option<CheckModel>, budget: Duration, runs: usize) -> u128 {
     let mut times: Vec<u128> = (0..runs.max(1))
         .map(|_| {
             let started = Instant::now();
-            let _ = check_text(text, model, budget);
+            let _ = check_file(text, model, budget);
             started.elapsed().as_micros()
         })
         .collect();
@@ -448,9 +489,9 @@ fn check(args: CheckArgs) -> ExitCode {
             }
         };
         let budget = Duration::from_secs(args.budget_secs);
-        match check_text(&text, args.model, budget) {
-            Ok(result) => {
-                let verdict = match result.verdict {
+        match check_file(&text, args.model, budget) {
+            Ok((verdict_kind, explanation)) => {
+                let verdict = match verdict_kind {
                     Verdict::Linearizable => "linearizable",
                     Verdict::NotLinearizable => "NOT linearizable",
                     Verdict::Unknown => "unknown",
@@ -463,8 +504,8 @@ fn check(args: CheckArgs) -> ExitCode {
                     ),
                     None => println!("{}\t{verdict}", file.display()),
                 }
-                if result.verdict != Verdict::Linearizable {
-                    if let Some(explanation) = result.explanation {
+                if verdict_kind != Verdict::Linearizable {
+                    if let Some(explanation) = explanation {
                         eprintln!("{}:\n{explanation}", file.display());
                     }
                     worst = worst.max(1);

@@ -56,7 +56,7 @@ impl SimConfig {
             nodes: 3,
             clients: 6,
             ops_per_client: 60,
-            keys: 16,
+            keys: 17,
             faults: FaultKind::survivable_without_replication(),
             fault_count: 6,
             fault_phase_ms: 3_000,
@@ -94,6 +94,15 @@ pub struct Recorded {
     pub call_ms: u64,
     /// Simulated time of completion (`u64::MAX` if unknown).
     pub ret_ms: u64,
+}
+
+/// A recorded DSO history as `replay --history-out` writes it and `check --model dso` reads it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct HistoryFile {
+    /// The keys and their initial states.
+    pub keys: Vec<KeySpec>,
+    /// Every client operation.
+    pub history: Vec<Recorded>,
 }
 
 /// What a run produced.
@@ -324,7 +333,7 @@ impl Simulation {
                 id: CallId { session: u64::MAX, seq: index as u64 + 1 },
                 acked_below: 0,
                 key: key.key,
-                type_name: key.type_name.to_string(),
+                type_name: key.type_name,
                 action: Action::Create { state },
             };
             self.nodes[node].node.handle_request(0, SETUP, call);
@@ -482,7 +491,7 @@ impl Simulation {
             process: self.clients[client].process,
             id: call.id,
             key: key.key.clone(),
-            type_name: key.type_name.to_string(),
+            type_name: key.type_name.clone(),
             method,
             args,
             output: None,
