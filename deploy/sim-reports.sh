@@ -15,7 +15,7 @@ $sim run --seeds "$seeds" --summary "$sweep" >/dev/null
   echo "Measured $(date -u +%Y-%m-%d) on this project's 2-core / 24 GiB machine with \`deploy/sim-reports.sh $seeds\`"
   echo "(\`crucial-sim run --seeds $seeds\`, release build, seeds run on both cores). Each seed runs 3 nodes"
   echo "(the real sans-IO \`Node\`, one copy per key until replication lands) and 6 client processes (the real"
-  echo "\`ClientSession\`) doing 60 operations each over 16 keys of every built-in type, parked operations"
+  echo "\`ClientSession\`) doing 60 operations each over 17 keys, one per built-in type, parked operations"
   echo "included, under 6 faults drawn from the seed in a 3 s fault phase, then a 10 s quiet phase in which"
   echo "every operation issued after the heal must complete. Histories are checked key by key against each"
   echo "type's own \`apply\` (CyclicBarrier histories are recorded but not checked: all parties complete"

@@ -299,7 +299,7 @@ impl Node {
             return None;
         }
         self.stale.1 += 1;
-        if self.stale.1 % REFRESH_CALLS == 0 {
+        if self.stale.1.is_multiple_of(REFRESH_CALLS) {
             self.stale.0 = self.state.objects.clone();
         }
         let object = self.stale.0.get_mut(key).filter(|object| object.0.type_name() == type_name)?;

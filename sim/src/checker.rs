@@ -170,7 +170,7 @@ pub fn check_one<M: Model>(
     let mut steps: u64 = 0;
     while entries[head].next != head {
         steps += 1;
-        if steps % 4096 == 0 && (Instant::now() >= deadline || stop.load(Ordering::Relaxed)) {
+        if steps.is_multiple_of(4096) && (Instant::now() >= deadline || stop.load(Ordering::Relaxed)) {
             return CheckResult { verdict: Verdict::Unknown, counterexample: None };
         }
         let current = entries[entry];

@@ -77,7 +77,7 @@ pub fn check_text(
     }
 }
 
-fn strip_key(operations: Vec<Operation<(String, KvInput), String>>) -> Vec<Operation<KvInput, String>> {
+fn strip_key(operations: Vec<KeyedKvOperation>) -> Vec<Operation<KvInput, String>> {
     operations
         .into_iter()
         .map(|op| Operation {
@@ -167,7 +167,10 @@ fn pair_register(
     .map_err(|message| InputError::at(0, message))
 }
 
-fn pair_kv(events: Vec<RawEvent>) -> Result<Vec<Operation<(String, KvInput), String>>, InputError> {
+/// A kv operation with its key, before partitioning.
+type KeyedKvOperation = Operation<(String, KvInput), String>;
+
+fn pair_kv(events: Vec<RawEvent>) -> Result<Vec<KeyedKvOperation>, InputError> {
     let timed: Vec<_> = events.into_iter().map(|e| (e.line as u64, e.process, e.kind.clone(), e)).collect();
     pair_events(timed, |invoked, kind, completed| {
         let key =

@@ -3,7 +3,7 @@
 //! - [`checker`]: Wing-Gong-Lowe search with memoisation, per partition, in parallel, bounded in time;
 //! - [`model`]: sequential specifications (DSO objects via their own `apply`; registers and kv for
 //!   external histories);
-//! - [`format`], [`external`]: Jepsen/Knossos EDN, Jepsen log lines, JSON;
+//! - [`format`](mod@format), [`external`]: Jepsen/Knossos EDN, Jepsen log lines, JSON;
 //! - [`history`]: histories in the Jepsen shape.
 
 pub mod checker;

@@ -22,8 +22,9 @@ pub struct KeySpec {
     pub initial: Option<Vec<u8>>,
 }
 
-/// The types the workload cycles through.
-const TYPES: [&str; 8] = [
+/// The types the workload cycles through: every built-in, the parking ones among the first
+/// eight so that small key counts still park.
+pub const TYPES: [&str; 17] = [
     "AtomicLong",
     "AtomicReference",
     "Map",
@@ -32,9 +33,18 @@ const TYPES: [&str; 8] = [
     "Semaphore",
     "CountDownLatch",
     "CyclicBarrier",
+    "AtomicInt",
+    "AtomicBoolean",
+    "AtomicByteArray",
+    "Counter",
+    "Set",
+    "SortedMap",
+    "Matrix",
+    "Blob",
+    "Logger",
 ];
 
-/// `count` keys, cycling through the types so every type appears once `count >= 8`.
+/// `count` keys, cycling through the types so every type appears once `count >= 17`.
 pub fn keys(count: usize) -> Vec<KeySpec> {
     (0..count)
         .map(|index| {
