@@ -2,6 +2,7 @@
 //! (P-compositionality: keys are independent), in parallel, within a time budget.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crucial_dso::object::{decode, Operation as _, SharedObject};
@@ -118,10 +119,44 @@ macro_rules! with_builtin {
     };
 }
 
-/// Types the checker models; `CyclicBarrier` is not one of them: its parties complete together
-/// (a wakeup shared by several callers), which a single linearization point cannot express.
+/// Types checked for linearizability against their `apply`. `CyclicBarrier` is not one of
+/// them: its parties complete together (one wakeup shared by several callers), which a single
+/// linearization point per call cannot express; [`check_barrier`] checks it instead.
 pub fn checkable(type_name: &str) -> bool {
     type_name != "CyclicBarrier"
+}
+
+/// The barrier's own safety property: a party that got through without being the last to
+/// arrive (`Ok(index > 0)`) overlaps, in real time, a wait that tripped the barrier (`Ok(0)`,
+/// or a wait whose outcome is unknown). An early wakeup breaks it.
+pub fn check_barrier(indices: &[usize], history: &[Recorded]) -> Result<(), usize> {
+    use crucial_dso::objects::CyclicBarrierRet;
+    let result = |index: usize| -> Option<Option<CyclicBarrierRet>> {
+        let record = &history[index];
+        if record.method != "wait" {
+            return None;
+        }
+        match &record.output {
+            None => Some(None),
+            Some(Ok(bytes)) => CyclicBarrier::decode_ret("wait", bytes).ok().map(Some),
+            Some(Err(_)) => None,
+        }
+    };
+    let tripped: Vec<usize> = (indices.iter().copied())
+        .filter(|index| matches!(result(*index), Some(None) | Some(Some(CyclicBarrierRet::Wait(Ok(0))))))
+        .collect();
+    for &waiter in indices {
+        if !matches!(result(waiter), Some(Some(CyclicBarrierRet::Wait(Ok(index)))) if index > 0) {
+            continue;
+        }
+        let (call, ret) = (history[waiter].call, history[waiter].ret);
+        let overlaps =
+            |other: &usize| *other != waiter && history[*other].call < ret && call < history[*other].ret;
+        if !tripped.iter().any(overlaps) {
+            return Err(waiter);
+        }
+    }
+    Ok(())
 }
 
 /// Checks every key of `outcome`'s history.
@@ -135,16 +170,39 @@ pub fn verify_history(keys: &[KeySpec], history: &[Recorded], budget: Duration) 
     for (index, record) in history.iter().enumerate() {
         by_key.entry(&record.key).or_default().push(index);
     }
-    let mut operations = 0;
+    // Keys are independent (P-compositionality): check them in parallel, stop at a violation.
+    let checked: Vec<(&KeySpec, &Vec<usize>)> =
+        keys.iter().filter_map(|key| by_key.get(key.key.as_str()).map(|indices| (key, indices))).collect();
+    let operations = checked.iter().map(|(_, indices)| indices.len()).sum();
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    // Small histories (a sweep's, already parallel across seeds) are not worth a thread.
+    const PARALLEL_OPERATIONS_MIN: usize = 5_000;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = if operations < PARALLEL_OPERATIONS_MIN { 1 } else { cores.min(checked.len().max(1)) };
+    let mut results: Vec<(usize, KeyResult)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut found = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let position = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((key, indices)) = checked.get(position) else { break };
+                        let result = check_any_key(key, indices, history, budget);
+                        if matches!(result, Err(Some(_))) {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        found.push((position, result));
+                    }
+                    found
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|handle| handle.join().expect("checker worker panicked")).collect()
+    });
+    results.sort_by_key(|(position, _)| *position);
     let mut unknown = false;
-    for key in keys {
-        let Some(indices) = by_key.get(key.key.as_str()) else { continue };
-        if !checkable(&key.type_name) {
-            continue;
-        }
-        operations += indices.len();
-        // A type without a model here cannot be judged: the verdict is unknown, not a pass.
-        let result = with_builtin!(key.type_name.as_str(), T => check_key::<T>(key, indices, history, budget), otherwise Err(None));
+    for (_, result) in results {
         match result {
             Ok(()) => {}
             Err(None) => unknown = true,
@@ -159,6 +217,19 @@ pub fn verify_history(keys: &[KeySpec], history: &[Recorded], budget: Duration) 
     }
     let verdict = if unknown { Verdict::Unknown } else { Verdict::Linearizable };
     RunVerdict { verdict, violation: None, operations }
+}
+
+/// `Err(None)`: unknown (budget, or a type without a model); `Err(Some(v))`: a violation.
+type KeyResult = Result<(), Option<Violation>>;
+
+/// Checks one key with its type's model (or the barrier's own property).
+fn check_any_key(key: &KeySpec, indices: &[usize], history: &[Recorded], budget: Duration) -> KeyResult {
+    if !checkable(&key.type_name) {
+        return check_barrier(indices, history).map_err(|stuck| {
+            Some(Violation { key: key.key.clone(), prefix: Vec::new(), states: Vec::new(), stuck })
+        });
+    }
+    with_builtin!(key.type_name.as_str(), T => check_key::<T>(key, indices, history, budget), otherwise Err(None))
 }
 
 /// `Err(None)`: unknown (budget); `Err(Some(v))`: a violation.
@@ -227,4 +298,40 @@ pub fn describe(record: &Recorded) -> String {
         format!("{op} -> {output}")
     }
     with_builtin!(record.type_name.as_str(), T => typed::<T>(record), otherwise format!("{}::{}", record.type_name, record.method))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crucial_dso::object::{encode, CallId};
+
+    fn wait(process: u64, call: u64, ret: u64, index: Option<u64>) -> Recorded {
+        Recorded {
+            process,
+            id: CallId { session: process, seq: 1 },
+            key: "barrier".into(),
+            type_name: "CyclicBarrier".into(),
+            method: "wait".into(),
+            args: encode(&(None::<u64>,)),
+            output: index.map(|index| Ok(encode(&Ok::<u64, crucial_dso::objects::BarrierError>(index)))),
+            call,
+            ret: if index.is_some() { ret } else { u64::MAX },
+            call_ms: call,
+            ret_ms: ret,
+        }
+    }
+
+    #[test]
+    fn barrier_parties_must_overlap_the_party_that_tripped_it() {
+        let together = [wait(1, 1, 4, Some(1)), wait(2, 2, 3, Some(0))];
+        assert_eq!(check_barrier(&[0, 1], &together), Ok(()));
+        let early = [wait(1, 1, 2, Some(1)), wait(2, 3, 4, Some(0))];
+        assert_eq!(check_barrier(&[0, 1], &early), Err(0), "returned before the last party arrived");
+        let unknown_tripper = [wait(1, 1, 4, Some(1)), wait(2, 2, 0, None)];
+        assert_eq!(
+            check_barrier(&[0, 1], &unknown_tripper),
+            Ok(()),
+            "an unknown outcome may have tripped it"
+        );
+    }
 }
