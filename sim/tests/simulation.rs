@@ -34,11 +34,7 @@ fn correct_node_survives_a_sweep() {
             "seed {seed}: {:?} (replay: cargo run -p crucial-sim -- replay --seed {seed})",
             verdict.violation
         );
-        assert!(
-            outcome.stuck_after_heal.is_empty(),
-            "seed {seed}: operations after the heal never completed: {:?}",
-            outcome.stuck_after_heal
-        );
+        assert_eq!(outcome.liveness_failure(), None, "seed {seed}");
         operations += verdict.operations;
     }
     assert!(operations > 10_000, "the sweep checked {operations} operations");
@@ -52,13 +48,8 @@ fn first_failing_seed(canary: Canary, seeds: u64) -> Option<(u64, String)> {
         let verdict = verify(&outcome, BUDGET);
         if verdict.verdict == Verdict::NotLinearizable {
             Some((seed, format!("not linearizable on {}", verdict.violation.unwrap().key)))
-        } else if !outcome.stuck_after_heal.is_empty() {
-            Some((
-                seed,
-                format!("{} operations after the heal never completed", outcome.stuck_after_heal.len()),
-            ))
         } else {
-            None
+            outcome.liveness_failure().map(|reason| (seed, reason))
         }
     })
 }

@@ -54,7 +54,8 @@ struct Scenario {
     #[arg(long, default_value_t = 17)]
     keys: usize,
     /// Fault kinds, comma-separated (default: all but crash, which a single copy cannot survive):
-    /// loss, duplication, reorder, delay, isolate, halves, one-way, ring, crash, pause, clock-jump, client-retry.
+    /// loss, duplication, reorder, delay, isolate, halves, one-way, ring, crash, pause, clock-jump,
+    /// clock-skew, client-retry.
     #[arg(long, value_delimiter = ',')]
     nemesis: Vec<FaultKind>,
     /// Faults per run.
@@ -214,13 +215,7 @@ fn failure(outcome: &SimOutcome, verdict: &RunVerdict) -> Option<String> {
         let key = &verdict.violation.as_ref().expect("violations carry details").key;
         return Some(format!("NOT linearizable on {key}"));
     }
-    if !outcome.stuck_after_heal.is_empty() {
-        return Some(format!(
-            "liveness: {} operations issued after the heal never completed",
-            outcome.stuck_after_heal.len()
-        ));
-    }
-    None
+    outcome.liveness_failure()
 }
 
 fn replay_command(seed: u64, scenario: &Scenario) -> String {

@@ -31,13 +31,15 @@ pub enum FaultKind {
     Pause,
     /// A node's clock jumps (its timers fire early or late).
     ClockJump,
+    /// A node's clock runs slow or fast for a while.
+    ClockSkew,
     /// Client calls time out and are retried (short resend interval).
     ClientRetry,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::Loss,
         FaultKind::Duplication,
         FaultKind::Reorder,
@@ -49,6 +51,7 @@ impl FaultKind {
         FaultKind::Crash,
         FaultKind::Pause,
         FaultKind::ClockJump,
+        FaultKind::ClockSkew,
         FaultKind::ClientRetry,
     ];
 
@@ -71,6 +74,7 @@ impl FaultKind {
             FaultKind::Crash => "crash",
             FaultKind::Pause => "pause",
             FaultKind::ClockJump => "clock-jump",
+            FaultKind::ClockSkew => "clock-skew",
             FaultKind::ClientRetry => "client-retry",
         }
     }
@@ -102,9 +106,10 @@ pub struct Fault {
     pub start_ms: u64,
     /// When it heals.
     pub end_ms: u64,
-    /// The node it hits (kinds that target one), or a parameter (the clock jump in ms).
+    /// The node it hits (kinds that target one).
     pub target: u64,
-    /// A second parameter: the clock jump in ms for `ClockJump`.
+    /// The fault's size, in -1000..=1000: the jump in ms for `ClockJump`, a twentieth of the
+    /// rate change in percent for `ClockSkew`.
     pub amount: i64,
 }
 

@@ -126,6 +126,26 @@ pub struct SimOutcome {
     pub trace: Vec<String>,
     /// Operations invoked after the heal that never completed (a liveness failure if any).
     pub stuck_after_heal: Vec<usize>,
+    /// The run hit `events_max` before its end (a livelock, e.g. a timer re-armed forever).
+    pub hit_event_limit: bool,
+}
+
+impl SimOutcome {
+    /// Why the run failed to make progress, if it did.
+    pub fn liveness_failure(&self) -> Option<String> {
+        if self.hit_event_limit {
+            return Some(format!(
+                "liveness: the run needed more than {} events (livelock)",
+                self.config.events_max
+            ));
+        }
+        (!self.stuck_after_heal.is_empty()).then(|| {
+            format!(
+                "liveness: {} operations issued after the heal never completed",
+                self.stuck_after_heal.len()
+            )
+        })
+    }
 }
 
 #[derive(Clone, Debug, Hash)]
@@ -173,7 +193,9 @@ struct SimNode {
     down: bool,
     paused: bool,
     held: VecDeque<(usize, Message)>,
+    /// The node's clock: `offset + now * rate / 100` (jumps move the offset, skew the rate).
     clock_offset_ms: i64,
+    clock_rate_percent: i64,
     timer_at: Option<u64>,
 }
 
@@ -227,6 +249,7 @@ impl Simulation {
                 paused: false,
                 held: VecDeque::new(),
                 clock_offset_ms: 0,
+                clock_rate_percent: 100,
                 timer_at: None,
             })
             .collect();
@@ -304,6 +327,7 @@ impl Simulation {
             .map(|(index, _)| index)
             .collect();
         SimOutcome {
+            hit_event_limit: self.events >= self.config.events_max,
             keys: self.keys,
             faults: self.faults,
             events: self.events,
@@ -438,7 +462,8 @@ impl Simulation {
     // ---- nodes ---------------------------------------------------------------------------
 
     fn node_now(&self, node: usize) -> u64 {
-        (self.now_ms as i64 + self.nodes[node].clock_offset_ms).max(0) as u64
+        let slot = &self.nodes[node];
+        (slot.clock_offset_ms + self.now_ms as i64 * slot.clock_rate_percent / 100).max(0) as u64
     }
 
     fn after_node_input(&mut self, node: usize) {
@@ -449,7 +474,15 @@ impl Simulation {
             }
         }
         if let Some(local) = self.nodes[node].node.poll_timeout() {
-            let global = (local as i64 - self.nodes[node].clock_offset_ms).max(self.now_ms as i64) as u64;
+            // The global time at which the node's clock reads `local`, rounded up so the timer
+            // never fires before it; a deadline already due fires now.
+            let slot = &self.nodes[node];
+            let global = if local <= self.node_now(node) {
+                self.now_ms
+            } else {
+                let scaled = (local as i64 - slot.clock_offset_ms) * 100;
+                (scaled.div_euclid(slot.clock_rate_percent) + 1).max(self.now_ms as i64 + 1) as u64
+            };
             if self.nodes[node].timer_at.is_none_or(|at| global < at || at < self.now_ms) {
                 self.nodes[node].timer_at = Some(global);
                 self.schedule(global, Event::NodeTimer(node));
@@ -581,6 +614,8 @@ impl Simulation {
                 self.nodes[node].clock_offset_ms += fault.amount;
                 self.on_node_timer(node);
             }
+            // The node's clock runs 50% slower to 50% faster until the fault ends.
+            FaultKind::ClockSkew => self.set_clock_rate(node, 100 + fault.amount / 20),
             FaultKind::ClientRetry => self.on_retry_tick(index),
             _ => {}
         }
@@ -592,6 +627,7 @@ impl Simulation {
         let node = fault.target as usize % self.nodes.len();
         match fault.kind {
             FaultKind::Crash => self.nodes[node].down = false,
+            FaultKind::ClockSkew => self.set_clock_rate(node, 100),
             FaultKind::Pause => {
                 self.nodes[node].paused = false;
                 while let Some((from, message)) = self.nodes[node].held.pop_front() {
@@ -601,6 +637,15 @@ impl Simulation {
             }
             _ => {}
         }
+    }
+
+    /// Changes a node's clock rate without a jump: its local time continues from where it is.
+    fn set_clock_rate(&mut self, node: usize, rate_percent: i64) {
+        let local = self.node_now(node) as i64;
+        let slot = &mut self.nodes[node];
+        slot.clock_rate_percent = rate_percent.max(1);
+        slot.clock_offset_ms = local - self.now_ms as i64 * slot.clock_rate_percent / 100;
+        self.on_node_timer(node);
     }
 
     /// Client retries: every client with a call in flight resends it now, then again in 10 ms
