@@ -173,11 +173,6 @@ impl Registry {
         self
     }
 
-    /// Whether a type of this name is registered.
-    pub fn contains(&self, type_name: &str) -> bool {
-        self.types.contains_key(type_name)
-    }
-
     /// Builds an object from an encoded initial state.
     pub fn create(&self, type_name: &str, state: &[u8]) -> Result<ObjectBox, CallError> {
         let entry = self.entry(type_name)?;

@@ -103,14 +103,6 @@ impl SessionTable {
         }
     }
 
-    /// Whether `id` is recorded as parked.
-    pub fn is_parked(&self, id: CallId) -> bool {
-        self.sessions
-            .get(&id.session)
-            .and_then(|session| session.calls.get(&id.seq))
-            .is_some_and(|record| *record == CallRecord::Parked)
-    }
-
     /// The number of sessions held.
     pub fn len(&self) -> usize {
         self.sessions.len()
@@ -152,7 +144,6 @@ mod tests {
         let mut table = SessionTable::default();
         assert_eq!(table.admit(id(1), 1, 1, 8), Admission::Apply);
         table.record(id(1), CallRecord::Parked);
-        assert!(table.is_parked(id(1)));
         assert_eq!(table.admit(id(1), 1, 1, 8), Admission::StillParked);
         assert_eq!(table.admit(id(2), 1, 1, 8), Admission::Full);
     }
