@@ -4,12 +4,14 @@
 //! - [`objects`]: the built-ins (atomics, counter, collections, future, semaphore, barrier, ...);
 //! - [`node`], [`session`], [`client_session`]: the sans-IO core (no I/O, clock or randomness);
 //! - [`protocol`], [`codec`]: the wire format;
-//! - [`server`], [`client`]: the async host and client on tokio (or madsim under `cfg(madsim)`).
+//! - [`server`], [`client`]: the async host and client on tokio (or madsim under `cfg(madsim)`);
+//! - [`cluster`]: configurations, placement by consistent hashing, configuration stores.
 
 extern crate self as crucial_dso;
 
 pub mod client;
 pub mod client_session;
+pub mod cluster;
 pub mod codec;
 mod connection;
 mod error;

@@ -1,0 +1,13 @@
+//! Cluster building blocks: the configuration (epoch, members, replication factor), where each
+//! key lives (consistent hashing), and the linearizable store that holds the configuration.
+//! Replication and membership changes build on these (issue 4 in the tracker).
+
+pub mod config;
+pub mod placement;
+pub mod store;
+
+pub use config::{Configuration, Member, MemberId};
+pub use placement::Placement;
+#[cfg(not(madsim))]
+pub use store::FileConfigStore;
+pub use store::{ConfigStore, MemoryConfigStore, StoreError, Versioned};
