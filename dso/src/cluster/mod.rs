@@ -4,6 +4,8 @@
 
 pub mod config;
 pub mod placement;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod store;
 
 pub use config::{Configuration, Member, MemberId};
