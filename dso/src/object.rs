@@ -130,10 +130,16 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
         .expect("encoding an in-memory value into a Vec cannot fail")
 }
 
-/// Decodes a whole buffer; trailing bytes are an error.
+/// The most a decoded value may claim to allocate (64 MiB), checked before allocating: a
+/// length prefix inside a frame can say anything, so without a bound one small frame could make
+/// the decoder ask for exabytes. It also bounds `frame_bytes_max`.
+pub const DECODE_BYTES_MAX: usize = 64 << 20;
+
+/// Decodes a whole buffer; trailing bytes are an error, as is a claim over [`DECODE_BYTES_MAX`].
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let config = bincode_config().with_limit::<DECODE_BYTES_MAX>();
     let (value, used) =
-        bincode::serde::decode_from_slice(bytes, bincode_config()).map_err(|error| error.to_string())?;
+        bincode::serde::decode_from_slice(bytes, config).map_err(|error| error.to_string())?;
     if used != bytes.len() {
         return Err(format!("{} trailing bytes", bytes.len() - used));
     }

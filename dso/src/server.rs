@@ -25,7 +25,7 @@ use crate::client::{ClientConfig, Dso};
 use crate::codec::FRAME_BYTES_MAX_DEFAULT;
 use crate::host::Host;
 use crate::node::{Node, NodeConfig};
-use crate::object::SharedObject;
+use crate::object::{SharedObject, DECODE_BYTES_MAX};
 use crate::registry::Registry;
 use crate::DsoError;
 
@@ -109,11 +109,9 @@ impl ServerBuilder {
     pub async fn start(self) -> std::io::Result<Server> {
         let invalid = |reason: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason);
         let node = Node::new(self.config.node.clone(), Arc::new(self.registry)).map_err(invalid)?;
-        if self.config.frame_bytes_max < 64 || self.config.frame_bytes_max > u32::MAX as usize {
-            return Err(invalid(format!(
-                "frame_bytes_max {} is not in 64..=u32::MAX",
-                self.config.frame_bytes_max
-            )));
+        if !(64..=DECODE_BYTES_MAX).contains(&self.config.frame_bytes_max) {
+            let bytes = self.config.frame_bytes_max;
+            return Err(invalid(format!("frame_bytes_max {bytes} is not in 64..={DECODE_BYTES_MAX}")));
         }
         let listener = TcpListener::bind(self.config.bind).await?;
         let local_addr = listener.local_addr()?;

@@ -98,6 +98,13 @@ async fn bad_connections_are_closed_and_others_keep_working() {
     malformed.extend_from_slice(&[0xff; 8]);
     assert_refused(&exchange(addr, &malformed, false).await, "malformed");
 
+    // A small frame whose payload claims a string of 2^64 - 1 bytes: refused, not allocated.
+    let mut huge_claim = hello();
+    let payload = [1u8, 0, 1, 1, 253, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+    huge_claim.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    huge_claim.extend_from_slice(&payload);
+    assert_refused(&exchange(addr, &huge_claim, false).await, "malformed");
+
     // A call before the handshake.
     let mut early = Vec::new();
     let call = Call {
