@@ -117,9 +117,15 @@ impl ServerBuilder {
         let local_addr = listener.local_addr()?;
         let host = Arc::new(Host::new(node, self.config.frame_bytes_max));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let connections = Arc::new(Semaphore::new(self.config.connections_max));
+        let connections_max = u32::try_from(self.config.connections_max)
+            .ok()
+            .filter(|max| (1..=1 << 20).contains(max))
+            .ok_or_else(|| {
+                invalid(format!("connections_max {} is not in 1..=2^20", self.config.connections_max))
+            })?;
+        let connections = Arc::new(Semaphore::new(connections_max as usize));
         let timer = tokio::spawn(run_timer(host.clone(), shutdown_rx.clone()));
-        let accept = tokio::spawn(accept_loop(listener, host, connections, shutdown_rx));
+        let accept = tokio::spawn(accept_loop(listener, host, connections, connections_max, shutdown_rx));
         tracing::info!(%local_addr, "dso server listening");
         Ok(Server { local_addr, shutdown, tasks: vec![accept, timer] })
     }
@@ -169,10 +175,13 @@ impl Drop for Server {
     }
 }
 
+/// Accepts connections until shutdown, then waits for every connection task to end (each
+/// holds one of the `connections_max` permits until it does).
 async fn accept_loop(
     listener: TcpListener,
     host: Arc<Host>,
     connections: Arc<Semaphore>,
+    connections_max: u32,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -185,7 +194,10 @@ async fn accept_loop(
                     continue;
                 }
             },
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => {
+                let _ = connections.acquire_many(connections_max).await;
+                return;
+            }
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             tracing::warn!("connections_max reached: refusing a connection");

@@ -304,3 +304,20 @@ async fn wrong_type_and_missing_objects_are_typed_errors() {
         other => panic!("expected NoSuchObject, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn shutdown_waits_for_connections_to_close() {
+    let (server, dso) = embedded().await;
+    let parked = tokio::spawn({
+        let future = dso.future("never");
+        async move { future.get(None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::timeout(Duration::from_secs(5), server.shutdown())
+        .await
+        .expect("shutdown ends every connection task and returns");
+    assert!(
+        !parked.is_finished() || parked.await.unwrap().is_err(),
+        "a parked call is not answered with a value"
+    );
+}
