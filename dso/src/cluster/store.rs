@@ -1,6 +1,6 @@
 //! The configuration store: a linearizable compare-and-swap register holding the current
 //! [`Configuration`]. In memory (embedded servers, simulator), in a local file (several
-//! processes on one machine), in S3 with conditional writes (feature `s3`, see [`super::s3`]).
+//! processes on one machine), in S3 with conditional writes (`cluster::s3`, feature `s3`).
 
 use std::future::Future;
 
