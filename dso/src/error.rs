@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Why the node refused or failed a call. Sent back to the caller; never a panic on the node.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, thiserror::Error)]
 pub enum CallError {
     /// No object type of this name is registered on the server.
     #[error("unknown object type `{type_name}` (register it in the server builder)")]

@@ -101,7 +101,8 @@ pub struct NodeState {
     deadlines: BTreeSet<(u64, CallId)>,
 }
 
-/// One DSO node.
+/// One DSO node. Nodes compare and hash by everything but their registry (which types they
+/// know, fixed at construction), so a model checker can tell their states apart.
 #[derive(Clone, Debug)]
 pub struct Node {
     config: NodeConfig,
@@ -113,6 +114,23 @@ pub struct Node {
     /// The stale copy the `stale_reads` canary answers reads from, and calls since its refresh.
     #[cfg(feature = "canary")]
     stale: (BTreeMap<String, ObjectBox>, u64),
+}
+
+impl PartialEq for Node {
+    fn eq(&self, other: &Self) -> bool {
+        self.config == other.config
+            && self.state == other.state
+            && self.routes == other.routes
+            && self.outputs == other.outputs
+    }
+}
+
+impl Eq for Node {}
+
+impl std::hash::Hash for Node {
+    fn hash<H: std::hash::Hasher>(&self, hasher: &mut H) {
+        (&self.config, &self.state, &self.routes, &self.outputs).hash(hasher);
+    }
 }
 
 impl Node {

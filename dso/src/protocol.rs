@@ -25,7 +25,7 @@ pub enum Request {
 }
 
 /// One call: an operation on the object under `key`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Call {
     /// Session and sequence; a retry carries the same id.
     pub id: CallId,
@@ -41,7 +41,7 @@ pub struct Call {
 }
 
 /// What a call does to its object.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Action {
     /// Create the object with this encoded state unless the key holds one already; answers
     /// an encoded `bool`: whether it was created.

@@ -67,30 +67,35 @@ impl SessionTable {
         session_calls_max: usize,
         sessions_max: usize,
     ) -> Admission {
-        self.ticks += 1;
         if !self.sessions.contains_key(&id.session) && self.sessions.len() >= sessions_max {
             self.evict_oldest();
         }
         let session = self.sessions.entry(id.session).or_default();
-        self.by_last_use.remove(&session.last_used);
-        session.last_used = self.ticks;
-        self.by_last_use.insert(self.ticks, id.session);
-
         if acked_below > session.acked_below {
             session.acked_below = acked_below;
             while session.calls.first_key_value().is_some_and(|(seq, _)| *seq < acked_below) {
                 session.calls.pop_first();
             }
         }
-        if id.seq < session.acked_below {
-            return Admission::Stale;
+        let admission = if id.seq < session.acked_below {
+            Admission::Stale
+        } else {
+            match session.calls.get(&id.seq) {
+                Some(CallRecord::Done(result)) => Admission::Answered(result.clone()),
+                Some(CallRecord::Parked) => Admission::StillParked,
+                None if session.calls.len() >= session_calls_max => Admission::Full,
+                None => Admission::Apply,
+            }
+        };
+        // Only new calls count as use: duplicates and retries leave the state as it was, so a
+        // network that repeats messages does not grow the state space.
+        if admission == Admission::Apply || session.last_used == 0 {
+            self.ticks += 1;
+            self.by_last_use.remove(&session.last_used);
+            session.last_used = self.ticks;
+            self.by_last_use.insert(self.ticks, id.session);
         }
-        match session.calls.get(&id.seq) {
-            Some(CallRecord::Done(result)) => Admission::Answered(result.clone()),
-            Some(CallRecord::Parked) => Admission::StillParked,
-            None if session.calls.len() >= session_calls_max => Admission::Full,
-            None => Admission::Apply,
-        }
+        admission
     }
 
     /// Records what applying a call did. A wakeup of a call whose session was evicted or which

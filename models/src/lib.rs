@@ -1,4 +1,5 @@
-//! Stateright models of the Crucial-rs protocol (their own issue), built from the same sans-IO
-//! state machines as the server.
+//! Stateright models of the Crucial-rs protocol, built from the same sans-IO state machines as
+//! the server (no re-implementation): [`single_node`] today; replication and reconfiguration
+//! models come with replication (issue 4).
 
-pub use crucial_dso::node;
+pub mod single_node;
