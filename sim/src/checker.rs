@@ -81,19 +81,33 @@ impl Hasher for FastHasher {
 /// The memo cache: (linearized set, state) pairs already explored.
 type Cache<S> = HashSet<(Bits, S), BuildHasherDefault<FastHasher>>;
 
-/// A fixed-size set of operation indices.
+/// A fixed-size set of operation indices; up to 256 operations without a heap allocation (the
+/// memo cache clones one per step, so this is the hot path).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Bits(Vec<u64>);
+enum Bits {
+    Small([u64; 4]),
+    Large(Vec<u64>),
+}
 
 impl Bits {
     fn new(size: usize) -> Self {
-        Bits(vec![0; size.div_ceil(64)])
+        if size <= 256 {
+            Bits::Small([0; 4])
+        } else {
+            Bits::Large(vec![0; size.div_ceil(64)])
+        }
+    }
+    fn words(&mut self) -> &mut [u64] {
+        match self {
+            Bits::Small(words) => words,
+            Bits::Large(words) => words,
+        }
     }
     fn set(&mut self, index: usize) {
-        self.0[index / 64] |= 1 << (index % 64);
+        self.words()[index / 64] |= 1 << (index % 64);
     }
     fn clear(&mut self, index: usize) {
-        self.0[index / 64] &= !(1 << (index % 64));
+        self.words()[index / 64] &= !(1 << (index % 64));
     }
 }
 
@@ -177,17 +191,15 @@ pub fn check_one<M: Model>(
         if current.is_call {
             let operation = &operations[current.operation];
             let next_state = model.step(&state, &operation.input, operation.output.as_ref());
-            let placed = next_state.and_then(|next_state| {
-                let mut with = linearized.clone();
-                with.set(current.operation);
-                cache.insert((with.clone(), next_state.clone())).then_some((with, next_state))
-            });
-            if let Some((with, next_state)) = placed {
+            linearized.set(current.operation);
+            let placed =
+                next_state.filter(|next_state| cache.insert((linearized.clone(), next_state.clone())));
+            if let Some(next_state) = placed {
                 stack.push((entry, std::mem::replace(&mut state, next_state)));
-                linearized = with;
                 lift(&mut entries, entry);
                 entry = entries[head].next;
             } else {
+                linearized.clear(current.operation);
                 entry = current.next;
             }
         } else {
