@@ -69,8 +69,22 @@ async fn serve(args: Args) -> std::io::Result<()> {
         node,
     };
     let server = ServerBuilder::new().config(config).start().await?;
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("interrupted: shutting down");
+    stop_signal().await?;
+    tracing::info!("stop signal: shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// Waits for Ctrl-C or, on Unix, SIGTERM (what process managers and `kill` send).
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(all(unix, not(madsim)))]
+    {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted,
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(all(unix, not(madsim))))]
+    tokio::signal::ctrl_c().await
 }
