@@ -81,3 +81,47 @@ fn dso_server_help_documents_every_flag() {
     }
     assert!(help.contains("127.0.0.1:11222"), "the default bind is loopback");
 }
+
+#[tokio::test]
+async fn a_dead_server_gives_a_clear_error_not_a_hang() {
+    use crucial_dso::client::ClientConfig;
+    use crucial_dso::client_session::SessionConfig;
+    use crucial_dso::DsoError;
+
+    let addr = format!("127.0.0.1:{}", free_loopback_port());
+    match Dso::connect(addr.clone()).await {
+        Err(DsoError::Unavailable { .. }) => {}
+        other => panic!("connecting to nothing should be Unavailable, got {other:?}"),
+    }
+
+    let mut server = Running(
+        Command::new(env!("CARGO_BIN_EXE_dso-server"))
+            .args(["--bind", &addr])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let config = ClientConfig {
+        session: SessionConfig { resend_after_ms: 100, call_timeout_ms: Some(1_000), in_flight_max: 8 },
+        ..ClientConfig::default()
+    };
+    let mut client = None;
+    for _ in 0..100 {
+        if let Ok(connected) = Dso::connect_with(addr.clone(), config.clone()).await {
+            client = Some(connected);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let client = client.expect("dso-server accepts connections within 5 s");
+    client.counter("c").increment().await.unwrap();
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    let started = std::time::Instant::now();
+    match client.counter("c").increment().await {
+        Err(DsoError::Unavailable { .. } | DsoError::Timeout { .. }) => {}
+        other => panic!("a call to a dead server should fail clearly, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "it gives up after its call timeout");
+}
