@@ -31,19 +31,21 @@ $sim run --seeds "$seeds" --summary "$sweep" >/dev/null
   echo "## Canaries"
   echo
   echo "Each deliberate bug, switched on with \`--canary\`, over the first 50 seeds, and what \`shrink\` made of"
-  echo "seed 0 (faults, clients x operations per client, operations recorded):"
+  echo "the first failing seed (faults, clients x operations per client, operations recorded, keys):"
   echo
-  echo "| canary | seeds failing (of 50) | first failure | shrunk from | shrunk to |"
-  echo "|---|---:|---|---|---|"
+  echo "| canary | seeds failing (of 50) | first failing seed | failure | shrunk from | shrunk to |"
+  echo "|---|---:|---:|---|---|---|"
   for canary in skip-deduplication stale-reads drop-timeouts; do
-    failing=$($sim run --seeds 50 --canary "$canary" 2>&1 | grep -E '^\| failures' | grep -oE '[0-9]+' || true)
-    shrunk=$($sim shrink --seed 0 --canary "$canary" 2>/dev/null || true)
-    first=$(echo "$shrunk" | sed -n 1p | sed 's/^seed 0: //')
-    sizes=$(echo "$shrunk" | sed -n 2p | sed -E 's/^shrunk from (.*) to (.*): .*/\1|\2/')
-    echo "| $canary | $failing | $first | ${sizes%%|*} | ${sizes##*|} |"
+    sweep_output=$($sim run --seeds 50 --canary "$canary" 2>&1 || true)
+    failing=$(echo "$sweep_output" | grep -E '^\| failures' | grep -oE '[0-9]+' || true)
+    seed=$(echo "$sweep_output" | grep -oE '^seed [0-9]+' | cut -d' ' -f2 | sort -n | head -n 1 || true)
+    shrunk=$($sim shrink --seed "$seed" --canary "$canary" 2>/dev/null || true)
+    first=$(echo "$shrunk" | sed -n 1p | sed "s/^seed $seed: //")
+    sizes=$(echo "$shrunk" | sed -n 2p | sed -E 's/^shrunk from (.*) to ([^:]*): .*/\1|\2/')
+    echo "| $canary | $failing | $seed | $first | ${sizes%%|*} | ${sizes##*|} |"
   done
   echo
-  echo "Reproduce one: \`cargo run --release -p crucial-sim -- shrink --seed 0 --canary stale-reads\`."
+  echo "Reproduce one: \`cargo run --release -p crucial-sim -- shrink --seed SEED --canary stale-reads\`."
 } > reports/sim-sweep.md
 
 histories=../shared/histories

@@ -388,7 +388,8 @@ fn shrink(args: SeedArgs) -> Result<ExitCode, String> {
         println!("seed {} does not fail: nothing to shrink", args.seed);
         return Ok(ExitCode::SUCCESS);
     };
-    let before = (first.faults.len(), config.clients, config.ops_per_client, first.history.len());
+    let before =
+        (first.faults.len(), config.clients, config.ops_per_client, first.history.len(), config.keys);
     // Keep the kind of failure (safety or liveness) while shrinking.
     let liveness = reason.starts_with("liveness");
     let fails = |config: &SimConfig| {
@@ -419,12 +420,26 @@ fn shrink(args: SeedArgs) -> Result<ExitCode, String> {
     {
         config.clients = clients;
     }
+    while let Some(keys) =
+        smaller(config.keys).find(|k| fails(&SimConfig { keys: *k, ..config.clone() }).is_some())
+    {
+        config.keys = keys;
+    }
     let (outcome, verdict, final_reason) = fails(&config).expect("the shrunk case still fails");
     let faults = config.fault_override.clone().unwrap_or_default();
     println!("seed {}: {reason}", args.seed);
     println!(
-        "shrunk from {} faults, {} clients x {} ops ({} operations) to {} faults, {} clients x {} ops ({} operations): {final_reason}",
-        before.0, before.1, before.2, before.3, faults.len(), config.clients, config.ops_per_client, outcome.history.len()
+        "shrunk from {} faults, {} clients x {} ops ({} operations), {} keys to {} faults, {} clients x {} ops ({} operations), {} keys: {final_reason}",
+        before.0,
+        before.1,
+        before.2,
+        before.3,
+        before.4,
+        faults.len(),
+        config.clients,
+        config.ops_per_client,
+        outcome.history.len(),
+        config.keys
     );
     for fault in &faults {
         println!(
