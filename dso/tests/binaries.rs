@@ -125,3 +125,68 @@ async fn a_dead_server_gives_a_clear_error_not_a_hang() {
     }
     assert!(started.elapsed() < Duration::from_secs(5), "it gives up after its call timeout");
 }
+
+/// The configuration in `path`, once `ready` accepts it (polled for up to 10 s).
+async fn wait_for_config(
+    path: &std::path::Path,
+    ready: impl Fn(&crucial_dso::cluster::Configuration) -> bool,
+) -> crucial_dso::cluster::Configuration {
+    use crucial_dso::cluster::{ConfigStore, FileConfigStore};
+    let store = FileConfigStore::new(path);
+    for _ in 0..200 {
+        if let Ok(Some(current)) = store.load().await {
+            if ready(&current.config) {
+                return current.config;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the configuration in {} never got ready", path.display());
+}
+
+#[tokio::test]
+async fn servers_join_and_leave_through_file_discovery() {
+    let dir = std::env::temp_dir().join(format!("crucial-discovery-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("cluster.json");
+    let _ = std::fs::remove_file(&path);
+    let discovery = format!("file:{}", path.display());
+    let addrs: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_loopback_port())).collect();
+    let servers: Vec<Running> = addrs
+        .iter()
+        .map(|addr| {
+            Running(
+                Command::new(env!("CARGO_BIN_EXE_dso-server"))
+                    .args(["--bind", addr, "--discovery", &discovery])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let joined = wait_for_config(&path, |config| config.members.len() == 3).await;
+    let mut listed: Vec<&str> = joined.members.iter().map(|member| member.addr.as_str()).collect();
+    listed.sort_unstable();
+    let mut expected: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(listed, expected);
+    assert_eq!(joined.epoch, 3, "one epoch per join");
+
+    // A graceful stop (SIGTERM) removes the member in a new epoch.
+    let status = Command::new("kill").args(["-TERM", &servers[1].0.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let left = wait_for_config(&path, |config| config.members.len() == 2).await;
+    assert_eq!(left.epoch, 4);
+    assert!(left.members.iter().all(|member| member.addr != addrs[1]));
+}
+
+#[test]
+fn an_unknown_discovery_scheme_is_refused_with_a_clear_message() {
+    let output = Command::new(env!("CARGO_BIN_EXE_dso-server"))
+        .args(["--discovery", "zk://nowhere"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("use file:PATH or s3://bucket/prefix"));
+}

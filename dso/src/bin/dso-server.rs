@@ -3,6 +3,9 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use crucial_dso::cluster::discovery::{join, leave, Discovery, DiscoveryStore};
+use crucial_dso::cluster::placement::stable_hash;
+use crucial_dso::cluster::Member;
 use crucial_dso::node::NodeConfig;
 use crucial_dso::server::{ServerBuilder, ServerConfig, BIND_DEFAULT};
 
@@ -30,6 +33,20 @@ struct Args {
     /// Client sessions held before the least recently used one is evicted.
     #[arg(long, default_value_t = NodeConfig::default().sessions_max)]
     sessions_max: usize,
+    /// Join a cluster through this configuration store: `file:PATH` (processes on one machine)
+    /// or `s3://bucket/prefix` (builds with the `s3` feature; credentials and region from the
+    /// environment). The server adds itself on start and removes itself on a graceful stop.
+    #[arg(long)]
+    discovery: Option<Discovery>,
+    /// Endpoint of an S3-compatible service, for `s3://` discovery outside AWS.
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// The address other members and clients reach this server at (default: the bound address).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// This member's id in the cluster (default: a hash of the advertised address).
+    #[arg(long)]
+    member_id: Option<u64>,
     /// Worker threads of the async runtime (default: one per core). `1` runs a single-threaded
     /// runtime: lower tail latency under many clients, slightly higher latency for one.
     #[arg(long)]
@@ -69,8 +86,32 @@ async fn serve(args: Args) -> std::io::Result<()> {
         node,
     };
     let server = ServerBuilder::new().config(config).start().await?;
+    let membership = match &args.discovery {
+        Some(discovery) => {
+            let addr = args.advertise.clone().unwrap_or_else(|| server.local_addr().to_string());
+            let id = args.member_id.unwrap_or_else(|| stable_hash(addr.as_bytes()));
+            let store = DiscoveryStore::open(discovery, args.s3_endpoint.as_deref())
+                .await
+                .map_err(std::io::Error::other)?;
+            let joined = join(&store, Member { id, addr }, 1).await.map_err(std::io::Error::other)?;
+            tracing::info!(
+                member = id,
+                epoch = joined.config.epoch,
+                members = joined.config.members.len(),
+                "joined the cluster"
+            );
+            Some((store, id))
+        }
+        None => None,
+    };
     stop_signal().await?;
     tracing::info!("stop signal: shutting down");
+    if let Some((store, id)) = membership {
+        match leave(&store, id).await {
+            Ok(left) => tracing::info!(epoch = left.map(|v| v.config.epoch), "left the cluster"),
+            Err(error) => tracing::warn!(%error, "could not leave the cluster"),
+        }
+    }
     server.shutdown().await;
     Ok(())
 }

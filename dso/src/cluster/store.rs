@@ -100,13 +100,11 @@ impl ConfigStore for MemoryConfigStore {
 
 /// A store in a local file, shared by the processes of one machine: each operation holds an
 /// exclusive lock on `PATH.lock`, and a write replaces the file atomically (write, then rename).
-#[cfg(not(madsim))]
 #[derive(Debug, Clone)]
 pub struct FileConfigStore {
     path: std::path::PathBuf,
 }
 
-#[cfg(not(madsim))]
 impl FileConfigStore {
     /// A store at `path` (created on the first `create`).
     pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
@@ -148,7 +146,6 @@ impl FileConfigStore {
     }
 }
 
-#[cfg(not(madsim))]
 impl ConfigStore for FileConfigStore {
     async fn load(&self) -> Result<Option<Versioned>, StoreError> {
         self.locked(|current| Ok((current, None)))
