@@ -22,28 +22,35 @@ impl Drop for Running {
     }
 }
 
-#[tokio::test]
-async fn dso_server_process_serves_clients() {
-    let addr = format!("127.0.0.1:{}", free_loopback_port());
-    let _server = Running(
+/// A `dso-server` process bound to `addr`, with `extra` flags.
+fn start_server(addr: &str, extra: &[&str]) -> Running {
+    Running(
         Command::new(env!("CARGO_BIN_EXE_dso-server"))
-            .args(["--bind", &addr])
+            .args(["--bind", addr])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
-    );
-    let mut client = None;
+    )
+}
+
+/// A client of the server at `addr`, once it accepts connections (within 5 s).
+async fn connect_when_ready(addr: &str, config: crucial_dso::client::ClientConfig) -> Dso {
     for _ in 0..100 {
-        match Dso::connect(addr.clone()).await {
-            Ok(connected) => {
-                client = Some(connected);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        if let Ok(connected) = Dso::connect_with(addr.to_string(), config.clone()).await {
+            return connected;
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let client = client.expect("dso-server accepts connections within 5 s");
+    panic!("dso-server at {addr} did not accept connections within 5 s");
+}
+
+#[tokio::test]
+async fn dso_server_process_serves_clients() {
+    let addr = format!("127.0.0.1:{}", free_loopback_port());
+    let _server = start_server(&addr, &[]);
+    let client = connect_when_ready(&addr, Default::default()).await;
     let hits = client.atomic_long("hits");
     assert_eq!(hits.add_and_get(5).await.unwrap(), 5);
     assert_eq!(Dso::connect(addr).await.unwrap().atomic_long("hits").get().await.unwrap(), 5);
@@ -94,27 +101,12 @@ async fn a_dead_server_gives_a_clear_error_not_a_hang() {
         other => panic!("connecting to nothing should be Unavailable, got {other:?}"),
     }
 
-    let mut server = Running(
-        Command::new(env!("CARGO_BIN_EXE_dso-server"))
-            .args(["--bind", &addr])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut server = start_server(&addr, &[]);
     let config = ClientConfig {
         session: SessionConfig { resend_after_ms: 100, call_timeout_ms: Some(1_000), in_flight_max: 8 },
         ..ClientConfig::default()
     };
-    let mut client = None;
-    for _ in 0..100 {
-        if let Ok(connected) = Dso::connect_with(addr.clone(), config.clone()).await {
-            client = Some(connected);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let client = client.expect("dso-server accepts connections within 5 s");
+    let client = connect_when_ready(&addr, config).await;
     client.counter("c").increment().await.unwrap();
     server.0.kill().unwrap();
     server.0.wait().unwrap();
@@ -152,19 +144,8 @@ async fn servers_join_and_leave_through_file_discovery() {
     let _ = std::fs::remove_file(&path);
     let discovery = format!("file:{}", path.display());
     let addrs: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_loopback_port())).collect();
-    let servers: Vec<Running> = addrs
-        .iter()
-        .map(|addr| {
-            Running(
-                Command::new(env!("CARGO_BIN_EXE_dso-server"))
-                    .args(["--bind", addr, "--discovery", &discovery])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap(),
-            )
-        })
-        .collect();
+    let servers: Vec<Running> =
+        addrs.iter().map(|addr| start_server(addr, &["--discovery", &discovery])).collect();
     let joined = wait_for_config(&path, |config| config.members.len() == 3).await;
     let mut listed: Vec<&str> = joined.members.iter().map(|member| member.addr.as_str()).collect();
     listed.sort_unstable();
