@@ -152,7 +152,7 @@ impl Dso {
         let seq = call.id.seq;
         inner.pending.lock().insert(seq, answer_tx);
         let abandon = AbandonOnDrop { inner, seq };
-        let mut last_error = inner.send(&call).await.err();
+        let mut last_error = inner.send(call).await.err();
         loop {
             let Some(deadline) = inner.session.lock().call_deadline(seq) else {
                 // Answered between the check and now: the answer is in the channel.
@@ -167,7 +167,7 @@ impl Dso {
             }
             let decision = inner.session.lock().handle_call_timeout(inner.now_ms(), seq);
             match decision {
-                RetryDecision::Resend(call) => last_error = inner.send(&call).await.err(),
+                RetryDecision::Resend(call) => last_error = inner.send(call).await.err(),
                 RetryDecision::Wait => {}
                 RetryDecision::GiveUp => {
                     inner.pending.lock().remove(&seq);
@@ -209,9 +209,9 @@ impl Inner {
 
     /// Writes `call` on the live connection, reconnecting (and resending every unanswered call)
     /// if there is none. An error is left to the retry timer.
-    async fn send(self: &Arc<Inner>, call: &Call) -> Result<(), String> {
+    async fn send(self: &Arc<Inner>, call: Call) -> Result<(), String> {
         let mut frame = Vec::new();
-        encode_frame(&Request::Call(call.clone()), &mut frame);
+        encode_frame(&Request::Call(call), &mut frame);
         let mut link = self.link.lock().await;
         if let Some(live) = link.as_mut() {
             if write_and_flush(&mut live.writer, &frame).await.is_ok() {

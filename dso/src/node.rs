@@ -93,7 +93,7 @@ struct Parked {
 
 /// The node's replicated state: objects, sessions, parked calls. Hashable for model checking.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct NodeState {
+struct NodeState {
     objects: BTreeMap<String, ObjectBox>,
     sessions: SessionTable,
     parked: BTreeMap<CallId, Parked>,
@@ -146,11 +146,6 @@ impl Node {
             #[cfg(feature = "canary")]
             stale: (BTreeMap::new(), 0),
         })
-    }
-
-    /// The replicated state.
-    pub fn state(&self) -> &NodeState {
-        &self.state
     }
 
     /// The next deadline at which [`Node::handle_timeout`] has work, if any.

@@ -56,7 +56,8 @@ pub fn check_text(
     budget: Duration,
 ) -> Result<FileVerdict, InputError> {
     let events = read_events(text)?;
-    let model = model.unwrap_or_else(|| ExternalModel::guess(&events, text.contains("jepsen.util")));
+    let jepsen_log = crate::format::detect(text) == crate::format::Format::JepsenLog;
+    let model = model.unwrap_or_else(|| ExternalModel::guess(&events, jepsen_log));
     match model {
         ExternalModel::CasRegister => {
             let operations = pair_register(events, RegisterSemantics::Porcupine)?;
