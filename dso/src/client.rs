@@ -309,6 +309,8 @@ async fn read_answers(inner: Weak<Inner>, mut reader: ReadHalf, mut buffer: Vec<
                     }
                 }
             }
+            // This client talks to one member; a redirect means it will resend after the timeout.
+            Response::Redirect { .. } => {}
             Response::Refused { reason } => break DsoError::Protocol(format!("server refused: {reason}")),
             Response::Welcome { .. } => break DsoError::Protocol("unexpected welcome".into()),
         }

@@ -24,6 +24,7 @@ pub mod protocol;
 pub mod registry;
 pub mod server;
 pub mod session;
+pub mod shard;
 mod value;
 
 pub use client::{Dso, ObjectRef, Shared};

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::{Configuration, MemberId};
 use crate::object::CallId;
+use crate::shard::ShardImage;
 use crate::CallError;
 
 /// The protocol version this build speaks; a node refuses clients that speak another.
@@ -75,9 +77,89 @@ pub enum Response {
         /// Its encoded result, or why it failed.
         result: Result<Vec<u8>, CallError>,
     },
+    /// This member does not serve the call's key: here is the configuration that says who does.
+    Redirect {
+        /// The call redirected.
+        id: CallId,
+        /// The configuration the member serves in.
+        config: Configuration,
+    },
     /// The node closes this connection, for this reason.
     Refused {
         /// Why.
         reason: String,
+    },
+}
+
+/// A member's first frame on a connection to another member (instead of [`Request::Hello`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PeerHello {
+    /// The [`PROTOCOL_VERSION`].
+    pub protocol_version: u32,
+    /// Who is calling.
+    pub from: MemberId,
+}
+
+/// One replicated step of a key's log, applied in the primary's order by every replica.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Entry {
+    /// An admitted call.
+    Call(Call),
+    /// A parked call's timeout, decided by the primary's clock.
+    Expire(CallId),
+}
+
+/// Messages between members. Each names the epoch it belongs to; replicas ignore other epochs.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PeerMessage {
+    /// "I am alive", for failure detection.
+    Heartbeat {
+        /// The sender's epoch.
+        epoch: u64,
+    },
+    /// A member of an inactive configuration asks for the shards it will be primary of. The
+    /// receiver stops serving older epochs before it answers (fencing).
+    Pull {
+        /// The new configuration.
+        config: Configuration,
+    },
+    /// The answer to a pull: the shards the receiver is primary of in `epoch`, with versions.
+    Shards {
+        /// The new configuration's epoch.
+        epoch: u64,
+        /// Key, state, and the `(epoch, index)` of the last entry applied to it.
+        shards: Vec<(String, ShardImage, (u64, u64))>,
+    },
+    /// A new primary hands its backups their copies before the configuration activates.
+    Install {
+        /// The new configuration's epoch.
+        epoch: u64,
+        /// Key, state, and version.
+        shards: Vec<(String, ShardImage, (u64, u64))>,
+    },
+    /// The backup holds what the primary installed.
+    Installed {
+        /// The epoch of the install.
+        epoch: u64,
+    },
+    /// Log entries of one key, from index `first`, primary to backup.
+    Replicate {
+        /// The primary's epoch.
+        epoch: u64,
+        /// The key.
+        key: String,
+        /// The index of `entries[0]` (indices start at 1 in every epoch).
+        first: u64,
+        /// The entries.
+        entries: Vec<Entry>,
+    },
+    /// Backup to primary: every entry up to `applied` is applied here.
+    Ack {
+        /// The epoch.
+        epoch: u64,
+        /// The key.
+        key: String,
+        /// The highest index applied.
+        applied: u64,
     },
 }

@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::object::CallId;
 use crate::CallError;
 
@@ -14,7 +16,7 @@ use crate::CallError;
 pub type CallResult = Result<Vec<u8>, CallError>;
 
 /// What the table knows of one call.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum CallRecord {
     /// Applied; the caller waits for a wakeup.
     Parked,
@@ -23,7 +25,7 @@ pub enum CallRecord {
 }
 
 /// One client session's recorded calls.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 struct Session {
     /// Calls below this were acknowledged by the client and forgotten here.
     acked_below: u64,
@@ -49,7 +51,7 @@ pub enum Admission {
 }
 
 /// The session table, bounded in sessions and in unacknowledged calls per session.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SessionTable {
     sessions: BTreeMap<u64, Session>,
     /// Sessions by `last_used`, oldest first.
@@ -58,8 +60,11 @@ pub struct SessionTable {
 }
 
 impl SessionTable {
-    /// Classifies an arriving call, forgetting what its `acked_below` releases. Evicts the
-    /// least recently used session if a new one would exceed `sessions_max`.
+    /// Classifies an arriving call. Only a call to apply changes the table (it forgets what the
+    /// call's `acked_below` releases, and evicts the least recently used session if a new one
+    /// would exceed `sessions_max`): duplicates leave it as it was, so replicas that apply the
+    /// same calls hold the same table, and a network that repeats messages does not grow the
+    /// state space.
     pub fn admit(
         &mut self,
         id: CallId,
@@ -67,35 +72,50 @@ impl SessionTable {
         session_calls_max: usize,
         sessions_max: usize,
     ) -> Admission {
-        if !self.sessions.contains_key(&id.session) && self.sessions.len() >= sessions_max {
+        let admission = match self.sessions.get(&id.session) {
+            None if id.seq < acked_below => Admission::Stale,
+            None => Admission::Apply,
+            Some(session) => {
+                let acked = acked_below.max(session.acked_below);
+                if id.seq < acked {
+                    Admission::Stale
+                } else {
+                    match session.calls.get(&id.seq) {
+                        Some(CallRecord::Done(result)) => Admission::Answered(result.clone()),
+                        Some(CallRecord::Parked) => Admission::StillParked,
+                        None if session.calls.len() >= session_calls_max
+                            && session.calls.range(acked..).count() >= session_calls_max =>
+                        {
+                            Admission::Full
+                        }
+                        None => Admission::Apply,
+                    }
+                }
+            }
+        };
+        if admission == Admission::Apply {
+            self.enter(id.session, acked_below, sessions_max);
+        }
+        admission
+    }
+
+    /// Notes a new call of `session`: creates the session (evicting if full), forgets the
+    /// calls below `acked_below` and marks the session used.
+    fn enter(&mut self, id: u64, acked_below: u64, sessions_max: usize) {
+        if !self.sessions.contains_key(&id) && self.sessions.len() >= sessions_max {
             self.evict_oldest();
         }
-        let session = self.sessions.entry(id.session).or_default();
+        let session = self.sessions.entry(id).or_default();
         if acked_below > session.acked_below {
             session.acked_below = acked_below;
             while session.calls.first_key_value().is_some_and(|(seq, _)| *seq < acked_below) {
                 session.calls.pop_first();
             }
         }
-        let admission = if id.seq < session.acked_below {
-            Admission::Stale
-        } else {
-            match session.calls.get(&id.seq) {
-                Some(CallRecord::Done(result)) => Admission::Answered(result.clone()),
-                Some(CallRecord::Parked) => Admission::StillParked,
-                None if session.calls.len() >= session_calls_max => Admission::Full,
-                None => Admission::Apply,
-            }
-        };
-        // Only new calls count as use: duplicates and retries leave the state as it was, so a
-        // network that repeats messages does not grow the state space.
-        if admission == Admission::Apply || session.last_used == 0 {
-            self.ticks += 1;
-            self.by_last_use.remove(&session.last_used);
-            session.last_used = self.ticks;
-            self.by_last_use.insert(self.ticks, id.session);
-        }
-        admission
+        self.ticks += 1;
+        self.by_last_use.remove(&session.last_used);
+        session.last_used = self.ticks;
+        self.by_last_use.insert(self.ticks, id);
     }
 
     /// Records what applying a call did. A wakeup of a call whose session was evicted or which

@@ -64,7 +64,7 @@ async fn concurrent_joins_all_land_and_leaves_keep_the_last_member() {
     }
     let last = store.load().await.unwrap().unwrap().config;
     assert_eq!(last.members.len(), 1, "a configuration keeps its last member");
-    assert_eq!(last.rf, 1);
+    assert_eq!(last.effective_rf(), 1);
 
     assert_eq!("file:/tmp/c.json".parse::<Discovery>(), Ok(Discovery::File("/tmp/c.json".into())));
     assert_eq!(

@@ -139,7 +139,7 @@ pub enum DsoActor {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ActorState {
     /// The node.
-    Server(Node),
+    Server(Box<Node>),
     /// A client.
     Client {
         /// Its session.
@@ -191,9 +191,9 @@ impl Actor for DsoActor {
 
     fn on_start(&self, id: Id, _storage: &Option<()>, o: &mut Out<Self>) -> ActorState {
         match self {
-            DsoActor::Server { node, registry } => {
-                ActorState::Server(Node::new(node.clone(), registry.clone()).expect("valid node config"))
-            }
+            DsoActor::Server { node, registry } => ActorState::Server(Box::new(
+                Node::new(node.clone(), registry.clone()).expect("valid node config"),
+            )),
             DsoActor::Client { script, resends_max } => {
                 let mut state = ActorState::Client {
                     session: ClientSession::new(usize::from(id) as u64, SESSION),

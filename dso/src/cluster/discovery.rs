@@ -106,15 +106,14 @@ impl ConfigStore for DiscoveryStore {
 pub async fn join(store: &impl ConfigStore, member: Member, rf: usize) -> Result<Versioned, StoreError> {
     let joined = change_membership(store, |current| match current {
         // The first member: one copy is all a single member can hold.
-        None => Some(Configuration { epoch: 1, members: vec![member.clone()], rf: 1 }),
+        None => Some(Configuration::initial(vec![member.clone()], rf.max(1))),
         Some(config) if config.members.contains(&member) => None,
         Some(config) => {
             let mut members: Vec<Member> =
                 config.members.iter().filter(|m| m.id != member.id).cloned().collect();
             members.push(member.clone());
-            members.sort();
             let mut next = config.next(members);
-            next.rf = rf.max(1).min(next.members.len());
+            next.rf = rf.max(1);
             Some(next)
         }
     })

@@ -3,7 +3,7 @@
 //! clockwise from the key's hash, the first of them the primary. Adding or removing one member
 //! moves only the keys whose replica set gains or loses that member.
 
-use super::config::{Configuration, MemberId};
+use super::config::{Configuration, Member, MemberId, Source};
 
 /// Points per member on the ring: enough to spread keys evenly over a few members.
 pub const VIRTUAL_NODES: u64 = 128;
@@ -32,8 +32,17 @@ pub struct Placement {
 impl Placement {
     /// The ring for `config` (which must be valid).
     pub fn new(config: &Configuration) -> Self {
-        let mut ring: Vec<(u64, MemberId)> = config
-            .members
+        Self::of_members(&config.members, config.effective_rf())
+    }
+
+    /// The ring of a source configuration.
+    pub fn of_source(source: &Source) -> Self {
+        Self::of_members(&source.members, source.effective_rf())
+    }
+
+    /// The ring over `members` with `rf` copies per key (`1..=members.len()`).
+    pub fn of_members(members: &[Member], rf: usize) -> Self {
+        let mut ring: Vec<(u64, MemberId)> = members
             .iter()
             .flat_map(|member| {
                 (0..VIRTUAL_NODES).map(move |point| {
@@ -44,7 +53,7 @@ impl Placement {
             })
             .collect();
         ring.sort_unstable();
-        Placement { ring, rf: config.rf }
+        Placement { ring, rf }
     }
 
     /// The members holding `key`, primary first.
@@ -77,7 +86,7 @@ mod tests {
     fn config(ids: &[u64], rf: usize) -> Configuration {
         let members =
             ids.iter().map(|id| Member { id: *id, addr: format!("127.0.0.1:{}", 11000 + id) }).collect();
-        Configuration { epoch: 1, members, rf }
+        Configuration::initial(members, rf)
     }
 
     fn keys() -> Vec<String> {
@@ -137,9 +146,9 @@ mod tests {
     #[test]
     fn validation_catches_bad_configurations() {
         assert!(config(&[1, 2], 2).validate().is_ok());
-        assert!(config(&[1, 2], 3).validate().is_err());
+        assert!(config(&[1, 2], 0).validate().is_err());
         assert!(config(&[1, 1], 1).validate().is_err());
         assert!(config(&[], 1).validate().is_err());
-        assert_eq!(config(&[1, 2, 3], 3).next(vec![Member { id: 1, addr: "a".into() }]).rf, 1);
+        assert_eq!(config(&[1, 2, 3], 3).next(vec![Member { id: 1, addr: "a".into() }]).effective_rf(), 1);
     }
 }

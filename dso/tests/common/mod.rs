@@ -7,7 +7,7 @@ use crucial_dso::cluster::{ConfigStore, Configuration, Member, StoreError};
 /// A configuration of `members` loopback members in `epoch`.
 pub fn config(epoch: u64, members: u64) -> Configuration {
     let members = (1..=members).map(|id| Member { id, addr: format!("127.0.0.1:{}", 11000 + id) }).collect();
-    Configuration { epoch, members, rf: 1 }
+    Configuration { epoch, ..Configuration::initial(members, 1) }
 }
 
 /// A compare-and-swap register's contract, on an empty store.
@@ -22,7 +22,7 @@ pub async fn compare_and_swap_contract(store: &impl ConfigStore) {
         "stale version"
     );
     assert_eq!(store.load().await.unwrap(), Some(second.clone()));
-    let invalid = Configuration { rf: 5, ..config(3, 2) };
+    let invalid = Configuration { rf: 0, ..config(3, 2) };
     assert!(matches!(store.replace(&second.version, &invalid).await, Err(StoreError::Invalid(_))));
 }
 

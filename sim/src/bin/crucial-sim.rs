@@ -41,9 +41,12 @@ enum Command {
 
 #[derive(Debug, Clone, Args)]
 struct Scenario {
-    /// Nodes (keys spread over them; one copy each until replication lands).
-    #[arg(long, default_value_t = 3)]
-    nodes: usize,
+    /// Members at the start (default: 3 to 5, chosen by the seed).
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Copies of each key (default: 2 or 3, chosen by the seed).
+    #[arg(long)]
+    rf: Option<usize>,
     /// Client processes.
     #[arg(long, default_value_t = 6)]
     clients: usize,
@@ -53,15 +56,16 @@ struct Scenario {
     /// Keys, cycling through the object types.
     #[arg(long, default_value_t = 17)]
     keys: usize,
-    /// Fault kinds, comma-separated (default: all but crash, which a single copy cannot survive):
-    /// loss, duplication, reorder, delay, isolate, halves, one-way, ring, crash, pause, clock-jump,
-    /// clock-skew, client-retry.
+    /// Fault kinds, comma-separated (default: every kind the rf survives; with rf 1 all but
+    /// crash and replace): loss, duplication, reorder, delay, isolate, halves, one-way, ring,
+    /// crash, pause, clock-jump, clock-skew, client-retry, join, leave, replace.
     #[arg(long, value_delimiter = ',')]
     nemesis: Vec<FaultKind>,
     /// Faults per run.
     #[arg(long, default_value_t = 6)]
     faults: usize,
-    /// Deliberate bugs to switch on: skip-deduplication, stale-reads, drop-timeouts.
+    /// Deliberate bugs to switch on: skip-deduplication, stale-reads, drop-timeouts,
+    /// reply-before-backup-acks, accept-old-epochs.
     #[arg(long, value_delimiter = ',')]
     canary: Vec<String>,
 }
@@ -74,32 +78,43 @@ impl Scenario {
                 "skip-deduplication" => canary.skip_deduplication = true,
                 "stale-reads" => canary.stale_reads = true,
                 "drop-timeouts" => canary.drop_timeouts = true,
+                "reply-before-backup-acks" => canary.reply_before_backup_acks = true,
+                "accept-old-epochs" => canary.accept_old_epochs = true,
                 other => return Err(format!("unknown canary {other:?}")),
             }
         }
+        let defaults = SimConfig::new(seed);
+        let rf = self.rf.unwrap_or(defaults.rf);
         let faults: BTreeSet<FaultKind> = if self.nemesis.is_empty() {
-            FaultKind::survivable_without_replication()
+            FaultKind::survivable(rf)
         } else {
             self.nemesis.iter().copied().collect()
         };
         Ok(SimConfig {
-            nodes: self.nodes,
+            nodes: self.nodes.unwrap_or(defaults.nodes),
+            rf,
             clients: self.clients,
             ops_per_client: self.ops,
             keys: self.keys,
             faults,
             fault_count: self.faults,
             canary,
-            ..SimConfig::new(seed)
+            ..defaults
         })
     }
 
     /// The flags that reproduce this scenario.
     fn flags(&self) -> String {
         let mut flags = format!(
-            "--nodes {} --clients {} --ops {} --keys {} --faults {}",
-            self.nodes, self.clients, self.ops, self.keys, self.faults
+            "--clients {} --ops {} --keys {} --faults {}",
+            self.clients, self.ops, self.keys, self.faults
         );
+        if let Some(nodes) = self.nodes {
+            flags += &format!(" --nodes {nodes}");
+        }
+        if let Some(rf) = self.rf {
+            flags += &format!(" --rf {rf}");
+        }
         if !self.nemesis.is_empty() {
             let names: Vec<String> = self.nemesis.iter().map(ToString::to_string).collect();
             flags += &format!(" --nemesis {}", names.join(","));

@@ -35,11 +35,17 @@ pub enum FaultKind {
     ClockSkew,
     /// Client calls time out and are retried (short resend interval).
     ClientRetry,
+    /// A new member joins (with state transfer) and leaves again when the fault ends.
+    Join,
+    /// A member leaves gracefully (its keys move first), then rejoins as a new member.
+    Leave,
+    /// A member crashes and a new, empty member takes its place at once.
+    Replace,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 13] = [
+    pub const ALL: [FaultKind; 16] = [
         FaultKind::Loss,
         FaultKind::Duplication,
         FaultKind::Reorder,
@@ -53,12 +59,30 @@ impl FaultKind {
         FaultKind::ClockJump,
         FaultKind::ClockSkew,
         FaultKind::ClientRetry,
+        FaultKind::Join,
+        FaultKind::Leave,
+        FaultKind::Replace,
     ];
 
-    /// The kinds a single-copy cluster survives: everything but crashes, which lose the only
-    /// copy of a node's objects until replication exists.
-    pub fn survivable_without_replication() -> BTreeSet<FaultKind> {
-        FaultKind::ALL.into_iter().filter(|kind| *kind != FaultKind::Crash).collect()
+    /// The kinds a cluster with `rf` copies of each key survives: all of them with two copies
+    /// or more; with one copy, everything but losing a member's state (crash, replace).
+    pub fn survivable(rf: usize) -> BTreeSet<FaultKind> {
+        let loses_state = |kind: &FaultKind| matches!(kind, FaultKind::Crash | FaultKind::Replace);
+        FaultKind::ALL.into_iter().filter(|kind| rf >= 2 || !loses_state(kind)).collect()
+    }
+
+    /// Whether the fault takes a member out of the cluster (by crash, departure or
+    /// suspicion): a run injects at most `rf - 1` of these, the failures `rf` copies survive.
+    pub fn impairs_member(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Crash
+                | FaultKind::Replace
+                | FaultKind::Leave
+                | FaultKind::Pause
+                | FaultKind::IsolateNode
+                | FaultKind::Halves
+        )
     }
 
     fn name(self) -> &'static str {
@@ -76,6 +100,9 @@ impl FaultKind {
             FaultKind::ClockJump => "clock-jump",
             FaultKind::ClockSkew => "clock-skew",
             FaultKind::ClientRetry => "client-retry",
+            FaultKind::Join => "join",
+            FaultKind::Leave => "leave",
+            FaultKind::Replace => "replace",
         }
     }
 }
@@ -113,25 +140,39 @@ pub struct Fault {
     pub amount: i64,
 }
 
-/// Draws a fault schedule: `count` faults of the enabled kinds within `0..fault_phase_ms`.
+/// Draws a fault schedule: `count` faults of the enabled kinds within `0..fault_phase_ms`, at
+/// most `impairing_max` of them [`FaultKind::impairs_member`].
 pub fn schedule(
     rng: &mut Rng,
     kinds: &BTreeSet<FaultKind>,
     nodes: u64,
     fault_phase_ms: u64,
     count: usize,
+    impairing_max: usize,
 ) -> Vec<Fault> {
     let kinds: Vec<FaultKind> = kinds.iter().copied().collect();
+    let harmless: Vec<FaultKind> = kinds.iter().copied().filter(|kind| !kind.impairs_member()).collect();
     if kinds.is_empty() || fault_phase_ms == 0 {
         return Vec::new();
     }
+    let mut impairing = 0;
     let mut faults: Vec<Fault> = (0..count)
-        .map(|_| {
-            let kind = *rng.pick(&kinds);
+        .filter_map(|_| {
+            let mut kind = *rng.pick(&kinds);
+            if kind.impairs_member() {
+                if impairing >= impairing_max {
+                    if harmless.is_empty() {
+                        return None;
+                    }
+                    kind = *rng.pick(&harmless);
+                } else {
+                    impairing += 1;
+                }
+            }
             let start_ms = rng.below(fault_phase_ms);
             let end_ms = (start_ms + rng.between(50, fault_phase_ms / 2 + 50)).min(fault_phase_ms);
             let amount = rng.between(0, 2_000) as i64 - 1_000;
-            Fault { kind, start_ms, end_ms, target: rng.below(nodes.max(1)), amount }
+            Some(Fault { kind, start_ms, end_ms, target: rng.below(nodes.max(1)), amount })
         })
         .collect();
     faults.sort_by_key(|fault| (fault.start_ms, fault.end_ms));

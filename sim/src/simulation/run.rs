@@ -2,14 +2,15 @@
 //! with a simulated network and the nemesis; records every client operation.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use crucial_dso::client_session::{ClientSession, RetryDecision, SessionConfig};
-use crucial_dso::node::{Canary, Node, NodeConfig, Output};
+use crucial_dso::cluster::{Configuration, Member, MemberId, Placement};
+use crucial_dso::node::{Canary, ClusterTiming, Node, NodeConfig, Output};
 use crucial_dso::object::CallId;
-use crucial_dso::protocol::{Action, Call};
+use crucial_dso::protocol::{Action, Call, PeerMessage};
 use crucial_dso::registry::Registry;
 use crucial_dso::session::CallResult;
 
@@ -22,8 +23,10 @@ use super::workload::{keys, operation, KeySpec};
 pub struct SimConfig {
     /// The seed.
     pub seed: u64,
-    /// Nodes (keys are spread over them by hash; each holds the only copy of its keys).
+    /// Members at the start (keys are placed on them by consistent hashing).
     pub nodes: usize,
+    /// Copies of each key.
+    pub rf: usize,
     /// Client processes, each with one operation in flight.
     pub clients: usize,
     /// Operations each client issues.
@@ -49,15 +52,16 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// The default sweep configuration for `seed`.
+    /// The default sweep configuration for `seed`: 3 to 5 members, rf 2 or 3, every fault.
     pub fn new(seed: u64) -> Self {
         Self {
             seed,
-            nodes: 3,
+            nodes: 3 + (seed % 3) as usize,
+            rf: 2 + (seed / 3 % 2) as usize,
             clients: 6,
             ops_per_client: 60,
             keys: 17,
-            faults: FaultKind::survivable_without_replication(),
+            faults: FaultKind::survivable(2),
             fault_count: 6,
             fault_phase_ms: 3_000,
             quiet_ms: 10_000,
@@ -152,13 +156,39 @@ impl SimOutcome {
 enum Message {
     Call(Call),
     Reply(CallId, CallResult),
+    Redirect(CallId, Configuration),
+    Peer { from: MemberId, to: MemberId, message: PeerMessage },
+}
+
+/// A request to the simulated configuration store (S3): a read, or a compare-and-swap.
+#[derive(Clone, Debug, Hash)]
+struct StoreRequest {
+    slot: usize,
+    member: MemberId,
+    proposal: Option<(Option<Configuration>, Configuration)>,
 }
 
 #[derive(Clone, Debug, Hash)]
 enum Event {
-    Deliver { to: usize, from: usize, message: Message },
+    Deliver {
+        to: usize,
+        from: usize,
+        message: Message,
+    },
     NodeTimer(usize),
-    ClientTimer { client: usize, seq: u64 },
+    /// The store applies a request (its linearization point) and answers after a delay.
+    StoreApply(StoreRequest),
+    StoreAnswer {
+        slot: usize,
+        member: MemberId,
+        record: Option<Configuration>,
+    },
+    /// A new member starts in this slot (after a crash, a removal or for a join).
+    Start(usize),
+    ClientTimer {
+        client: usize,
+        seq: u64,
+    },
     ClientNext(usize),
     FaultStart(usize),
     FaultEnd(usize),
@@ -188,12 +218,17 @@ impl Ord for Scheduled {
     }
 }
 
-struct SimNode {
-    node: Node,
-    down: bool,
+/// A machine that runs at most one member at a time.
+struct Slot {
+    /// The member running here (`None`: crashed, removed, or a spare never started).
+    node: Option<Node>,
+    /// Members started here so far (each start is a new identity).
+    starts: u64,
     paused: bool,
+    /// Stays empty after a removal (a spare whose join fault ended).
+    stay_out: bool,
     held: VecDeque<(usize, Message)>,
-    /// The node's clock: `offset + now * rate / 100` (jumps move the offset, skew the rate).
+    /// The slot's clock: `offset + now * rate / 100` (jumps move the offset, skew the rate).
     clock_offset_ms: i64,
     clock_rate_percent: i64,
     timer_at: Option<u64>,
@@ -202,6 +237,9 @@ struct SimNode {
 struct SimClient {
     process: u64,
     session: ClientSession,
+    /// The configuration the client routes by, and its placement.
+    config: Configuration,
+    placement: Placement,
     /// The operation in flight: its sequence number and its history index.
     current: Option<(u64, usize)>,
     remaining: usize,
@@ -216,7 +254,11 @@ pub struct Simulation {
     order: u64,
     stamps: u64,
     queue: BinaryHeap<Scheduled>,
-    nodes: Vec<SimNode>,
+    slots: Vec<Slot>,
+    /// Which slot runs each member.
+    member_slots: BTreeMap<MemberId, usize>,
+    /// The simulated store's record.
+    store: Option<Configuration>,
     clients: Vec<SimClient>,
     keys: Vec<KeySpec>,
     faults: Vec<Fault>,
@@ -231,22 +273,29 @@ pub struct Simulation {
 
 const SESSION: SessionConfig =
     SessionConfig { resend_after_ms: 100, call_timeout_ms: Some(2_000), in_flight_max: 1 };
+/// Members tick every 20 ms and suspect a peer silent for 300 ms.
+const TIMING: ClusterTiming = ClusterTiming { tick_ms: 20, suspect_after_ms: 300, poll_every_ticks: 10 };
 /// No operation is issued this close to the end of a run: longer than a call may take.
 const LIVENESS_GRACE_MS: u64 = 3_000;
 /// The client address the setup phase uses; its answers are not recorded.
 const SETUP: u64 = u64::MAX;
+/// Spare slots for members that join during the run.
+const SPARE_SLOTS: usize = 2;
+/// The simulated store fails this share of requests (the caller retries on its next tick).
+const STORE_ERROR_RATE: f64 = 0.05;
 
 impl Simulation {
-    /// Prepares a run: nodes, clients, keys created, faults scheduled.
+    /// Prepares a run: members, clients, keys created, faults scheduled.
     pub fn new(config: SimConfig) -> Self {
         let root = Rng::new(config.seed);
         let registry = Arc::new(Registry::default());
-        let node_config = NodeConfig { canary: config.canary.clone(), ..NodeConfig::default() };
-        let nodes = (0..config.nodes.max(1))
-            .map(|_| SimNode {
-                node: Node::new(node_config.clone(), registry.clone()).expect("valid node config"),
-                down: false,
+        let members = config.nodes.max(1);
+        let slots = (0..members + SPARE_SLOTS)
+            .map(|_| Slot {
+                node: None,
+                starts: 0,
                 paused: false,
+                stay_out: false,
                 held: VecDeque::new(),
                 clock_offset_ms: 0,
                 clock_rate_percent: 100,
@@ -257,20 +306,12 @@ impl Simulation {
         let drawn = schedule(
             &mut fault_rng,
             &config.faults,
-            config.nodes as u64,
+            members as u64,
             config.fault_phase_ms,
             config.fault_count,
+            impairing_budget(config.rf, config.fault_count),
         );
         let faults = config.fault_override.clone().unwrap_or(drawn);
-        let clients = (0..config.clients)
-            .map(|index| SimClient {
-                process: index as u64,
-                session: ClientSession::new(session_id(index, 0), SESSION),
-                current: None,
-                remaining: config.ops_per_client,
-                sessions_started: 0,
-            })
-            .collect();
         let mut simulation = Simulation {
             keys: keys(config.keys),
             registry,
@@ -278,8 +319,10 @@ impl Simulation {
             order: 0,
             stamps: 0,
             queue: BinaryHeap::new(),
-            nodes,
-            clients,
+            slots,
+            member_slots: BTreeMap::new(),
+            store: None,
+            clients: Vec::new(),
             faults,
             active: BTreeSet::new(),
             network_rng: root.fork(2),
@@ -290,7 +333,7 @@ impl Simulation {
             trace: Vec::new(),
             config,
         };
-        simulation.create_objects();
+        simulation.bootstrap(members);
         for index in 0..simulation.faults.len() {
             let (start, end) = (simulation.faults[index].start_ms, simulation.faults[index].end_ms);
             simulation.schedule(start, Event::FaultStart(index));
@@ -301,6 +344,74 @@ impl Simulation {
             simulation.schedule(delay, Event::ClientNext(client));
         }
         simulation
+    }
+
+    /// Starts the first members in one active configuration, creates the objects that need an
+    /// initial state (replicated like any call), and sets up the clients.
+    fn bootstrap(&mut self, members: usize) {
+        for slot in 0..members {
+            self.start_member(slot);
+        }
+        let listed = (0..members)
+            .map(|slot| self.slots[slot].node.as_ref().expect("started").identity().clone())
+            .collect();
+        let initial = Configuration::initial(listed, self.config.rf);
+        self.store = Some(initial.clone());
+        for slot in 0..members {
+            self.with_node(slot, |node, now| node.handle_config(now, initial.clone()));
+        }
+        self.settle();
+        for (index, key) in self.keys.clone().into_iter().enumerate() {
+            let Some(state) = key.initial.clone() else { continue };
+            let primary = Placement::new(&initial).primary(&key.key);
+            let call = Call {
+                id: CallId { session: u64::MAX, seq: index as u64 + 1 },
+                acked_below: 0,
+                key: key.key,
+                type_name: key.type_name,
+                action: Action::Create { state },
+            };
+            let slot = self.member_slots[&primary];
+            self.with_node(slot, |node, now| node.handle_request(now, SETUP, call));
+            self.settle();
+        }
+        self.clients = (0..self.config.clients)
+            .map(|index| SimClient {
+                process: index as u64,
+                session: ClientSession::new(session_id(index, 0), SESSION),
+                placement: Placement::new(&initial),
+                config: initial.clone(),
+                current: None,
+                remaining: self.config.ops_per_client,
+                sessions_started: 0,
+            })
+            .collect();
+        for slot in 0..self.slots.len() {
+            self.arm_timer(slot);
+        }
+    }
+
+    /// Delivers peer messages at once until every member is quiet (setup only: no faults, no
+    /// time passing, the store as it is).
+    fn settle(&mut self) {
+        loop {
+            let mut messages = Vec::new();
+            for slot in &mut self.slots {
+                let Some(node) = slot.node.as_mut() else { continue };
+                while let Some(output) = node.poll_output() {
+                    if let Output::Send { to, message } = output {
+                        messages.push((node.id(), to, message));
+                    }
+                }
+            }
+            if messages.is_empty() {
+                return;
+            }
+            for (from, to, message) in messages {
+                let slot = self.member_slots[&to];
+                self.with_node(slot, |node, now| node.handle_peer(now, from, message));
+            }
+        }
     }
 
     /// Runs to the end and returns what happened.
@@ -350,33 +461,18 @@ impl Simulation {
         self.stamps
     }
 
-    /// Creates the objects that need an initial state, directly on their nodes, before the run.
-    fn create_objects(&mut self) {
-        for (index, key) in self.keys.clone().into_iter().enumerate() {
-            let Some(state) = key.initial.clone() else { continue };
-            let node = self.node_of(&key.key);
-            let call = Call {
-                id: CallId { session: u64::MAX, seq: index as u64 + 1 },
-                acked_below: 0,
-                key: key.key,
-                type_name: key.type_name,
-                action: Action::Create { state },
-            };
-            self.nodes[node].node.handle_request(0, SETUP, call);
-            while self.nodes[node].node.poll_output().is_some() {}
-        }
-    }
-
-    fn node_of(&self, key: &str) -> usize {
-        let mut hasher = DefaultHasher::new();
-        key.hash(&mut hasher);
-        (hasher.finish() % self.nodes.len() as u64) as usize
-    }
-
     fn dispatch(&mut self, event: Event) {
         match event {
             Event::Deliver { to, from, message } => self.on_deliver(to, from, message),
-            Event::NodeTimer(node) => self.on_node_timer(node),
+            Event::NodeTimer(slot) => self.on_node_timer(slot),
+            Event::StoreApply(request) => self.on_store_apply(request),
+            Event::StoreAnswer { slot, member, record } => self.on_store_answer(slot, member, record),
+            Event::Start(slot) => {
+                if self.slots[slot].node.is_none() && !self.slots[slot].stay_out {
+                    self.start_member(slot);
+                    self.after_node_input(slot);
+                }
+            }
             Event::ClientTimer { client, seq } => self.on_client_timer(client, seq),
             Event::ClientNext(client) => self.on_client_next(client),
             Event::FaultStart(index) => self.on_fault_start(index),
@@ -388,26 +484,34 @@ impl Simulation {
     // ---- network -------------------------------------------------------------------------
 
     fn endpoint_of_client(&self, client: usize) -> usize {
-        self.nodes.len() + client
+        self.slots.len() + client
     }
 
     fn active_kinds(&self) -> impl Iterator<Item = &Fault> {
         self.active.iter().map(|index| &self.faults[*index])
     }
 
+    /// Whether the link between two endpoints (slots, then clients; `STORE` for the store) is cut.
     fn link_blocked(&self, from: usize, to: usize) -> bool {
-        let nodes = self.nodes.len();
-        let endpoints = nodes + self.clients.len();
+        let slots = self.slots.len();
+        let endpoints = slots + self.clients.len();
         self.active_kinds().any(|fault| {
             let target = fault.target as usize;
             match fault.kind {
                 FaultKind::IsolateNode => from == target || to == target,
-                FaultKind::Halves => (from < endpoints / 2) != (to < endpoints / 2),
-                FaultKind::OneWay => from == target && to >= nodes,
+                FaultKind::Halves => {
+                    from != STORE && to != STORE && (from < endpoints / 2) != (to < endpoints / 2)
+                }
+                FaultKind::OneWay => from == target && to >= slots && to != STORE,
                 FaultKind::Ring => {
-                    let (node, client) = if from < nodes { (from, to) } else { (to, from) };
-                    let home = (client - nodes) % nodes;
-                    node != home && node != (home + 1) % nodes
+                    // Clients reach only two neighbouring slots; members reach each other.
+                    let (node, client) = match (from < slots, to < slots) {
+                        (true, false) if to != STORE => (from, to),
+                        (false, true) if from != STORE => (to, from),
+                        _ => return false,
+                    };
+                    let home = (client - slots) % slots;
+                    node != home && node != (home + 1) % slots
                 }
                 _ => false,
             }
@@ -425,82 +529,193 @@ impl Simulation {
         }
         let copies = if kinds.contains(&FaultKind::Duplication) && rng.chance(0.15) { 2 } else { 1 };
         for _ in 0..copies {
-            let mut latency = self.network_rng.between(1, 3);
-            if kinds.contains(&FaultKind::Reorder) && self.network_rng.chance(0.2) {
-                latency += self.network_rng.between(5, 60);
-            }
-            if kinds.contains(&FaultKind::Delay) {
-                // Heavy tail: mostly small, sometimes far beyond the resend interval.
-                let draw = self.network_rng.below(1000);
-                latency += if draw < 900 { draw / 100 } else { (draw - 880) * 4 };
-            }
+            let latency = self.latency(&kinds);
             let at = self.now_ms + latency;
             self.schedule(at, Event::Deliver { to, from, message: message.clone() });
         }
     }
 
+    fn latency(&mut self, kinds: &BTreeSet<FaultKind>) -> u64 {
+        let rng = &mut self.network_rng;
+        let mut latency = rng.between(1, 3);
+        if kinds.contains(&FaultKind::Reorder) && rng.chance(0.2) {
+            latency += rng.between(5, 60);
+        }
+        if kinds.contains(&FaultKind::Delay) {
+            // Heavy tail: mostly small, sometimes far beyond the resend interval.
+            let draw = rng.below(1000);
+            latency += if draw < 900 { draw / 100 } else { (draw - 880) * 4 };
+        }
+        latency
+    }
+
     fn on_deliver(&mut self, to: usize, from: usize, message: Message) {
-        match message {
-            Message::Call(call) => {
-                let node = &mut self.nodes[to];
-                if node.down {
-                    return;
-                }
-                if node.paused {
-                    node.held.push_back((from, Message::Call(call)));
-                    return;
-                }
-                let client = (from - self.nodes.len()) as u64;
-                let now = self.node_now(to);
-                self.nodes[to].node.handle_request(now, client, call);
-                self.after_node_input(to);
+        if to >= self.slots.len() {
+            let client = to - self.slots.len();
+            match message {
+                Message::Reply(id, result) => self.on_reply(client, id, result),
+                Message::Redirect(id, config) => self.on_redirect(client, id, config),
+                Message::Call(_) | Message::Peer { .. } => {}
             }
-            Message::Reply(id, result) => self.on_reply(to - self.nodes.len(), id, result),
-        }
-    }
-
-    // ---- nodes ---------------------------------------------------------------------------
-
-    fn node_now(&self, node: usize) -> u64 {
-        let slot = &self.nodes[node];
-        (slot.clock_offset_ms + self.now_ms as i64 * slot.clock_rate_percent / 100).max(0) as u64
-    }
-
-    fn after_node_input(&mut self, node: usize) {
-        while let Some(Output::Reply { to, id, result }) = self.nodes[node].node.poll_output() {
-            if to != SETUP {
-                let client_endpoint = self.endpoint_of_client(to as usize);
-                self.send(node, client_endpoint, Message::Reply(id, result));
-            }
-        }
-        if let Some(local) = self.nodes[node].node.poll_timeout() {
-            // The global time at which the node's clock reads `local`, rounded up so the timer
-            // never fires before it; a deadline already due fires now.
-            let slot = &self.nodes[node];
-            let global = if local <= self.node_now(node) {
-                self.now_ms
-            } else {
-                let scaled = (local as i64 - slot.clock_offset_ms) * 100;
-                (scaled.div_euclid(slot.clock_rate_percent) + 1).max(self.now_ms as i64 + 1) as u64
-            };
-            if self.nodes[node].timer_at.is_none_or(|at| global < at || at < self.now_ms) {
-                self.nodes[node].timer_at = Some(global);
-                self.schedule(global, Event::NodeTimer(node));
-            }
-        }
-    }
-
-    fn on_node_timer(&mut self, node: usize) {
-        let slot = &mut self.nodes[node];
-        if slot.timer_at == Some(self.now_ms) {
-            slot.timer_at = None;
-        }
-        if slot.down || slot.paused {
             return;
         }
-        let now = self.node_now(node);
-        self.nodes[node].node.handle_timeout(now);
-        self.after_node_input(node);
+        if self.slots[to].node.is_none() {
+            return;
+        }
+        if self.slots[to].paused {
+            self.slots[to].held.push_back((from, message));
+            return;
+        }
+        match message {
+            Message::Call(call) => {
+                let client = (from - self.slots.len()) as u64;
+                self.with_node(to, |node, now| node.handle_request(now, client, call));
+            }
+            Message::Peer { from: sender, to: member, message } => {
+                if self.slots[to].node.as_ref().is_some_and(|node| node.id() == member) {
+                    self.with_node(to, |node, now| node.handle_peer(now, sender, message));
+                }
+            }
+            Message::Reply(..) | Message::Redirect(..) => {}
+        }
+        self.after_node_input(to);
+    }
+
+    // ---- store ---------------------------------------------------------------------------
+
+    fn store_request(
+        &mut self,
+        slot: usize,
+        member: MemberId,
+        proposal: Option<(Option<Configuration>, Configuration)>,
+    ) {
+        if self.link_blocked(slot, STORE) || self.network_rng.chance(STORE_ERROR_RATE) {
+            return;
+        }
+        let latency = self.network_rng.between(3, 25);
+        self.schedule(self.now_ms + latency, Event::StoreApply(StoreRequest { slot, member, proposal }));
+    }
+
+    fn on_store_apply(&mut self, request: StoreRequest) {
+        if let Some((current, next)) = request.proposal {
+            if self.store == current && next.validate().is_ok() {
+                self.store = Some(next);
+            }
+        }
+        let latency = self.network_rng.between(3, 25);
+        let answer =
+            Event::StoreAnswer { slot: request.slot, member: request.member, record: self.store.clone() };
+        self.schedule(self.now_ms + latency, answer);
+    }
+
+    fn on_store_answer(&mut self, slot: usize, member: MemberId, record: Option<Configuration>) {
+        let alive = self.slots[slot].node.as_ref().is_some_and(|node| node.id() == member);
+        if !alive || self.slots[slot].paused || self.link_blocked(slot, STORE) {
+            return;
+        }
+        self.with_node(slot, |node, now| match record {
+            Some(record) => node.handle_config(now, record),
+            None => node.handle_empty_store(),
+        });
+        self.after_node_input(slot);
+    }
+
+    // ---- members -------------------------------------------------------------------------
+
+    /// Starts a new member (a new identity, empty) in `slot`; it joins through the store.
+    fn start_member(&mut self, slot: usize) {
+        let state = &mut self.slots[slot];
+        state.starts += 1;
+        let id = slot as u64 * 1_000 + state.starts;
+        let member = Member { id, addr: format!("sim-{slot}") };
+        let node_config = NodeConfig { canary: self.config.canary.clone(), ..NodeConfig::default() };
+        let node = Node::member(node_config, self.registry.clone(), member, self.config.rf, TIMING)
+            .expect("valid member config");
+        state.node = Some(node);
+        state.held.clear();
+        self.member_slots.insert(id, slot);
+    }
+
+    fn stop_member(&mut self, slot: usize) {
+        let state = &mut self.slots[slot];
+        state.node = None;
+        state.held.clear();
+        state.paused = false;
+    }
+
+    fn with_node(&mut self, slot: usize, input: impl FnOnce(&mut Node, u64)) {
+        let now = self.node_now(slot);
+        if let Some(node) = self.slots[slot].node.as_mut() {
+            input(node, now);
+        }
+    }
+
+    fn node_now(&self, slot: usize) -> u64 {
+        let state = &self.slots[slot];
+        (state.clock_offset_ms + self.now_ms as i64 * state.clock_rate_percent / 100).max(0) as u64
+    }
+
+    fn after_node_input(&mut self, slot: usize) {
+        loop {
+            let Some(node) = self.slots[slot].node.as_mut() else { return };
+            let id = node.id();
+            let Some(output) = node.poll_output() else { break };
+            match output {
+                Output::Reply { to, id, result } => {
+                    if to != SETUP {
+                        let client = self.endpoint_of_client(to as usize);
+                        self.send(slot, client, Message::Reply(id, result));
+                    }
+                }
+                Output::Redirect { to, id, config } => {
+                    let client = self.endpoint_of_client(to as usize);
+                    self.send(slot, client, Message::Redirect(id, config));
+                }
+                Output::Send { to, message } => {
+                    if let Some(&target) = self.member_slots.get(&to) {
+                        self.send(slot, target, Message::Peer { from: id, to, message });
+                    }
+                }
+                Output::LoadConfig => self.store_request(slot, id, None),
+                Output::Propose { current, next } => self.store_request(slot, id, Some((current, next))),
+                Output::Removed => {
+                    self.stop_member(slot);
+                    let delay = self.workload_rng.between(100, 400);
+                    self.schedule(self.now_ms + delay, Event::Start(slot));
+                    return;
+                }
+            }
+        }
+        self.arm_timer(slot);
+    }
+
+    fn arm_timer(&mut self, slot: usize) {
+        let Some(local) = self.slots[slot].node.as_ref().and_then(Node::poll_timeout) else { return };
+        // The global time at which the slot's clock reads `local`, rounded up so the timer
+        // never fires before it; a deadline already due fires now.
+        let state = &self.slots[slot];
+        let global = if local <= self.node_now(slot) {
+            self.now_ms
+        } else {
+            let scaled = (local as i64 - state.clock_offset_ms) * 100;
+            (scaled.div_euclid(state.clock_rate_percent) + 1).max(self.now_ms as i64 + 1) as u64
+        };
+        if self.slots[slot].timer_at.is_none_or(|at| global < at || at < self.now_ms) {
+            self.slots[slot].timer_at = Some(global);
+            self.schedule(global, Event::NodeTimer(slot));
+        }
+    }
+
+    fn on_node_timer(&mut self, slot: usize) {
+        let state = &mut self.slots[slot];
+        if state.timer_at == Some(self.now_ms) {
+            state.timer_at = None;
+        }
+        if state.node.is_none() || state.paused {
+            return;
+        }
+        self.with_node(slot, |node, now| node.handle_timeout(now));
+        self.after_node_input(slot);
     }
 
     // ---- clients -------------------------------------------------------------------------
@@ -544,27 +759,47 @@ impl Simulation {
         });
         self.clients[client].current = Some((call.id.seq, self.history.len() - 1));
         self.send_call(client, call);
+        self.arm_client_timer(client);
     }
 
+    /// Sends a call to the primary of its key in the client's configuration.
     fn send_call(&mut self, client: usize, call: Call) {
-        let seq = call.id.seq;
-        let node = self.node_of(&call.key);
+        let primary = self.clients[client].placement.primary(&call.key);
+        let Some(&slot) = self.member_slots.get(&primary) else { return };
         let from = self.endpoint_of_client(client);
-        self.send(from, node, Message::Call(call));
+        self.send(from, slot, Message::Call(call));
+    }
+
+    fn arm_client_timer(&mut self, client: usize) {
+        let Some((seq, _)) = self.clients[client].current else { return };
         if let Some(deadline) = self.clients[client].session.call_deadline(seq) {
             self.schedule(deadline, Event::ClientTimer { client, seq });
         }
     }
 
+    /// The client learns a configuration (from a redirect, or by reading the store).
+    fn adopt_config(&mut self, client: usize, config: Configuration) -> bool {
+        let state = &mut self.clients[client];
+        if !config.supersedes(&state.config) {
+            return false;
+        }
+        state.placement = Placement::new(&config);
+        state.config = config;
+        true
+    }
+
     fn on_client_timer(&mut self, client: usize, seq: u64) {
         let now = self.now_ms;
         match self.clients[client].session.handle_call_timeout(now, seq) {
-            RetryDecision::Resend(call) => self.send_call(client, call),
-            RetryDecision::Wait => {
-                if let Some(deadline) = self.clients[client].session.call_deadline(seq) {
-                    self.schedule(deadline, Event::ClientTimer { client, seq });
+            RetryDecision::Resend(call) => {
+                // An unanswered call may have gone to a former primary: read the store first.
+                if let Some(stored) = self.store.clone() {
+                    self.adopt_config(client, stored);
                 }
+                self.send_call(client, call);
+                self.arm_client_timer(client);
             }
+            RetryDecision::Wait => self.arm_client_timer(client),
             RetryDecision::GiveUp => {
                 // Unknown outcome: this process is done; the client continues as a new one.
                 let state = &mut self.clients[client];
@@ -573,6 +808,16 @@ impl Simulation {
                 state.sessions_started += 1;
                 state.session = ClientSession::new(session_id(client, state.sessions_started), SESSION);
                 self.schedule(now + 1, Event::ClientNext(client));
+            }
+        }
+    }
+
+    fn on_redirect(&mut self, client: usize, id: CallId, config: Configuration) {
+        let current = self.clients[client].current.is_some_and(|(seq, _)| seq == id.seq);
+        if current && id.session == self.clients[client].session.id() && self.adopt_config(client, config) {
+            let unanswered = self.clients[client].session.unanswered();
+            for call in unanswered {
+                self.send_call(client, call);
             }
         }
     }
@@ -600,22 +845,34 @@ impl Simulation {
     fn on_fault_start(&mut self, index: usize) {
         self.active.insert(index);
         let fault = self.faults[index].clone();
-        let node = fault.target as usize % self.nodes.len();
+        let members = self.config.nodes.max(1);
+        let slot = fault.target as usize % members;
         match fault.kind {
-            FaultKind::Crash => {
-                let slot = &mut self.nodes[node];
-                slot.down = true;
-                slot.held.clear();
-                let config = NodeConfig { canary: self.config.canary.clone(), ..NodeConfig::default() };
-                slot.node = Node::new(config, self.registry.clone()).expect("valid node config");
+            FaultKind::Crash => self.stop_member(slot),
+            FaultKind::Replace => {
+                self.stop_member(slot);
+                self.start_member(slot);
+                self.after_node_input(slot);
             }
-            FaultKind::Pause => self.nodes[node].paused = true,
+            FaultKind::Leave => {
+                self.with_node(slot, |node, _| node.leave());
+                self.after_node_input(slot);
+            }
+            FaultKind::Join => {
+                let spare = members + fault.target as usize % SPARE_SLOTS;
+                if self.slots[spare].node.is_none() {
+                    self.slots[spare].stay_out = false;
+                    self.start_member(spare);
+                    self.after_node_input(spare);
+                }
+            }
+            FaultKind::Pause => self.slots[slot].paused = true,
             FaultKind::ClockJump => {
-                self.nodes[node].clock_offset_ms += fault.amount;
-                self.on_node_timer(node);
+                self.slots[slot].clock_offset_ms += fault.amount;
+                self.on_node_timer(slot);
             }
-            // The node's clock runs 50% slower to 50% faster until the fault ends.
-            FaultKind::ClockSkew => self.set_clock_rate(node, 100 + fault.amount / 20),
+            // The slot's clock runs 50% slower to 50% faster until the fault ends.
+            FaultKind::ClockSkew => self.set_clock_rate(slot, 100 + fault.amount / 20),
             FaultKind::ClientRetry => self.on_retry_tick(index),
             _ => {}
         }
@@ -624,28 +881,38 @@ impl Simulation {
     fn on_fault_end(&mut self, index: usize) {
         self.active.remove(&index);
         let fault = self.faults[index].clone();
-        let node = fault.target as usize % self.nodes.len();
+        let members = self.config.nodes.max(1);
+        let slot = fault.target as usize % members;
         match fault.kind {
-            FaultKind::Crash => self.nodes[node].down = false,
-            FaultKind::ClockSkew => self.set_clock_rate(node, 100),
+            FaultKind::Crash if self.slots[slot].node.is_none() => {
+                self.start_member(slot);
+                self.after_node_input(slot);
+            }
+            FaultKind::Join => {
+                let spare = members + fault.target as usize % SPARE_SLOTS;
+                self.slots[spare].stay_out = true;
+                self.with_node(spare, |node, _| node.leave());
+                self.after_node_input(spare);
+            }
+            FaultKind::ClockSkew => self.set_clock_rate(slot, 100),
             FaultKind::Pause => {
-                self.nodes[node].paused = false;
-                while let Some((from, message)) = self.nodes[node].held.pop_front() {
-                    self.on_deliver(node, from, message);
+                self.slots[slot].paused = false;
+                while let Some((from, message)) = self.slots[slot].held.pop_front() {
+                    self.on_deliver(slot, from, message);
                 }
-                self.on_node_timer(node);
+                self.on_node_timer(slot);
             }
             _ => {}
         }
     }
 
-    /// Changes a node's clock rate without a jump: its local time continues from where it is.
-    fn set_clock_rate(&mut self, node: usize, rate_percent: i64) {
-        let local = self.node_now(node) as i64;
-        let slot = &mut self.nodes[node];
-        slot.clock_rate_percent = rate_percent.max(1);
-        slot.clock_offset_ms = local - self.now_ms as i64 * slot.clock_rate_percent / 100;
-        self.on_node_timer(node);
+    /// Changes a slot's clock rate without a jump: its local time continues from where it is.
+    fn set_clock_rate(&mut self, slot: usize, rate_percent: i64) {
+        let local = self.node_now(slot) as i64;
+        let state = &mut self.slots[slot];
+        state.clock_rate_percent = rate_percent.max(1);
+        state.clock_offset_ms = local - self.now_ms as i64 * state.clock_rate_percent / 100;
+        self.on_node_timer(slot);
     }
 
     /// Client retries: every client with a call in flight resends it now, then again in 10 ms
@@ -655,13 +922,25 @@ impl Simulation {
             return;
         }
         for client in 0..self.clients.len() {
-            let unanswered = self.clients[client].session.unanswered();
-            for call in unanswered {
-                let (node, from) = (self.node_of(&call.key), self.endpoint_of_client(client));
-                self.send(from, node, Message::Call(call));
+            for call in self.clients[client].session.unanswered() {
+                self.send_call(client, call);
             }
         }
         self.schedule(self.now_ms + 10, Event::RetryTick(index));
+    }
+}
+
+/// The store's endpoint, for [`Simulation::link_blocked`].
+const STORE: usize = usize::MAX;
+
+/// How many members a run may take out ([`FaultKind::impairs_member`]): the `rf - 1` failures
+/// that `rf` copies survive. Single-copy runs leave out the faults that lose state instead
+/// (see [`FaultKind::survivable`]), and survive any number of the others.
+fn impairing_budget(rf: usize, fault_count: usize) -> usize {
+    if rf <= 1 {
+        fault_count
+    } else {
+        rf - 1
     }
 }
 

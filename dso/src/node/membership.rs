@@ -1,0 +1,381 @@
+//! Configurations, state transfer and failure detection.
+//!
+//! A member serves only in an *active* configuration that lists it. When a new (inactive)
+//! configuration appears, every member stops serving older epochs and the new primaries pull
+//! their keys from the source configuration: from enough of its members that every key's
+//! source replica set answered (all but `rf - 1` of them), each of which stops serving the old
+//! epoch before it answers. Since every replica of an active configuration holds every
+//! acknowledged operation, the newest copy received holds them too. The primary then installs
+//! its keys on their new backups and marks itself ready in the store; the mark that completes
+//! the set activates the configuration.
+//!
+//! Members send each other heartbeats every tick; one that stays silent for
+//! `suspect_after_ms` is proposed for removal, which starts the same transfer. Only a member
+//! that hears from a majority of the configuration proposes removals.
+
+use std::collections::BTreeSet;
+
+use super::replication::PrimaryLog;
+use super::{KeyState, Node, Output, Phase};
+use crate::cluster::{Configuration, MemberId, Placement};
+use crate::protocol::PeerMessage;
+use crate::shard::{Shard, ShardImage};
+
+/// A member's progress into an inactive configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct Transfer {
+    epoch: u64,
+    /// Source members whose keys this member holds (itself included if it is one).
+    responded: BTreeSet<MemberId>,
+    /// Enough of the source answered.
+    pulled: bool,
+    /// Members that have not confirmed this member's install yet.
+    installs_pending: BTreeSet<MemberId>,
+}
+
+/// A shard on the wire: key, image, version.
+type ShardCopy = (String, ShardImage, (u64, u64));
+
+impl Node {
+    /// The store holds this configuration record.
+    pub fn handle_config(&mut self, now_ms: u64, record: Configuration) {
+        if record.validate().is_err() || !record.supersedes(&self.cluster) || self.phase == Phase::Gone {
+            return;
+        }
+        let new_epoch = record.epoch != self.cluster.epoch;
+        self.cluster = record;
+        self.placement = Placement::new(&self.cluster);
+        for member in &self.cluster.members {
+            if new_epoch || !self.last_heard.contains_key(&member.id) {
+                self.last_heard.insert(member.id, now_ms);
+            }
+        }
+        if new_epoch {
+            self.fence = self.fence.max(self.cluster.epoch);
+            self.stop_serving();
+            self.transfer = None;
+        }
+        let listed = self.cluster.is_member(self.me.id);
+        if self.cluster.epoch < self.fence {
+            // A newer epoch exists somewhere: find out which.
+            self.outputs.push_back(Output::LoadConfig);
+        } else if self.cluster.is_active() {
+            if listed && !self.serving {
+                self.activate(now_ms);
+            } else if !listed && matches!(self.phase, Phase::Joined | Phase::Leaving) {
+                self.retire();
+            }
+        } else if listed {
+            if self.phase == Phase::Joining {
+                self.phase = Phase::Joined;
+            }
+            if self.transfer.is_none() {
+                self.start_transfer();
+            }
+            self.propose_ready();
+        }
+        self.propose_membership();
+    }
+
+    /// The store holds no configuration yet: a joining member creates the first one.
+    pub fn handle_empty_store(&mut self) {
+        if self.phase == Phase::Joining && self.timing.is_some() {
+            let next = Configuration::initial(vec![self.me.clone()], self.rf);
+            self.outputs.push_back(Output::Propose { current: None, next });
+        }
+    }
+
+    /// Asks to be removed from the configuration (a graceful stop); [`Output::Removed`] follows
+    /// once a configuration without this member is active, that is, once its keys moved.
+    pub fn leave(&mut self) {
+        if matches!(self.phase, Phase::Joined | Phase::Joining) {
+            self.phase = Phase::Leaving;
+            self.propose_membership();
+        }
+    }
+
+    /// Periodic chores: heartbeats, suspicion, resends, store polling.
+    pub(super) fn tick(&mut self, now_ms: u64) {
+        let Some(timing) = self.timing.clone() else { return };
+        self.next_tick_ms = Some(now_ms + timing.tick_ms);
+        self.ticks += 1;
+        if self.phase == Phase::Gone {
+            return;
+        }
+        let mut peers: BTreeSet<MemberId> = self.cluster.members.iter().map(|member| member.id).collect();
+        if let Some(source) = &self.cluster.source {
+            peers.extend(source.members.iter().map(|member| member.id));
+        }
+        peers.remove(&self.me.id);
+        if self.cluster.epoch > 0 {
+            for peer in peers {
+                self.send(peer, PeerMessage::Heartbeat { epoch: self.cluster.epoch });
+            }
+        }
+        if self.serving {
+            self.resend_lagging();
+        }
+        self.resend_transfer();
+        self.propose_ready();
+        self.propose_membership_at(now_ms, timing.suspect_after_ms);
+        if self.ticks.is_multiple_of(timing.poll_every_ticks) {
+            self.outputs.push_back(Output::LoadConfig);
+        }
+    }
+
+    fn propose_membership(&mut self) {
+        self.propose_membership_at(0, u64::MAX);
+    }
+
+    /// Proposes the next configuration if this member wants to join or leave, or suspects a
+    /// member (silent since before `now_ms - suspect_after_ms`).
+    fn propose_membership_at(&mut self, now_ms: u64, suspect_after_ms: u64) {
+        if self.timing.is_none() || self.cluster.epoch == 0 {
+            return;
+        }
+        let listed = self.cluster.is_member(self.me.id);
+        let mut members = self.cluster.members.clone();
+        match self.phase {
+            Phase::Joining if !listed => members.push(self.me.clone()),
+            Phase::Leaving if listed && members.len() > 1 => members.retain(|member| member.id != self.me.id),
+            Phase::Joined | Phase::Leaving if listed => {
+                let silent = |id: MemberId| {
+                    id != self.me.id
+                        && self
+                            .last_heard
+                            .get(&id)
+                            .is_some_and(|heard| now_ms.saturating_sub(*heard) >= suspect_after_ms)
+                };
+                members.retain(|member| !silent(member.id));
+                // Only a member that hears a majority proposes removals: one cut off from the
+                // others would otherwise shrink the cluster to itself.
+                if members.len() * 2 <= self.cluster.members.len() {
+                    return;
+                }
+            }
+            _ => {}
+        }
+        if members.len() == self.cluster.members.len()
+            && members.iter().all(|m| self.cluster.members.contains(m))
+        {
+            return;
+        }
+        let mut next = self.cluster.next(members);
+        if self.phase == Phase::Joining {
+            next.rf = self.rf;
+        }
+        self.outputs.push_back(Output::Propose { current: Some(self.cluster.clone()), next });
+    }
+
+    fn stop_serving(&mut self) {
+        self.serving = false;
+        for state in self.keys.values_mut() {
+            state.primary = None;
+        }
+        self.parked.clear();
+        self.deadlines.clear();
+        self.routes.clear();
+    }
+
+    /// Starts serving the (active) configuration: keeps the keys this member replicates,
+    /// opens a log for each it is primary of and re-arms its parked calls' timeouts.
+    fn activate(&mut self, now_ms: u64) {
+        // The first configuration has nothing to take over; any later one needs this member's
+        // ready mark, that is, its state transfer.
+        if self.cluster.epoch != 1 && self.ready_for != Some(self.cluster.epoch) {
+            // Listed in an active configuration this member never took state for: it is a
+            // restarted process under an old identity. Holding nothing, it must not serve.
+            tracing::error!(
+                member = self.me.id,
+                epoch = self.cluster.epoch,
+                "listed without state: retiring"
+            );
+            self.retire();
+            return;
+        }
+        self.phase = Phase::Joined;
+        self.serving = true;
+        self.transfer = None;
+        let epoch = self.cluster.epoch;
+        let me = self.me.id;
+        let placement = &self.placement;
+        self.keys.retain(|key, _| placement.replicas(key).contains(&me));
+        let mut parked = Vec::new();
+        for (key, state) in &mut self.keys {
+            state.version = (epoch, 0);
+            let replicas = placement.replicas(key);
+            if replicas[0] == me {
+                state.primary = Some(PrimaryLog::new(&replicas[1..]));
+                parked.extend(state.shard.parked().map(|(id, timeout)| (id, key.clone(), timeout)));
+            }
+        }
+        for (id, key, timeout) in parked {
+            self.park(now_ms, id, key, timeout);
+        }
+        tracing::info!(member = me, epoch, keys = self.keys.len(), "serving");
+    }
+
+    fn retire(&mut self) {
+        self.stop_serving();
+        self.keys.clear();
+        self.transfer = None;
+        self.phase = Phase::Gone;
+        self.next_tick_ms = None;
+        self.outputs.push_back(Output::Removed);
+    }
+
+    fn start_transfer(&mut self) {
+        let source = self.cluster.source.clone().expect("an inactive configuration has a source");
+        let mut responded = BTreeSet::new();
+        if source.is_member(self.me.id) {
+            responded.insert(self.me.id);
+        }
+        self.transfer = Some(Transfer {
+            epoch: self.cluster.epoch,
+            responded,
+            pulled: false,
+            installs_pending: BTreeSet::new(),
+        });
+        self.resend_transfer();
+        self.check_pulled();
+    }
+
+    /// (Re)sends the pulls still unanswered and the installs still unconfirmed.
+    fn resend_transfer(&mut self) {
+        let Some(transfer) = self.transfer.clone() else { return };
+        let Some(source) = self.cluster.source.clone() else { return };
+        if !transfer.pulled {
+            for member in source.members.iter().filter(|m| !transfer.responded.contains(&m.id)) {
+                self.send(member.id, PeerMessage::Pull { config: self.cluster.clone() });
+            }
+        }
+        for backup in transfer.installs_pending {
+            let shards =
+                self.images_for(|replicas| replicas[0] == self.me.id && replicas[1..].contains(&backup));
+            self.send(backup, PeerMessage::Install { epoch: transfer.epoch, shards });
+        }
+    }
+
+    /// The held keys whose replicas in the current configuration satisfy `wanted`.
+    fn images_for(&self, wanted: impl Fn(&[MemberId]) -> bool) -> Vec<ShardCopy> {
+        (self.keys.iter())
+            .filter(|(key, _)| wanted(&self.placement.replicas(key)))
+            .map(|(key, state)| (key.clone(), state.shard.image(), state.version))
+            .collect()
+    }
+
+    /// A member of configuration `config` asks for the keys it will be primary of.
+    pub(super) fn on_pull(&mut self, now_ms: u64, from: MemberId, config: Configuration) {
+        if config.epoch < self.fence || config.validate().is_err() {
+            return;
+        }
+        if !self.fences_on_pull() {
+            // The canary: hand the state over but go on serving the old epoch.
+        } else if config.supersedes(&self.cluster) {
+            self.handle_config(now_ms, config.clone());
+        }
+        if self.fences_on_pull() {
+            // Fenced: nothing of an older epoch is served or acknowledged from here on.
+            self.fence = self.fence.max(config.epoch);
+            if self.serving && self.cluster.epoch < self.fence {
+                self.stop_serving();
+            }
+        }
+        let placement = Placement::new(&config);
+        let shards: Vec<ShardCopy> = (self.keys.iter())
+            .filter(|(key, _)| placement.primary(key) == from)
+            .map(|(key, state)| (key.clone(), state.shard.image(), state.version))
+            .collect();
+        self.send(from, PeerMessage::Shards { epoch: config.epoch, shards });
+    }
+
+    #[cfg(feature = "canary")]
+    fn fences_on_pull(&self) -> bool {
+        !self.config.canary.accept_old_epochs
+    }
+
+    #[cfg(not(feature = "canary"))]
+    fn fences_on_pull(&self) -> bool {
+        true
+    }
+
+    pub(super) fn on_shards(&mut self, from: MemberId, epoch: u64, shards: Vec<ShardCopy>) {
+        let Some(transfer) = &mut self.transfer else { return };
+        if transfer.epoch != epoch || transfer.pulled || !transfer.responded.insert(from) {
+            return;
+        }
+        for (key, image, version) in shards {
+            if self.placement.primary(&key) != self.me.id {
+                continue;
+            }
+            if self.keys.get(&key).is_some_and(|held| held.version >= version) {
+                continue;
+            }
+            self.adopt(key, image, version);
+        }
+        self.check_pulled();
+    }
+
+    fn adopt(&mut self, key: String, image: ShardImage, version: (u64, u64)) {
+        match Shard::from_image(image, &self.registry) {
+            Ok(shard) => {
+                self.keys.insert(key, KeyState { shard, version, primary: None });
+            }
+            Err(error) => {
+                tracing::error!(%key, %error, "cannot hold a transferred key: its type is not registered here")
+            }
+        }
+    }
+
+    /// Enough of the source answered once every key's source replica set has a responder.
+    fn check_pulled(&mut self) {
+        let Some(source) = &self.cluster.source else { return };
+        let Some(transfer) = &mut self.transfer else { return };
+        let needed = source.members.len() + 1 - source.effective_rf();
+        let answered = source.members.iter().filter(|m| transfer.responded.contains(&m.id)).count();
+        if transfer.pulled || answered < needed {
+            return;
+        }
+        transfer.pulled = true;
+        transfer.installs_pending =
+            self.cluster.members.iter().map(|member| member.id).filter(|id| *id != self.me.id).collect();
+        self.resend_transfer();
+        self.propose_ready();
+    }
+
+    pub(super) fn on_install(&mut self, from: MemberId, epoch: u64, shards: Vec<ShardCopy>) {
+        if epoch != self.cluster.epoch || epoch < self.fence {
+            if epoch > self.cluster.epoch {
+                self.outputs.push_back(Output::LoadConfig);
+            }
+            return;
+        }
+        if !self.cluster.is_active() {
+            for (key, image, version) in shards {
+                if self.placement.primary(&key) == from {
+                    self.adopt(key, image, version);
+                }
+            }
+        }
+        self.send(from, PeerMessage::Installed { epoch });
+    }
+
+    pub(super) fn on_installed(&mut self, from: MemberId, epoch: u64) {
+        let Some(transfer) = &mut self.transfer else { return };
+        if transfer.epoch == epoch && transfer.installs_pending.remove(&from) {
+            self.propose_ready();
+        }
+    }
+
+    /// Marks this member ready in the store once it holds its keys and its backups hold theirs.
+    fn propose_ready(&mut self) {
+        let Some(transfer) = &self.transfer else { return };
+        let done = transfer.pulled && transfer.installs_pending.is_empty();
+        if !done || self.cluster.is_active() || self.cluster.ready.contains(&self.me.id) {
+            return;
+        }
+        self.ready_for = Some(self.cluster.epoch);
+        let next = self.cluster.with_ready(self.me.id);
+        self.outputs.push_back(Output::Propose { current: Some(self.cluster.clone()), next });
+    }
+}

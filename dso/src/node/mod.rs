@@ -1,0 +1,548 @@
+//! The sans-IO node: one member of a DSO cluster (or a standalone server).
+//!
+//! Inputs: client calls ([`Node::handle_request`]), messages from other members
+//! ([`Node::handle_peer`]), configurations read from the store ([`Node::handle_config`]), time
+//! ([`Node::handle_timeout`]). Outputs: drain [`Node::poll_output`] after every input; ask
+//! [`Node::poll_timeout`] for the next deadline. No clock, socket or randomness inside: time is
+//! the `now_ms` argument (any monotonic millisecond count the host chooses), so the simulator,
+//! the model checker and the async server run exactly this code.
+//!
+//! Replication is primary-backup per key ([`replication`]): the primary of a key admits and
+//! applies every call, read or write, logs it, sends it to the key's backups and answers only
+//! when every backup of the current epoch holds it. Configurations change by compare-and-swap in
+//! a store; a new one takes effect after state transfer ([`membership`]).
+
+mod membership;
+mod replication;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use crate::cluster::{Configuration, Member, MemberId, Placement};
+use crate::object::CallId;
+use crate::protocol::{Call, ClientAddr, Entry, PeerMessage};
+use crate::registry::Registry;
+use crate::session::{Admission, CallResult};
+use crate::shard::{Effects, SessionLimits, Shard};
+use crate::CallError;
+
+use membership::Transfer;
+use replication::PrimaryLog;
+
+/// Limits of one node. Every bound is here, checked by [`NodeConfig::validate`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NodeConfig {
+    /// Unacknowledged calls one session may have recorded per key (its pipelining window).
+    pub session_calls_max: usize,
+    /// Sessions a key's table holds before the least recently used one is evicted.
+    pub sessions_max: usize,
+    /// Longest key.
+    pub key_bytes_max: usize,
+    /// Deliberate bugs for checkers to catch; all off by default.
+    #[cfg(feature = "canary")]
+    pub canary: Canary,
+}
+
+/// Deliberate bugs, compiled only with the `canary` feature, that checkers must catch.
+#[cfg(feature = "canary")]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Canary {
+    /// Apply every call, retries included, as if new: breaks exactly-once.
+    pub skip_deduplication: bool,
+    /// Answer read-only calls from a copy of the objects refreshed only every few calls:
+    /// breaks linearizability (stale reads).
+    pub stale_reads: bool,
+    /// Drop parked calls' timeouts when they fall due: breaks liveness (timed waits hang).
+    pub drop_timeouts: bool,
+    /// Answer as soon as the primary applied a call, before the backups hold it: a crash of
+    /// the primary loses acknowledged operations.
+    pub reply_before_backup_acks: bool,
+    /// A member that handed its state to a newer epoch keeps serving and acknowledging log
+    /// entries of its old epoch (no fencing): a deposed primary keeps answering operations
+    /// that the new configuration never sees.
+    pub accept_old_epochs: bool,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            session_calls_max: 4096,
+            sessions_max: 1 << 20,
+            key_bytes_max: 4096,
+            #[cfg(feature = "canary")]
+            canary: Canary::default(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Checks that every limit is usable.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.session_calls_max == 0 || self.sessions_max == 0 || self.key_bytes_max == 0 {
+            return Err("session_calls_max, sessions_max and key_bytes_max must be positive".into());
+        }
+        Ok(())
+    }
+
+    fn limits(&self) -> SessionLimits {
+        SessionLimits { session_calls_max: self.session_calls_max, sessions_max: self.sessions_max }
+    }
+}
+
+/// How a cluster member paces its background work.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClusterTiming {
+    /// Heartbeats, resends and configuration proposals happen every tick.
+    pub tick_ms: u64,
+    /// A member not heard from for this long is suspected and proposed for removal.
+    pub suspect_after_ms: u64,
+    /// The configuration store is read every this many ticks.
+    pub poll_every_ticks: u64,
+}
+
+impl Default for ClusterTiming {
+    fn default() -> Self {
+        Self { tick_ms: 100, suspect_after_ms: 1_500, poll_every_ticks: 5 }
+    }
+}
+
+/// An effect the host must carry out.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Output {
+    /// Send this answer to this client.
+    Reply {
+        /// The client.
+        to: ClientAddr,
+        /// The call answered.
+        id: CallId,
+        /// Its result.
+        result: CallResult,
+    },
+    /// Tell this client that another member serves the call's key.
+    Redirect {
+        /// The client.
+        to: ClientAddr,
+        /// The call.
+        id: CallId,
+        /// The configuration this member serves in.
+        config: Configuration,
+    },
+    /// Send a message to another member.
+    Send {
+        /// The member.
+        to: MemberId,
+        /// The message.
+        message: PeerMessage,
+    },
+    /// Read the configuration store and feed the result to [`Node::handle_config`] (or
+    /// [`Node::handle_empty_store`]).
+    LoadConfig,
+    /// Replace the stored configuration by `next` if it still is `current` (compare-and-swap;
+    /// `current: None` creates it), then read the store again.
+    Propose {
+        /// What the store must hold for the change to apply.
+        current: Option<Configuration>,
+        /// The configuration to store.
+        next: Configuration,
+    },
+    /// An active configuration no longer lists this member: it holds nothing any more. A
+    /// host that wants it back starts a new member (under a new id).
+    Removed,
+}
+
+/// One key as this member holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct KeyState {
+    shard: Shard,
+    /// The epoch of the log the shard follows and the index of the last entry applied.
+    version: (u64, u64),
+    /// Present while this member is the key's serving primary.
+    primary: Option<PrimaryLog>,
+}
+
+/// One DSO node. Nodes compare and hash by everything but their registry (which types they
+/// know, fixed at construction), so a model checker can tell their states apart.
+#[derive(Clone, Debug)]
+pub struct Node {
+    config: NodeConfig,
+    registry: Arc<Registry>,
+    me: Member,
+    /// Copies of each key this member asks for when it joins.
+    rf: usize,
+    /// `None`: a standalone node (one member, no peers, no store).
+    timing: Option<ClusterTiming>,
+    /// The latest configuration record seen.
+    cluster: Configuration,
+    placement: Placement,
+    /// The highest epoch seen anywhere: nothing older is served or accepted.
+    fence: u64,
+    /// Serving as primary and backup in `cluster`, which is active.
+    serving: bool,
+    keys: BTreeMap<String, KeyState>,
+    transfer: Option<Transfer>,
+    /// This member's lifecycle: whether it asks to join, has joined, asks to leave.
+    phase: Phase,
+    /// The epoch this member marked itself ready in (it may activate that one).
+    ready_for: Option<u64>,
+    /// Parked calls of served keys: their key and deadline (volatile, re-armed on failover).
+    parked: BTreeMap<CallId, (String, Option<u64>)>,
+    deadlines: BTreeSet<(u64, CallId)>,
+    /// Where to send each unanswered call's answer (volatile).
+    routes: BTreeMap<CallId, ClientAddr>,
+    last_heard: BTreeMap<MemberId, u64>,
+    next_tick_ms: Option<u64>,
+    ticks: u64,
+    outputs: VecDeque<Output>,
+    /// The stale copy the `stale_reads` canary answers reads from, and calls since its refresh.
+    #[cfg(feature = "canary")]
+    stale: (BTreeMap<String, Shard>, u64),
+}
+
+/// Where a member is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Phase {
+    /// Not yet listed: asks to be added.
+    Joining,
+    /// Listed (or was).
+    Joined,
+    /// Asks to be removed.
+    Leaving,
+    /// Removed from an active configuration; holds nothing.
+    Gone,
+}
+
+impl PartialEq for Node {
+    fn eq(&self, other: &Self) -> bool {
+        self.config == other.config
+            && self.me == other.me
+            && self.cluster == other.cluster
+            && self.fence == other.fence
+            && self.serving == other.serving
+            && self.keys == other.keys
+            && self.transfer == other.transfer
+            && self.phase == other.phase
+            && self.ready_for == other.ready_for
+            && self.parked == other.parked
+            && self.deadlines == other.deadlines
+            && self.routes == other.routes
+            && self.outputs == other.outputs
+    }
+}
+
+impl Eq for Node {}
+
+impl std::hash::Hash for Node {
+    fn hash<H: std::hash::Hasher>(&self, hasher: &mut H) {
+        (&self.config, &self.me, &self.cluster, self.fence, self.serving, &self.keys).hash(hasher);
+        (&self.transfer, self.phase, self.ready_for, &self.parked, &self.deadlines).hash(hasher);
+        (&self.routes, &self.outputs).hash(hasher);
+    }
+}
+
+impl Node {
+    /// A standalone node: the only member of its own cluster, serving every key.
+    pub fn new(config: NodeConfig, registry: Arc<Registry>) -> Result<Self, String> {
+        let me = Member { id: 0, addr: String::new() };
+        let cluster = Configuration::initial(vec![me.clone()], 1);
+        let mut node = Self::build(config, registry, me, 1, None, cluster)?;
+        node.serving = true;
+        node.phase = Phase::Joined;
+        Ok(node)
+    }
+
+    /// A cluster member that will join the configuration it reads from the store, asking for
+    /// `rf` copies of each key. It serves once a configuration that lists it is active.
+    pub fn member(
+        config: NodeConfig,
+        registry: Arc<Registry>,
+        me: Member,
+        rf: usize,
+        timing: ClusterTiming,
+    ) -> Result<Self, String> {
+        if rf == 0 || timing.tick_ms == 0 || timing.poll_every_ticks == 0 {
+            return Err("rf, tick_ms and poll_every_ticks must be positive".into());
+        }
+        let placeholder = Configuration { epoch: 0, ..Configuration::initial(vec![me.clone()], rf) };
+        let mut node = Self::build(config, registry, me, rf, Some(timing), placeholder)?;
+        node.next_tick_ms = Some(0);
+        node.outputs.push_back(Output::LoadConfig);
+        Ok(node)
+    }
+
+    fn build(
+        config: NodeConfig,
+        registry: Arc<Registry>,
+        me: Member,
+        rf: usize,
+        timing: Option<ClusterTiming>,
+        cluster: Configuration,
+    ) -> Result<Self, String> {
+        config.validate()?;
+        Ok(Self {
+            config,
+            registry,
+            me,
+            rf,
+            timing,
+            placement: Placement::new(&cluster),
+            fence: cluster.epoch,
+            cluster,
+            serving: false,
+            keys: BTreeMap::new(),
+            transfer: None,
+            phase: Phase::Joining,
+            ready_for: None,
+            parked: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            routes: BTreeMap::new(),
+            last_heard: BTreeMap::new(),
+            next_tick_ms: None,
+            ticks: 0,
+            outputs: VecDeque::new(),
+            #[cfg(feature = "canary")]
+            stale: (BTreeMap::new(), 0),
+        })
+    }
+
+    /// This member's identity.
+    pub fn id(&self) -> MemberId {
+        self.me.id
+    }
+
+    /// This member as configurations list it.
+    pub fn identity(&self) -> &Member {
+        &self.me
+    }
+
+    /// The latest configuration this member has seen.
+    pub fn configuration(&self) -> &Configuration {
+        &self.cluster
+    }
+
+    /// Whether this member serves clients (listed in an active configuration it holds state for).
+    pub fn is_serving(&self) -> bool {
+        self.serving
+    }
+
+    /// The keys this member holds, with the type of each object (for tests and tools).
+    pub fn keys(&self) -> impl Iterator<Item = (&str, Option<&'static str>)> {
+        self.keys.iter().map(|(key, state)| (key.as_str(), state.shard.object().map(|o| o.0.type_name())))
+    }
+
+    /// The next deadline at which [`Node::handle_timeout`] has work, if any.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let deadline = self.deadlines.first().map(|(deadline, _)| *deadline);
+        match (deadline, self.next_tick_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next effect to carry out.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// A call from client `from`.
+    pub fn handle_request(&mut self, now_ms: u64, from: ClientAddr, call: Call) {
+        let id = call.id;
+        if call.key.len() > self.config.key_bytes_max {
+            let error = CallError::TooLarge {
+                what: "key".into(),
+                size: call.key.len(),
+                limit: self.config.key_bytes_max,
+            };
+            self.reply(from, id, Err(error));
+            return;
+        }
+        if !self.serving || self.placement.primary(&call.key) != self.me.id {
+            // A member in transition stays silent (the client resends); one that knows who
+            // serves the key says so.
+            if self.cluster.is_active() && self.cluster.epoch >= self.fence && self.cluster.epoch > 0 {
+                self.outputs.push_back(Output::Redirect { to: from, id, config: self.cluster.clone() });
+            }
+            return;
+        }
+        let limits = self.config.limits();
+        let skip = self.skips_deduplication();
+        let state = self.serve_key(&call.key);
+        let admission = if skip { Admission::Apply } else { state.shard.admit(&call, limits) };
+        match admission {
+            Admission::Apply => self.apply_new(now_ms, from, call),
+            Admission::Answered(result) => self.respond(&call.key, from, id, result),
+            Admission::StillParked => {
+                self.routes.insert(id, from);
+            }
+            Admission::Stale => {
+                self.reply(from, id, Err(CallError::StaleCall { session: id.session, seq: id.seq }))
+            }
+            Admission::Full => {
+                self.reply(from, id, Err(CallError::TooManyInFlight { limit: self.config.session_calls_max }))
+            }
+        }
+        self.check_invariants();
+    }
+
+    /// Time has advanced to `now_ms`: parked calls whose deadline passed get their timeout
+    /// answer (logged like a call, so backups expire them too); cluster chores run each tick.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        while let Some(&(deadline, id)) = self.deadlines.first() {
+            if deadline > now_ms {
+                break;
+            }
+            self.deadlines.pop_first();
+            #[cfg(feature = "canary")]
+            if self.config.canary.drop_timeouts {
+                if let Some(parked) = self.parked.get_mut(&id) {
+                    parked.1 = None;
+                }
+                continue;
+            }
+            self.expire(id);
+        }
+        if self.next_tick_ms.is_some_and(|tick| tick <= now_ms) {
+            self.tick(now_ms);
+        }
+        self.check_invariants();
+    }
+
+    /// Client `from` went away: its parked calls stay parked but have nowhere to be answered
+    /// until the client retries them.
+    pub fn handle_disconnect(&mut self, from: ClientAddr) {
+        self.routes.retain(|_, to| *to != from);
+    }
+
+    /// A message from member `from`.
+    pub fn handle_peer(&mut self, now_ms: u64, from: MemberId, message: PeerMessage) {
+        self.last_heard.insert(from, now_ms);
+        match message {
+            PeerMessage::Heartbeat { epoch } => {
+                if epoch > self.cluster.epoch {
+                    self.outputs.push_back(Output::LoadConfig);
+                }
+            }
+            PeerMessage::Pull { config } => self.on_pull(now_ms, from, config),
+            PeerMessage::Shards { epoch, shards } => self.on_shards(from, epoch, shards),
+            PeerMessage::Install { epoch, shards } => self.on_install(from, epoch, shards),
+            PeerMessage::Installed { epoch } => self.on_installed(from, epoch),
+            PeerMessage::Replicate { epoch, key, first, entries } => {
+                self.on_replicate(from, epoch, key, first, entries)
+            }
+            PeerMessage::Ack { epoch, key, applied } => self.on_ack(from, epoch, &key, applied),
+        }
+        self.check_invariants();
+    }
+
+    #[cfg(feature = "canary")]
+    fn skips_deduplication(&self) -> bool {
+        self.config.canary.skip_deduplication
+    }
+
+    #[cfg(not(feature = "canary"))]
+    fn skips_deduplication(&self) -> bool {
+        false
+    }
+
+    /// The state of a key this member serves as primary, created empty on first use.
+    fn serve_key(&mut self, key: &str) -> &mut KeyState {
+        if !self.keys.contains_key(key) {
+            let backups = self.placement.replicas(key).split_off(1);
+            let state = KeyState {
+                shard: Shard::default(),
+                version: (self.cluster.epoch, 0),
+                primary: Some(PrimaryLog::new(&backups)),
+            };
+            self.keys.insert(key.to_string(), state);
+        }
+        self.keys.get_mut(key).expect("inserted above")
+    }
+
+    fn apply_new(&mut self, now_ms: u64, from: ClientAddr, call: Call) {
+        #[cfg(feature = "canary")]
+        if let Some(result) = self.stale_read(&call) {
+            self.reply(from, call.id, result);
+            return;
+        }
+        let (id, key) = (call.id, call.key.clone());
+        let state = self.keys.get_mut(&key).expect("served key");
+        let effects = state.shard.apply(&self.registry, &call);
+        self.append(&key, Entry::Call(call));
+        self.routes.insert(id, from);
+        if let Some(timeout_ms) = effects.parked {
+            self.park(now_ms, id, key.clone(), timeout_ms);
+        }
+        self.finish(&key, effects);
+    }
+
+    /// The `stale_reads` canary: answers a read-only call from the stale copy.
+    #[cfg(feature = "canary")]
+    fn stale_read(&mut self, call: &Call) -> Option<CallResult> {
+        const REFRESH_CALLS: u64 = 8;
+        if !self.config.canary.stale_reads {
+            return None;
+        }
+        self.stale.1 += 1;
+        if self.stale.1.is_multiple_of(REFRESH_CALLS) {
+            self.stale.0 = self.keys.iter().map(|(key, state)| (key.clone(), state.shard.clone())).collect();
+        }
+        let crate::protocol::Action::Invoke { method, args } = &call.action else { return None };
+        let shard = self.stale.0.get_mut(&call.key)?;
+        let object = shard.object().filter(|object| object.0.type_name() == call.type_name)?;
+        if !object.0.is_read_only_call(method, args) {
+            return None;
+        }
+        let effects = shard.apply(&self.registry, call);
+        effects.answers.into_iter().next().map(|(_, result)| result)
+    }
+
+    fn park(&mut self, now_ms: u64, id: CallId, key: String, timeout_ms: Option<u64>) {
+        let deadline_ms = timeout_ms.map(|timeout| now_ms.saturating_add(timeout));
+        // Only a node applying a call twice (the de-duplication canary) parks an id again.
+        if let Some((_, Some(old))) = self.parked.get(&id) {
+            self.deadlines.remove(&(*old, id));
+        }
+        if let Some(deadline) = deadline_ms {
+            self.deadlines.insert((deadline, id));
+        }
+        self.parked.insert(id, (key, deadline_ms));
+    }
+
+    fn expire(&mut self, id: CallId) {
+        let Some((key, _)) = self.parked.get(&id).cloned() else { return };
+        let Some(state) = self.keys.get_mut(&key) else { return };
+        let effects = state.shard.expire(id);
+        if effects.answers.is_empty() {
+            return;
+        }
+        self.append(&key, Entry::Expire(id));
+        self.finish(&key, effects);
+    }
+
+    /// Routes the answers of applied calls (held until the backups hold the entry).
+    fn finish(&mut self, key: &str, effects: Effects) {
+        for (id, result) in effects.answers {
+            if let Some((_, Some(deadline))) = self.parked.remove(&id) {
+                self.deadlines.remove(&(deadline, id));
+            }
+            if let Some(to) = self.routes.remove(&id) {
+                self.respond(key, to, id, result);
+            }
+        }
+    }
+
+    fn reply(&mut self, to: ClientAddr, id: CallId, result: CallResult) {
+        self.outputs.push_back(Output::Reply { to, id, result });
+    }
+
+    fn send(&mut self, to: MemberId, message: PeerMessage) {
+        self.outputs.push_back(Output::Send { to, message });
+    }
+
+    fn check_invariants(&self) {
+        if cfg!(debug_assertions) {
+            let timed = self.parked.values().filter(|(_, deadline)| deadline.is_some()).count();
+            assert_eq!(timed, self.deadlines.len(), "every timed parked call has one deadline");
+            assert!(!self.serving || self.cluster.epoch >= self.fence, "serving a fenced epoch");
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Primary-backup replication of each key's log within one epoch.
+//!
+//! The primary numbers every admitted call and expiry of a key (indices start at 1 in each
+//! epoch), sends it to the key's backups and keeps it until every backup acknowledged it. An
+//! answer produced at index `i` is held until every backup applied `i`; a retry answered from
+//! the session table waits for the log's tail, so no client ever sees a result that one crash
+//! could undo. Backups apply entries strictly in order and only in the epoch they serve.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::{KeyState, Node};
+use crate::cluster::MemberId;
+use crate::object::CallId;
+use crate::protocol::{ClientAddr, Entry, PeerMessage};
+use crate::session::{Admission, CallResult};
+
+/// The primary's side of one key's log.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct PrimaryLog {
+    /// The highest index each backup acknowledged.
+    acked: BTreeMap<MemberId, u64>,
+    /// Entries some backup still lacks; `unacked[0]` has index `first_unacked`.
+    unacked: VecDeque<Entry>,
+    first_unacked: u64,
+    /// Answers waiting for their index to be acknowledged by every backup, in index order.
+    held: VecDeque<(u64, ClientAddr, CallId, CallResult)>,
+}
+
+impl PrimaryLog {
+    /// A log at index 0 with these backups.
+    pub(super) fn new(backups: &[MemberId]) -> Self {
+        Self {
+            acked: backups.iter().map(|backup| (*backup, 0)).collect(),
+            unacked: VecDeque::new(),
+            first_unacked: 1,
+            held: VecDeque::new(),
+        }
+    }
+
+    /// The highest index every backup holds (`u64::MAX` without backups).
+    fn everywhere(&self) -> u64 {
+        self.acked.values().copied().min().unwrap_or(u64::MAX)
+    }
+}
+
+impl Node {
+    /// Appends `entry` (already applied here) to `key`'s log and sends it to the backups.
+    pub(super) fn append(&mut self, key: &str, entry: Entry) {
+        let epoch = self.cluster.epoch;
+        let state = self.keys.get_mut(key).expect("served key");
+        state.version.1 += 1;
+        let index = state.version.1;
+        let Some(log) = state.primary.as_mut() else { return };
+        if log.acked.is_empty() {
+            log.first_unacked = index + 1;
+            return;
+        }
+        log.unacked.push_back(entry.clone());
+        let backups: Vec<MemberId> = log.acked.keys().copied().collect();
+        for backup in backups {
+            let message =
+                PeerMessage::Replicate { epoch, key: key.into(), first: index, entries: vec![entry.clone()] };
+            self.send(backup, message);
+        }
+    }
+
+    /// Answers `to` once the key's log tail is on every backup.
+    pub(super) fn respond(&mut self, key: &str, to: ClientAddr, id: CallId, result: CallResult) {
+        #[cfg(feature = "canary")]
+        if self.config.canary.reply_before_backup_acks {
+            self.reply(to, id, result);
+            return;
+        }
+        let Some(state) = self.keys.get_mut(key) else { return };
+        let index = state.version.1;
+        match state.primary.as_mut() {
+            Some(log) if log.everywhere() < index => log.held.push_back((index, to, id, result)),
+            _ => self.reply(to, id, result),
+        }
+    }
+
+    /// A backup applies entries of `key` from index `first`, in order, and acknowledges.
+    pub(super) fn on_replicate(
+        &mut self,
+        from: MemberId,
+        epoch: u64,
+        key: String,
+        first: u64,
+        entries: Vec<Entry>,
+    ) {
+        if !self.accepts_replication(epoch) {
+            if epoch > self.cluster.epoch {
+                self.outputs.push_back(crate::node::Output::LoadConfig);
+            }
+            return;
+        }
+        let replicas = self.placement.replicas(&key);
+        if replicas.first() != Some(&from) || !replicas.contains(&self.me.id) {
+            return;
+        }
+        let limits = self.config.limits();
+        let state = self.keys.entry(key.clone()).or_insert_with(|| KeyState {
+            shard: Default::default(),
+            version: (epoch, 0),
+            primary: None,
+        });
+        for (offset, entry) in entries.into_iter().enumerate() {
+            let index = first + offset as u64;
+            if index <= state.version.1 {
+                continue;
+            }
+            if index > state.version.1 + 1 {
+                break;
+            }
+            match entry {
+                Entry::Call(call) => {
+                    if state.shard.admit(&call, limits) == Admission::Apply {
+                        state.shard.apply(&self.registry, &call);
+                    }
+                }
+                Entry::Expire(id) => {
+                    state.shard.expire(id);
+                }
+            }
+            state.version.1 = index;
+        }
+        let applied = state.version.1;
+        self.send(from, PeerMessage::Ack { epoch, key, applied });
+    }
+
+    /// Whether a backup takes log entries of `epoch`: only those of the active epoch it serves.
+    fn accepts_replication(&self, epoch: u64) -> bool {
+        self.serving && epoch == self.cluster.epoch
+    }
+
+    /// A backup acknowledged `key` up to `applied`: release what every backup now holds.
+    pub(super) fn on_ack(&mut self, from: MemberId, epoch: u64, key: &str, applied: u64) {
+        if !self.serving || epoch != self.cluster.epoch {
+            return;
+        }
+        let Some(state) = self.keys.get_mut(key) else { return };
+        let tail = state.version.1;
+        let Some(log) = state.primary.as_mut() else { return };
+        let Some(acked) = log.acked.get_mut(&from) else { return };
+        if applied <= *acked {
+            return;
+        }
+        *acked = applied.min(tail);
+        let everywhere = log.everywhere();
+        while log.first_unacked <= everywhere && log.unacked.pop_front().is_some() {
+            log.first_unacked += 1;
+        }
+        let mut released = Vec::new();
+        while log.held.front().is_some_and(|(index, ..)| *index <= everywhere) {
+            released.push(log.held.pop_front().expect("checked"));
+        }
+        for (_, to, id, result) in released {
+            self.reply(to, id, result);
+        }
+    }
+
+    /// Sends every backup that lags behind the entries it lacks (lost or reordered messages).
+    pub(super) fn resend_lagging(&mut self) {
+        let epoch = self.cluster.epoch;
+        let mut messages = Vec::new();
+        for (key, state) in &self.keys {
+            let Some(log) = &state.primary else { continue };
+            for (backup, acked) in &log.acked {
+                if *acked >= state.version.1 {
+                    continue;
+                }
+                let skip = (acked + 1 - log.first_unacked) as usize;
+                let entries: Vec<Entry> = log.unacked.iter().skip(skip).cloned().collect();
+                messages.push((
+                    *backup,
+                    PeerMessage::Replicate { epoch, key: key.clone(), first: acked + 1, entries },
+                ));
+            }
+        }
+        for (to, message) in messages {
+            self.send(to, message);
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! One key's replicated state and the deterministic code that changes it.
+//!
+//! A shard holds the object under one key, the session records of the calls on it and its
+//! parked calls. Every replica of the key applies the same admitted calls and expiries in the
+//! same order through [`Shard::apply`] and [`Shard::expire`], so replicas hold equal shards:
+//! de-duplication and parked waiters move with the key when it fails over or is rebalanced.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::object::{encode, CallId};
+use crate::protocol::{Action, Call};
+use crate::registry::{EncodedOutcome, ObjectBox, Registry};
+use crate::session::{Admission, CallRecord, CallResult, SessionTable};
+use crate::CallError;
+
+/// Bounds on a shard's session table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SessionLimits {
+    /// Unacknowledged calls one session may have recorded.
+    pub session_calls_max: usize,
+    /// Sessions held before the least recently used one is evicted.
+    pub sessions_max: usize,
+}
+
+/// One key's state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Shard {
+    object: Option<ObjectBox>,
+    sessions: SessionTable,
+    /// Parked calls and how long each may wait (`None`: forever).
+    parked: BTreeMap<CallId, Option<u64>>,
+}
+
+/// What applying a call or an expiry did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Calls answered, in order: the applied call first if it completed, then those it woke.
+    pub answers: Vec<(CallId, CallResult)>,
+    /// The applied call parked, waiting at most this long (`None`: forever).
+    pub parked: Option<Option<u64>>,
+}
+
+/// A shard as it travels between replicas: the object as its type name and encoded state.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ShardImage {
+    /// The object's type name and encoded state, if the key holds one.
+    pub object: Option<(String, Vec<u8>)>,
+    /// The session records.
+    pub sessions: SessionTable,
+    /// The parked calls and their timeouts.
+    pub parked: BTreeMap<CallId, Option<u64>>,
+}
+
+impl Shard {
+    /// Classifies an arriving call (see [`SessionTable::admit`]); only `Apply` changes the shard.
+    pub fn admit(&mut self, call: &Call, limits: SessionLimits) -> Admission {
+        self.sessions.admit(call.id, call.acked_below, limits.session_calls_max, limits.sessions_max)
+    }
+
+    /// Applies a call that [`Shard::admit`] admitted, recording its outcome.
+    pub fn apply(&mut self, registry: &Registry, call: &Call) -> Effects {
+        let mut effects = Effects::default();
+        let result = match &call.action {
+            Action::Create { state } => self.create(registry, &call.key, &call.type_name, state),
+            Action::Invoke { method, args } => {
+                match self.invoke(registry, call.id, &call.key, &call.type_name, method, args) {
+                    Ok(Invoked { result: Some(result), wakeups, .. }) => {
+                        effects.answers.push((call.id, Ok(result)));
+                        self.complete(wakeups, &mut effects);
+                        self.sessions.record(call.id, CallRecord::Done(effects.answers[0].1.clone()));
+                        return effects;
+                    }
+                    Ok(Invoked { result: None, timeout_ms: timeout, wakeups }) => {
+                        self.parked.insert(call.id, timeout);
+                        self.sessions.record(call.id, CallRecord::Parked);
+                        effects.parked = Some(timeout);
+                        self.complete(wakeups, &mut effects);
+                        return effects;
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+        };
+        self.sessions.record(call.id, CallRecord::Done(result.clone()));
+        effects.answers.push((call.id, result));
+        effects
+    }
+
+    /// Times out parked call `id`: its timeout answer and the calls that this unblocks.
+    pub fn expire(&mut self, id: CallId) -> Effects {
+        let mut effects = Effects::default();
+        if !self.parked.contains_key(&id) {
+            return effects;
+        }
+        let Some(object) = self.object.as_mut() else { return effects };
+        let expired = object.0.expire_encoded(id);
+        let mut completed = Vec::new();
+        if let Some(answer) = expired.result {
+            completed.push((id, answer));
+        }
+        completed.extend(expired.wakeups);
+        self.complete(completed, &mut effects);
+        effects
+    }
+
+    /// The parked calls and how long each may wait.
+    pub fn parked(&self) -> impl Iterator<Item = (CallId, Option<u64>)> + '_ {
+        self.parked.iter().map(|(id, timeout)| (*id, *timeout))
+    }
+
+    /// The object, if the key holds one.
+    pub fn object(&self) -> Option<&ObjectBox> {
+        self.object.as_ref()
+    }
+
+    /// The shard as it travels between replicas.
+    pub fn image(&self) -> ShardImage {
+        ShardImage {
+            object: (self.object.as_ref())
+                .map(|object| (object.0.type_name().to_string(), object.0.encode_state())),
+            sessions: self.sessions.clone(),
+            parked: self.parked.clone(),
+        }
+    }
+
+    /// Rebuilds a shard from its image; fails if the object's type is unknown here.
+    pub fn from_image(image: ShardImage, registry: &Registry) -> Result<Shard, CallError> {
+        let object = match image.object {
+            Some((type_name, state)) => Some(registry.create(&type_name, &state)?),
+            None => None,
+        };
+        Ok(Shard { object, sessions: image.sessions, parked: image.parked })
+    }
+
+    fn create(&mut self, registry: &Registry, key: &str, type_name: &str, state: &[u8]) -> CallResult {
+        if let Some(existing) = &self.object {
+            return match existing.0.type_name() {
+                stored if stored == type_name => Ok(encode(&false)),
+                stored => Err(CallError::TypeMismatch {
+                    key: key.into(),
+                    stored: stored.into(),
+                    requested: type_name.into(),
+                }),
+            };
+        }
+        self.object = Some(registry.create(type_name, state)?);
+        Ok(encode(&true))
+    }
+
+    fn invoke(
+        &mut self,
+        registry: &Registry,
+        id: CallId,
+        key: &str,
+        type_name: &str,
+        method: &str,
+        args: &[u8],
+    ) -> Result<Invoked, CallError> {
+        let object = match &mut self.object {
+            Some(object) if object.0.type_name() != type_name => {
+                return Err(CallError::TypeMismatch {
+                    stored: object.0.type_name().into(),
+                    key: key.into(),
+                    requested: type_name.into(),
+                })
+            }
+            Some(object) => object,
+            None => {
+                let Some(object) = registry.create_default(type_name)? else {
+                    return Err(CallError::NoSuchObject { key: key.into(), type_name: type_name.into() });
+                };
+                // Created only if the call applies: a bad call leaves the key empty.
+                let mut object = object;
+                let outcome = object.0.apply_encoded(id, method, args)?;
+                self.object = Some(object);
+                return Ok(Invoked::from(outcome));
+            }
+        };
+        Ok(Invoked::from(object.0.apply_encoded(id, method, args)?))
+    }
+
+    /// Completes parked calls with their answers, in order.
+    fn complete(&mut self, completed: Vec<(CallId, Vec<u8>)>, effects: &mut Effects) {
+        for (waiter, answer) in completed {
+            self.parked.remove(&waiter);
+            let result: CallResult = Ok(answer);
+            self.sessions.record(waiter, CallRecord::Done(result.clone()));
+            effects.answers.push((waiter, result));
+        }
+    }
+}
+
+/// What invoking a method did: the caller's answer (`None`: parked, for at most `timeout_ms`)
+/// and the calls it woke.
+struct Invoked {
+    result: Option<Vec<u8>>,
+    timeout_ms: Option<u64>,
+    wakeups: Vec<(CallId, Vec<u8>)>,
+}
+
+impl From<EncodedOutcome> for Invoked {
+    fn from(outcome: EncodedOutcome) -> Self {
+        Invoked { result: outcome.result, timeout_ms: outcome.timeout_ms, wakeups: outcome.wakeups }
+    }
+}
