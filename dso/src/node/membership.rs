@@ -44,6 +44,8 @@ impl Node {
         }
         let new_epoch = record.epoch != self.cluster.epoch;
         self.cluster = record;
+        let cluster = &self.cluster;
+        self.suspected.retain(|id| cluster.is_member(*id));
         self.placement = Placement::new(&self.cluster);
         for member in &self.cluster.members {
             if new_epoch || !self.last_heard.contains_key(&member.id) {
@@ -94,6 +96,15 @@ impl Node {
         }
     }
 
+    /// An outside failure detector reports `member` dead: this member proposes its removal (if
+    /// it hears a majority) on every tick until a configuration without it appears.
+    pub fn suspect(&mut self, member: MemberId) {
+        if member != self.me.id && self.cluster.is_member(member) {
+            self.suspected.insert(member);
+            self.propose_membership();
+        }
+    }
+
     /// Periodic chores: heartbeats, suspicion, resends, store polling.
     pub(super) fn tick(&mut self, now_ms: u64) {
         let Some(timing) = self.timing.clone() else { return };
@@ -107,7 +118,8 @@ impl Node {
             peers.extend(source.members.iter().map(|member| member.id));
         }
         peers.remove(&self.me.id);
-        if self.cluster.epoch > 0 {
+        // Heartbeats feed the failure detector only; without one they are not sent.
+        if self.cluster.epoch > 0 && timing.suspect_after_ms != u64::MAX {
             for peer in peers {
                 self.send(peer, PeerMessage::Heartbeat { epoch: self.cluster.epoch });
             }
@@ -118,7 +130,9 @@ impl Node {
         self.resend_transfer();
         self.propose_ready();
         self.propose_membership_at(now_ms, timing.suspect_after_ms);
-        if self.ticks.is_multiple_of(timing.poll_every_ticks) {
+        // In transition a member needs the store's news every tick; serving, pulls and
+        // heartbeats bring them and the poll is a safety net.
+        if !self.serving || self.ticks.is_multiple_of(timing.poll_every_ticks) {
             self.outputs.push_back(Output::LoadConfig);
         }
     }
@@ -140,11 +154,10 @@ impl Node {
             Phase::Leaving if listed && members.len() > 1 => members.retain(|member| member.id != self.me.id),
             Phase::Joined | Phase::Leaving if listed => {
                 let silent = |id: MemberId| {
+                    let heard = self.last_heard.get(&id);
                     id != self.me.id
-                        && self
-                            .last_heard
-                            .get(&id)
-                            .is_some_and(|heard| now_ms.saturating_sub(*heard) >= suspect_after_ms)
+                        && (self.suspected.contains(&id)
+                            || heard.is_some_and(|heard| now_ms.saturating_sub(*heard) >= suspect_after_ms))
                 };
                 members.retain(|member| !silent(member.id));
                 // Only a member that hears a majority proposes removals: one cut off from the

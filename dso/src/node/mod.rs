@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::cluster::{Configuration, Member, MemberId, Placement};
 use crate::object::CallId;
 use crate::protocol::{Call, ClientAddr, Entry, PeerMessage};
-use crate::registry::Registry;
+use crate::registry::{ObjectBox, Registry};
 use crate::session::{Admission, CallResult};
 use crate::shard::{Effects, SessionLimits, Shard};
 use crate::CallError;
@@ -94,9 +94,11 @@ impl NodeConfig {
 pub struct ClusterTiming {
     /// Heartbeats, resends and configuration proposals happen every tick.
     pub tick_ms: u64,
-    /// A member not heard from for this long is suspected and proposed for removal.
+    /// A member not heard from for this long is suspected and proposed for removal
+    /// (`u64::MAX`: no failure detection and no heartbeats; see [`Node::suspect`]).
     pub suspect_after_ms: u64,
-    /// The configuration store is read every this many ticks.
+    /// A serving member reads the configuration store every this many ticks (one in
+    /// transition reads it every tick).
     pub poll_every_ticks: u64,
 }
 
@@ -190,6 +192,8 @@ pub struct Node {
     /// Where to send each unanswered call's answer (volatile).
     routes: BTreeMap<CallId, ClientAddr>,
     last_heard: BTreeMap<MemberId, u64>,
+    /// Members reported dead by an outside failure detector ([`Node::suspect`]).
+    suspected: BTreeSet<MemberId>,
     next_tick_ms: Option<u64>,
     ticks: u64,
     outputs: VecDeque<Output>,
@@ -225,6 +229,7 @@ impl PartialEq for Node {
             && self.parked == other.parked
             && self.deadlines == other.deadlines
             && self.routes == other.routes
+            && self.suspected == other.suspected
             && self.outputs == other.outputs
     }
 }
@@ -235,7 +240,7 @@ impl std::hash::Hash for Node {
     fn hash<H: std::hash::Hasher>(&self, hasher: &mut H) {
         (&self.config, &self.me, &self.cluster, self.fence, self.serving, &self.keys).hash(hasher);
         (&self.transfer, self.phase, self.ready_for, &self.parked, &self.deadlines).hash(hasher);
-        (&self.routes, &self.outputs).hash(hasher);
+        (&self.routes, &self.suspected, &self.outputs).hash(hasher);
     }
 }
 
@@ -296,6 +301,7 @@ impl Node {
             deadlines: BTreeSet::new(),
             routes: BTreeMap::new(),
             last_heard: BTreeMap::new(),
+            suspected: BTreeSet::new(),
             next_tick_ms: None,
             ticks: 0,
             outputs: VecDeque::new(),
@@ -327,6 +333,11 @@ impl Node {
     /// The keys this member holds, with the type of each object (for tests and tools).
     pub fn keys(&self) -> impl Iterator<Item = (&str, Option<&'static str>)> {
         self.keys.iter().map(|(key, state)| (key.as_str(), state.shard.object().map(|o| o.0.type_name())))
+    }
+
+    /// The object this member holds under `key`, if any (for checkers and tools).
+    pub fn object(&self, key: &str) -> Option<&ObjectBox> {
+        self.keys.get(key).and_then(|state| state.shard.object())
     }
 
     /// The next deadline at which [`Node::handle_timeout`] has work, if any.
