@@ -1,6 +1,8 @@
-//! The async client: one connection and one session per [`Dso`] (clones share them), many
-//! calls in flight on the connection at once, resends with the same sequence number after a
-//! timeout or a reconnect, decided by the sans-IO [`ClientSession`].
+//! The async client: one session per [`Dso`] (clones share it), many calls in flight at once,
+//! resends with the same sequence number after a timeout or a reconnect, decided by the sans-IO
+//! [`ClientSession`]. Against a cluster, each call goes to its key's primary: the client starts
+//! from the address it was given, learns the configuration from the first redirect, and keeps
+//! one connection per member it talks to.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,6 +27,7 @@ use crate::objects::{
     AtomicBoolean, AtomicByteArray, AtomicInt, AtomicLong, AtomicReference, Blob, CountDownLatch, Counter,
     CyclicBarrier, Future, List, Logger, Map, Matrix, Semaphore as DsoSemaphore, Set, SortedMap,
 };
+use crate::cluster::{Configuration, Placement};
 use crate::protocol::{Action, Call, Request, Response, PROTOCOL_VERSION};
 use crate::session::CallResult;
 use crate::DsoError;
@@ -62,19 +65,25 @@ pub struct Dso {
 
 impl fmt::Debug for Dso {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Dso").field("addr", &self.inner.addr).field("session", &self.session_id()).finish()
+        f.debug_struct("Dso").field("seed", &self.inner.seed).field("session", &self.session_id()).finish()
     }
 }
 
 struct Inner {
-    addr: String,
+    /// The address the client was given.
+    seed: String,
     config: ClientConfig,
     started: Instant,
     session: Mutex<ClientSession>,
     /// Callers waiting for an answer, by sequence number.
     pending: Mutex<HashMap<u64, oneshot::Sender<CallResult>>>,
-    /// The live connection's write half, if connected.
-    link: tokio::sync::Mutex<Option<Link>>,
+    /// The cluster configuration calls are routed by, once a redirect told it.
+    route: Mutex<Option<Route>>,
+    /// The live connections' write halves, by address.
+    links: tokio::sync::Mutex<HashMap<String, Link>>,
+    /// Calls redirected to a newer configuration, to resend at once; `redirect` wakes them.
+    redirected: Mutex<std::collections::HashSet<u64>>,
+    redirect: tokio::sync::Notify,
     /// Bounds calls in flight (the session's window).
     window: Semaphore,
     generations: AtomicU64,
@@ -85,6 +94,12 @@ struct Link {
     generation: u64,
 }
 
+/// A configuration and its placement.
+struct Route {
+    config: Configuration,
+    placement: Placement,
+}
+
 impl Dso {
     /// Connects with default settings.
     pub async fn connect(addr: impl Into<String>) -> Result<Dso, DsoError> {
@@ -93,20 +108,23 @@ impl Dso {
 
     /// Connects with `config`; fails if the server cannot be reached now.
     pub async fn connect_with(addr: impl Into<String>, config: ClientConfig) -> Result<Dso, DsoError> {
-        let session_id = config.session_id.unwrap_or_else(random_session_id);
+        let session_id = config.session_id.unwrap_or_else(random_id);
+        let seed: String = addr.into();
         let inner = Arc::new(Inner {
-            addr: addr.into(),
+            seed: seed.clone(),
             started: Instant::now(),
             session: Mutex::new(ClientSession::new(session_id, config.session.clone())),
             pending: Mutex::new(HashMap::new()),
-            link: tokio::sync::Mutex::new(None),
+            route: Mutex::new(None),
+            links: tokio::sync::Mutex::new(HashMap::new()),
+            redirected: Mutex::new(std::collections::HashSet::new()),
+            redirect: tokio::sync::Notify::new(),
             window: Semaphore::new(config.session.in_flight_max),
             generations: AtomicU64::new(0),
             config,
         });
-        let mut link = inner.link.lock().await;
-        *link = Some(Inner::open_link(&inner).await?);
-        drop(link);
+        let link = Inner::open_link(&inner, &seed).await?;
+        inner.links.lock().await.insert(seed, link);
         Ok(Dso { inner })
     }
 
@@ -164,6 +182,15 @@ impl Dso {
                     return result.map_err(|_| DsoError::Protocol("client shut down".into()))?.map_err(DsoError::from);
                 }
                 _ = tokio::time::sleep_until(inner.instant_at(deadline)) => {}
+                _ = inner.redirect.notified() => {
+                    if inner.redirected.lock().remove(&seq) {
+                        let call = inner.session.lock().unanswered().into_iter().find(|call| call.id.seq == seq);
+                        if let Some(call) = call {
+                            last_error = inner.send(call).await.err();
+                        }
+                    }
+                    continue;
+                }
             }
             let decision = inner.session.lock().handle_call_timeout(inner.now_ms(), seq);
             match decision {
@@ -174,7 +201,7 @@ impl Dso {
                     std::mem::forget(abandon);
                     let after_ms = inner.config.session.call_timeout_ms.unwrap_or_default();
                     return Err(match last_error {
-                        Some(reason) => DsoError::Unavailable { addr: inner.addr.clone(), reason },
+                        Some((addr, reason)) => DsoError::Unavailable { addr, reason },
                         None => DsoError::Timeout { after_ms },
                     });
                 }
@@ -207,36 +234,75 @@ impl Inner {
         self.started + Duration::from_millis(ms)
     }
 
-    /// Writes `call` on the live connection, reconnecting (and resending every unanswered call)
-    /// if there is none. An error is left to the retry timer.
-    async fn send(self: &Arc<Inner>, call: Call) -> Result<(), String> {
+    /// The addresses to try for a call on `key`: its primary first, then the other members
+    /// (any of them redirects to the primary), then the seed.
+    fn targets(&self, key: &str) -> Vec<String> {
+        let mut targets = Vec::new();
+        if let Some(route) = self.route.lock().as_ref() {
+            let primary = route.placement.primary(key);
+            targets.extend(route.config.addr_of(primary).map(str::to_string));
+            targets.extend(route.config.members.iter().map(|member| member.addr.clone()));
+        }
+        targets.push(self.seed.clone());
+        let mut seen = std::collections::HashSet::new();
+        targets.retain(|addr| seen.insert(addr.clone()));
+        targets
+    }
+
+    /// Adopts `config` for routing if it is newer than the one held.
+    fn learn(&self, config: Configuration) -> bool {
+        let mut route = self.route.lock();
+        if route.as_ref().is_some_and(|held| !config.supersedes(&held.config)) {
+            return false;
+        }
+        let placement = Placement::new(&config);
+        *route = Some(Route { config, placement });
+        true
+    }
+
+    /// Sends `call` to the first target that takes it. An error (the last address tried and
+    /// why) is left to the retry timer.
+    async fn send(self: &Arc<Inner>, call: Call) -> Result<(), (String, String)> {
+        let mut failure = None;
+        for addr in self.targets(&call.key) {
+            match self.send_to(&addr, &call).await {
+                Ok(()) => return Ok(()),
+                Err(reason) => failure = Some((addr, reason)),
+            }
+        }
+        Err(failure.expect("there is always a seed to try"))
+    }
+
+    /// Writes `call` to `addr`, connecting first if needed; on a new connection the other
+    /// unanswered calls routed there go too.
+    async fn send_to(self: &Arc<Inner>, addr: &str, call: &Call) -> Result<(), String> {
         let mut frame = Vec::new();
-        encode_frame(&Request::Call(call), &mut frame);
-        let mut link = self.link.lock().await;
-        if let Some(live) = link.as_mut() {
+        encode_frame(&Request::Call(call.clone()), &mut frame);
+        let mut links = self.links.lock().await;
+        if let Some(live) = links.get_mut(addr) {
             if write_and_flush(&mut live.writer, &frame).await.is_ok() {
                 return Ok(());
             }
-            *link = None;
+            links.remove(addr);
         }
-        // Reconnect: every unanswered call (this one included) goes out on the new connection.
-        let mut fresh = Inner::open_link(self).await.map_err(|error| error.to_string())?;
-        let mut frames = Vec::new();
+        let mut fresh = Inner::open_link(self, addr).await.map_err(|error| error.to_string())?;
+        let mut frames = frame;
         for unanswered in self.session.lock().unanswered() {
-            encode_frame(&Request::Call(unanswered), &mut frames);
+            if unanswered.id != call.id && self.targets(&unanswered.key).first().map(String::as_str) == Some(addr) {
+                encode_frame(&Request::Call(unanswered), &mut frames);
+            }
         }
         write_and_flush(&mut fresh.writer, &frames).await.map_err(|error| error.to_string())?;
-        *link = Some(fresh);
+        links.insert(addr.to_string(), fresh);
         Ok(())
     }
 
-    /// Connects, shakes hands, and starts the reader task.
-    async fn open_link(inner: &Arc<Inner>) -> Result<Link, DsoError> {
-        let unavailable = |reason: String| DsoError::Unavailable { addr: inner.addr.clone(), reason };
+    /// Connects to `addr`, shakes hands, and starts the reader task.
+    async fn open_link(inner: &Arc<Inner>, addr: &str) -> Result<Link, DsoError> {
+        let unavailable = |reason: String| DsoError::Unavailable { addr: addr.to_string(), reason };
         let timeout = Duration::from_millis(inner.config.connect_timeout_ms);
         let handshake = async {
-            let stream =
-                TcpStream::connect(inner.addr.as_str()).await.map_err(|e| unavailable(e.to_string()))?;
+            let stream = TcpStream::connect(addr).await.map_err(|e| unavailable(e.to_string()))?;
             let _ = stream.set_nodelay(true);
             let (mut reader, mut writer) = split(stream);
             let mut hello = Vec::new();
@@ -256,7 +322,7 @@ impl Inner {
             .await
             .map_err(|_| unavailable(format!("no handshake within {} ms", timeout.as_millis())))??;
         let generation = inner.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        tokio::spawn(read_answers(Arc::downgrade(inner), reader, buffer, generation));
+        tokio::spawn(read_answers(Arc::downgrade(inner), reader, buffer, addr.to_string(), generation));
         Ok(Link { writer, generation })
     }
 }
@@ -289,8 +355,8 @@ async fn read_response(
     }
 }
 
-/// Completes waiting callers as answers arrive; ends with the connection.
-async fn read_answers(inner: Weak<Inner>, mut reader: ReadHalf, mut buffer: Vec<u8>, generation: u64) {
+/// Completes waiting callers as answers arrive, and follows redirects; ends with the connection.
+async fn read_answers(inner: Weak<Inner>, mut reader: ReadHalf, mut buffer: Vec<u8>, addr: String, generation: u64) {
     let frame_bytes_max = match inner.upgrade() {
         Some(inner) => inner.config.frame_bytes_max,
         None => return,
@@ -309,22 +375,29 @@ async fn read_answers(inner: Weak<Inner>, mut reader: ReadHalf, mut buffer: Vec<
                     }
                 }
             }
-            // This client talks to one member; a redirect means it will resend after the timeout.
-            Response::Redirect { .. } => {}
+            Response::Redirect { id, config } => {
+                // A newer configuration: resend the call to its primary now (an older one is
+                // ignored; the call is resent on its timer).
+                if id.session == inner.session.lock().id() && inner.learn(config) {
+                    inner.redirected.lock().insert(id.seq);
+                    inner.redirect.notify_waiters();
+                }
+            }
             Response::Refused { reason } => break DsoError::Protocol(format!("server refused: {reason}")),
             Response::Welcome { .. } => break DsoError::Protocol("unexpected welcome".into()),
         }
     };
     tracing::debug!(%error, "connection lost; unanswered calls will be resent");
     if let Some(inner) = inner.upgrade() {
-        let mut link = inner.link.lock().await;
-        if link.as_ref().is_some_and(|live| live.generation == generation) {
-            *link = None;
+        let mut links = inner.links.lock().await;
+        if links.get(&addr).is_some_and(|live| live.generation == generation) {
+            links.remove(&addr);
         }
     }
 }
 
-fn random_session_id() -> u64 {
+/// A random 64-bit id (sessions, members).
+pub(crate) fn random_id() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));

@@ -8,9 +8,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::cluster::MemberId;
 use crate::codec::{decode_frame, encode_frame, DecodeError};
 use crate::host::Host;
-use crate::protocol::{Call, ClientAddr, Request, Response, PROTOCOL_VERSION};
+use crate::object::DECODE_BYTES_MAX;
+use crate::protocol::{Call, ClientAddr, PeerMessage, Request, Response, PROTOCOL_VERSION};
 
 /// Why a connection ended early.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,7 @@ pub(crate) async fn serve(host: Arc<Host>, stream: TcpStream, mut shutdown: watc
         input: Vec::with_capacity(8192),
         output: Vec::with_capacity(8192),
         greeted: false,
+        peer: None,
     };
     let outcome = loop {
         tokio::select! {
@@ -76,6 +79,8 @@ struct Connection {
     /// Frames to write.
     output: Vec<u8>,
     greeted: bool,
+    /// The member at the other end, if this is a member's connection.
+    peer: Option<MemberId>,
 }
 
 impl Connection {
@@ -91,31 +96,59 @@ impl Connection {
             return Ok(false);
         }
         let mut calls = Vec::new();
+        let mut messages = Vec::new();
         let mut used = 0;
-        while let Some((request, length)) =
-            decode_frame::<Request>(&self.input[used..], self.host.frame_bytes_max)?
-        {
+        loop {
+            // Members send state transfers: their frames may be as large as decoding allows.
+            let limit = if self.peer.is_some() { DECODE_BYTES_MAX } else { self.host.frame_bytes_max };
+            let Some((request, length)) = decode_frame::<Request>(&self.input[used..], limit)? else { break };
             used += length;
-            match request {
-                Request::Hello { protocol_version } => self.on_hello(protocol_version)?,
-                Request::Call(_) if !self.greeted => {
-                    return Err(ConnectionError::Protocol("call before hello".into()))
+            match (request, self.peer) {
+                (Request::Hello { protocol_version }, _) => self.on_hello(protocol_version)?,
+                (Request::PeerHello { protocol_version, from }, None) if !self.greeted => {
+                    self.check_version(protocol_version)?;
+                    self.greeted = true;
+                    self.peer = Some(from);
                 }
-                Request::Call(call) => calls.push(call),
+                (Request::Call(call), None) if self.greeted => calls.push(call),
+                (Request::Peer(message), Some(_)) => messages.push(message),
+                (other, _) => {
+                    let what = format!("{other:?}");
+                    let what: String = what.chars().take(60).collect();
+                    return Err(ConnectionError::Protocol(format!("unexpected frame here: {what}")));
+                }
             }
         }
         self.input.drain(..used);
         self.on_calls(calls);
+        self.on_peer_messages(messages);
         self.flush().await?;
         Ok(true)
     }
 
-    fn on_hello(&mut self, protocol_version: u32) -> Result<(), ConnectionError> {
-        if self.greeted || protocol_version != PROTOCOL_VERSION {
+    fn check_version(&self, protocol_version: u32) -> Result<(), ConnectionError> {
+        if protocol_version != PROTOCOL_VERSION {
             return Err(ConnectionError::Protocol(format!(
-                "unexpected hello (version {protocol_version}, server speaks {PROTOCOL_VERSION})"
+                "protocol version {protocol_version}, this server speaks {PROTOCOL_VERSION}"
             )));
         }
+        Ok(())
+    }
+
+    fn on_peer_messages(&mut self, messages: Vec<PeerMessage>) {
+        let Some(from) = self.peer.filter(|_| !messages.is_empty()) else { return };
+        self.host.drive(self.addr, &mut self.output, |node, now_ms| {
+            for message in messages {
+                node.handle_peer(now_ms, from, message);
+            }
+        });
+    }
+
+    fn on_hello(&mut self, protocol_version: u32) -> Result<(), ConnectionError> {
+        if self.greeted {
+            return Err(ConnectionError::Protocol("a second hello".into()));
+        }
+        self.check_version(protocol_version)?;
         self.greeted = true;
         let welcome = Response::Welcome {
             protocol_version: PROTOCOL_VERSION,

@@ -1,6 +1,7 @@
 //! The host's shared core: one [`Node`] behind a lock, the routing table from client addresses
-//! to connections, and the clock. Connection tasks and the timer task feed the node through
-//! [`Host::drive`], which routes its outputs; no protocol decision is taken here.
+//! to connections, the links to other members and to the configuration store, and the clock.
+//! Connection tasks, the timer task and the store task feed the node through [`Host::drive`],
+//! which routes its outputs; no protocol decision is taken here.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,9 +10,20 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
+use crate::cluster::MemberId;
 use crate::codec::encode_frame;
 use crate::node::{Node, Output};
-use crate::protocol::{ClientAddr, Response};
+use crate::peers::PeerLinks;
+use crate::protocol::{ClientAddr, PeerMessage, Response};
+use crate::store_link::StoreRequest;
+
+/// A cluster member's links: to the other members, to the store task, and the signal that
+/// an active configuration no longer lists this member.
+pub(crate) struct ClusterLinks {
+    pub(crate) peers: PeerLinks,
+    pub(crate) store: mpsc::UnboundedSender<StoreRequest>,
+    pub(crate) removed: Notify,
+}
 
 /// State shared by a server's tasks.
 pub(crate) struct Host {
@@ -22,11 +34,14 @@ pub(crate) struct Host {
     pub(crate) deadline_moved: Notify,
     started: Instant,
     pub(crate) frame_bytes_max: usize,
+    /// Present on a cluster member.
+    pub(crate) cluster: Option<ClusterLinks>,
 }
 
 impl Host {
-    pub(crate) fn new(node: Node, frame_bytes_max: usize) -> Self {
+    pub(crate) fn new(node: Node, frame_bytes_max: usize, cluster: Option<ClusterLinks>) -> Self {
         Self {
+            cluster,
             node: Mutex::new(node),
             connections: Mutex::new(HashMap::new()),
             next_addr: AtomicU64::new(1),
@@ -60,6 +75,16 @@ impl Host {
         self.node.lock().handle_disconnect(addr);
     }
 
+    /// Runs `read` on the node.
+    pub(crate) fn with_node<R>(&self, read: impl FnOnce(&Node) -> R) -> R {
+        read(&self.node.lock())
+    }
+
+    /// Replaces the node (a removed member starting over under a new identity).
+    pub(crate) fn replace_node(&self, node: Node) {
+        *self.node.lock() = node;
+    }
+
     /// The node's next deadline.
     pub(crate) fn poll_timeout(&self) -> Option<u64> {
         self.node.lock().poll_timeout()
@@ -74,20 +99,39 @@ impl Host {
         input: impl FnOnce(&mut Node, u64),
     ) {
         let mut elsewhere = Vec::new();
-        let (before, after) = {
+        let mut to_members: Vec<(MemberId, String, PeerMessage)> = Vec::new();
+        let (from, before, after) = {
             let mut node = self.node.lock();
             let before = node.poll_timeout();
             input(&mut node, self.now_ms());
-            while let Some(Output::Reply { to, id, result }) = node.poll_output() {
-                let response = Response::Reply { id, result };
+            while let Some(output) = node.poll_output() {
+                let (to, response) = match output {
+                    Output::Reply { to, id, result } => (to, Response::Reply { id, result }),
+                    Output::Redirect { to, id, config } => (to, Response::Redirect { id, config }),
+                    Output::Send { to, message } => {
+                        if let Some(addr) = node.member_addr(to) {
+                            to_members.push((to, addr.to_string(), message));
+                        }
+                        continue;
+                    }
+                    other => {
+                        self.to_cluster(other);
+                        continue;
+                    }
+                };
                 if to == own {
                     encode_frame(&response, own_frames);
                 } else {
                     elsewhere.push((to, response));
                 }
             }
-            (before, node.poll_timeout())
+            (node.id(), before, node.poll_timeout())
         };
+        if let Some(cluster) = &self.cluster {
+            for (to, addr, message) in to_members {
+                cluster.peers.send(from, to, &addr, message);
+            }
+        }
         if !elsewhere.is_empty() {
             let connections = self.connections.lock();
             for (to, response) in elsewhere {
@@ -100,5 +144,20 @@ impl Host {
         if after.is_some() && after != before {
             self.deadline_moved.notify_one();
         }
+    }
+
+    /// Hands a store request or a removal to the member's tasks.
+    fn to_cluster(&self, output: Output) {
+        let Some(cluster) = &self.cluster else { return };
+        let request = match output {
+            Output::LoadConfig => StoreRequest::Load,
+            Output::Propose { current, next } => StoreRequest::Propose { current, next },
+            Output::Removed => {
+                cluster.removed.notify_one();
+                return;
+            }
+            Output::Reply { .. } | Output::Redirect { .. } | Output::Send { .. } => return,
+        };
+        let _ = cluster.store.send(request);
     }
 }

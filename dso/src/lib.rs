@@ -17,6 +17,7 @@ mod connection;
 mod error;
 mod host;
 mod net;
+mod peers;
 pub mod node;
 pub mod object;
 pub mod objects;
@@ -25,6 +26,7 @@ pub mod registry;
 pub mod server;
 pub mod session;
 pub mod shard;
+mod store_link;
 mod value;
 
 pub use client::{Dso, ObjectRef, Shared};

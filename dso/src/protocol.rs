@@ -24,6 +24,16 @@ pub enum Request {
     },
     /// One call on one object.
     Call(Call),
+    /// The handshake of another member (instead of `Hello`): the connection carries
+    /// [`Request::Peer`] frames from member `from` from now on.
+    PeerHello {
+        /// The member's [`PROTOCOL_VERSION`].
+        protocol_version: u32,
+        /// Who is calling.
+        from: MemberId,
+    },
+    /// A message from another member.
+    Peer(PeerMessage),
 }
 
 /// One call: an operation on the object under `key`.
@@ -89,15 +99,6 @@ pub enum Response {
         /// Why.
         reason: String,
     },
-}
-
-/// A member's first frame on a connection to another member (instead of [`Request::Hello`]).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct PeerHello {
-    /// The [`PROTOCOL_VERSION`].
-    pub protocol_version: u32,
-    /// Who is calling.
-    pub from: MemberId,
 }
 
 /// One replicated step of a key's log, applied in the primary's order by every replica.

@@ -15,16 +15,22 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::client::{ClientConfig, Dso};
+use crate::client::{random_id, ClientConfig, Dso};
+use crate::cluster::discovery::{Discovery, DiscoveryStore};
+use crate::cluster::{Configuration, Member, MemberId};
 use crate::codec::FRAME_BYTES_MAX_DEFAULT;
-use crate::host::Host;
-use crate::node::{Node, NodeConfig};
+use crate::host::{ClusterLinks, Host};
+use crate::node::{ClusterTiming, Node, NodeConfig};
+use crate::peers::PeerLinks;
+use crate::store_link::run_store;
 use crate::object::{SharedObject, DECODE_BYTES_MAX};
 use crate::registry::Registry;
 use crate::DsoError;
@@ -43,6 +49,8 @@ pub struct ServerConfig {
     pub connections_max: usize,
     /// The node's limits.
     pub node: NodeConfig,
+    /// Membership of a cluster; `None`: a standalone server.
+    pub cluster: Option<ClusterOptions>,
 }
 
 impl Default for ServerConfig {
@@ -52,8 +60,27 @@ impl Default for ServerConfig {
             frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
             connections_max: 10_000,
             node: NodeConfig::default(),
+            cluster: None,
         }
     }
+}
+
+/// How a server finds and joins its cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// Where the configuration lives.
+    pub discovery: Discovery,
+    /// Endpoint of an S3-compatible service, for `s3://` discovery outside AWS.
+    pub s3_endpoint: Option<String>,
+    /// The address other members and clients reach this server at (default: the bound one).
+    pub advertise: Option<String>,
+    /// This member's id (default: random). A server that lost its state (a crash) must not
+    /// come back under its old id; if it does, it notices and rejoins under a new one.
+    pub member_id: Option<MemberId>,
+    /// Copies of each key this member asks for when it joins.
+    pub rf: usize,
+    /// Heartbeats, failure detection and store polling.
+    pub timing: ClusterTiming,
 }
 
 /// Builds a server: configuration plus the object types it knows (built-ins always).
@@ -93,6 +120,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Makes the server a member of a cluster.
+    pub fn cluster(mut self, options: ClusterOptions) -> Self {
+        self.config.cluster = Some(options);
+        self
+    }
+
     /// Adds a user type; its objects are created with `Dso::object(key, initial)`.
     pub fn register<T: SharedObject>(mut self) -> Self {
         self.registry.register::<T>();
@@ -105,38 +138,117 @@ impl ServerBuilder {
         self
     }
 
-    /// Binds and starts serving.
+    /// Binds and starts serving (and, for a cluster member, joins the cluster).
     pub async fn start(self) -> std::io::Result<Server> {
         let invalid = |reason: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason);
-        let node = Node::new(self.config.node.clone(), Arc::new(self.registry)).map_err(invalid)?;
         if !(64..=DECODE_BYTES_MAX).contains(&self.config.frame_bytes_max) {
             let bytes = self.config.frame_bytes_max;
             return Err(invalid(format!("frame_bytes_max {bytes} is not in 64..={DECODE_BYTES_MAX}")));
         }
-        let listener = TcpListener::bind(self.config.bind).await?;
-        let local_addr = listener.local_addr()?;
-        let host = Arc::new(Host::new(node, self.config.frame_bytes_max));
-        let (shutdown, shutdown_rx) = watch::channel(false);
         let connections_max = u32::try_from(self.config.connections_max)
             .ok()
             .filter(|max| (1..=1 << 20).contains(max))
             .ok_or_else(|| {
                 invalid(format!("connections_max {} is not in 1..=2^20", self.config.connections_max))
             })?;
+        let registry = Arc::new(self.registry);
+        let listener = TcpListener::bind(self.config.bind).await?;
+        let local_addr = listener.local_addr()?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let (host, membership) = match self.config.cluster.clone() {
+            None => {
+                let node = Node::new(self.config.node.clone(), registry).map_err(invalid)?;
+                (Arc::new(Host::new(node, self.config.frame_bytes_max, None)), None)
+            }
+            Some(options) => {
+                let store = DiscoveryStore::open(&options.discovery, options.s3_endpoint.as_deref())
+                    .await
+                    .map_err(invalid)?;
+                let membership = Arc::new(Membership {
+                    options: options.clone(),
+                    addr: options.advertise.clone().unwrap_or_else(|| local_addr.to_string()),
+                    node: self.config.node.clone(),
+                    registry,
+                    leaving: AtomicBool::new(false),
+                    left: Notify::new(),
+                });
+                let node = membership.new_member(options.member_id.unwrap_or_else(random_id)).map_err(invalid)?;
+                let (requests, requests_rx) = mpsc::unbounded_channel();
+                let links = ClusterLinks { peers: PeerLinks::default(), store: requests, removed: Notify::new() };
+                let host = Arc::new(Host::new(node, self.config.frame_bytes_max, Some(links)));
+                tasks.push(tokio::spawn(run_store(host.clone(), store, requests_rx, shutdown_rx.clone())));
+                tasks.push(tokio::spawn(run_membership(host.clone(), membership.clone(), shutdown_rx.clone())));
+                // The new member's first output asks for the configuration.
+                host.drive(0, &mut Vec::new(), |_, _| {});
+                (host, Some(membership))
+            }
+        };
         let connections = Arc::new(Semaphore::new(connections_max as usize));
-        let timer = tokio::spawn(run_timer(host.clone(), shutdown_rx.clone()));
-        let accept = tokio::spawn(accept_loop(listener, host, connections, connections_max, shutdown_rx));
+        tasks.push(tokio::spawn(run_timer(host.clone(), shutdown_rx.clone())));
+        tasks.push(tokio::spawn(accept_loop(listener, host.clone(), connections, connections_max, shutdown_rx)));
         tracing::info!(%local_addr, "dso server listening");
-        Ok(Server { local_addr, shutdown, tasks: vec![accept, timer] })
+        Ok(Server { local_addr, shutdown, tasks, host, membership })
+    }
+}
+
+/// What a cluster member needs to start over under a new identity, and its leaving state.
+struct Membership {
+    options: ClusterOptions,
+    addr: String,
+    node: NodeConfig,
+    registry: Arc<crate::registry::Registry>,
+    leaving: AtomicBool,
+    /// Signalled once a configuration without this member is active after it asked to leave.
+    left: Notify,
+}
+
+impl Membership {
+    fn new_member(&self, id: MemberId) -> Result<Node, String> {
+        let me = Member { id, addr: self.addr.clone() };
+        Node::member(self.node.clone(), self.registry.clone(), me, self.options.rf, self.options.timing.clone())
+    }
+}
+
+/// Reacts to this member's removal: after a requested leave, reports it; otherwise (it was
+/// suspected, or came back under a crashed member's id) starts over as a new member.
+async fn run_membership(host: Arc<Host>, membership: Arc<Membership>, mut shutdown: watch::Receiver<bool>) {
+    let Some(cluster) = &host.cluster else { return };
+    loop {
+        tokio::select! {
+            _ = cluster.removed.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        if membership.leaving.load(Ordering::Relaxed) {
+            membership.left.notify_one();
+            return;
+        }
+        let id = random_id();
+        tracing::warn!(member = id, "removed from the cluster; joining again as a new member");
+        match membership.new_member(id) {
+            Ok(node) => {
+                host.replace_node(node);
+                cluster.peers.retain(id, |_| false);
+                host.drive(0, &mut Vec::new(), |_, _| {});
+            }
+            Err(error) => tracing::error!(%error, "cannot start a new member"),
+        }
     }
 }
 
 /// A running server.
-#[derive(Debug)]
 pub struct Server {
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    host: Arc<Host>,
+    membership: Option<Arc<Membership>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("local_addr", &self.local_addr).finish()
+    }
 }
 
 impl Server {
@@ -148,6 +260,32 @@ impl Server {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// This server's member id (0 for a standalone server).
+    pub fn member_id(&self) -> MemberId {
+        self.host.with_node(Node::id)
+    }
+
+    /// The latest cluster configuration this server has seen.
+    pub fn configuration(&self) -> Configuration {
+        self.host.with_node(|node| node.configuration().clone())
+    }
+
+    /// Whether this server serves clients (for a member: listed in an active configuration).
+    pub fn is_serving(&self) -> bool {
+        self.host.with_node(Node::is_serving)
+    }
+
+    /// Leaves the cluster gracefully: asks for a configuration without this member and waits
+    /// (up to `within`) until one is active, that is, until its keys have moved. Whether it
+    /// got there. A standalone server has nothing to leave.
+    pub async fn leave(&self, within: Duration) -> bool {
+        let Some(membership) = &self.membership else { return true };
+        membership.leaving.store(true, Ordering::Relaxed);
+        let left = membership.left.notified();
+        self.host.drive(0, &mut Vec::new(), |node, _| node.leave());
+        tokio::time::timeout(within, left).await.is_ok()
     }
 
     /// A client connected to this server with default settings.

@@ -1,13 +1,13 @@
-//! `dso-server`: one Crucial-rs DSO node serving the built-in object types over TCP.
+//! `dso-server`: one Crucial-rs DSO node serving the built-in object types over TCP, alone or
+//! as a member of a replicated cluster.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Parser;
-use crucial_dso::cluster::discovery::{join, leave, Discovery, DiscoveryStore};
-use crucial_dso::cluster::placement::stable_hash;
-use crucial_dso::cluster::Member;
-use crucial_dso::node::NodeConfig;
-use crucial_dso::server::{ServerBuilder, ServerConfig, BIND_DEFAULT};
+use crucial_dso::cluster::discovery::Discovery;
+use crucial_dso::node::{ClusterTiming, NodeConfig};
+use crucial_dso::server::{ClusterOptions, ServerBuilder, ServerConfig, BIND_DEFAULT};
 
 /// Serves Crucial-rs distributed shared objects (atomics, collections, futures, semaphores,
 /// barriers, ...) to cloud threads and other clients.
@@ -35,16 +35,25 @@ struct Args {
     sessions_max: usize,
     /// Join a cluster through this configuration store: `file:PATH` (processes on one machine)
     /// or `s3://bucket/prefix` (builds with the `s3` feature; credentials and region from the
-    /// environment). The server adds itself on start and removes itself on a graceful stop.
+    /// environment). The server adds itself on start (receiving its keys before it serves)
+    /// and, on SIGTERM or Ctrl-C, hands its keys over before it exits.
     #[arg(long)]
     discovery: Option<Discovery>,
+    /// Copies of each key in the cluster (with `--discovery`): `rf` copies survive `rf - 1`
+    /// crashes. Capped at the number of members; 1 for a single server.
+    #[arg(long, default_value_t = 1)]
+    rf: usize,
+    /// Milliseconds without a message from a member before it is suspected and replaced.
+    #[arg(long, default_value_t = ClusterTiming::default().suspect_after_ms)]
+    suspect_after_ms: u64,
     /// Endpoint of an S3-compatible service, for `s3://` discovery outside AWS.
     #[arg(long)]
     s3_endpoint: Option<String>,
     /// The address other members and clients reach this server at (default: the bound address).
     #[arg(long)]
     advertise: Option<String>,
-    /// This member's id in the cluster (default: a hash of the advertised address).
+    /// This member's id in the cluster (default: random). A restarted server holds nothing:
+    /// given its old id, it notices and joins under a new one.
     #[arg(long)]
     member_id: Option<u64>,
     /// Worker threads of the async runtime (default: one per core). `1` runs a single-threaded
@@ -79,42 +88,36 @@ async fn serve(args: Args) -> std::io::Result<()> {
         sessions_max: args.sessions_max,
         ..NodeConfig::default()
     };
+    let cluster = args.discovery.clone().map(|discovery| ClusterOptions {
+        discovery,
+        s3_endpoint: args.s3_endpoint.clone(),
+        advertise: args.advertise.clone(),
+        member_id: args.member_id,
+        rf: args.rf,
+        timing: ClusterTiming { suspect_after_ms: args.suspect_after_ms, ..ClusterTiming::default() },
+    });
     let config = ServerConfig {
         bind: args.bind,
         frame_bytes_max: args.frame_bytes_max,
         connections_max: args.connections_max,
         node,
+        cluster,
     };
     let server = ServerBuilder::new().config(config).start().await?;
-    let membership = match &args.discovery {
-        Some(discovery) => {
-            let addr = args.advertise.clone().unwrap_or_else(|| server.local_addr().to_string());
-            let id = args.member_id.unwrap_or_else(|| stable_hash(addr.as_bytes()));
-            let store = DiscoveryStore::open(discovery, args.s3_endpoint.as_deref())
-                .await
-                .map_err(std::io::Error::other)?;
-            let joined = join(&store, Member { id, addr }, 1).await.map_err(std::io::Error::other)?;
-            tracing::info!(
-                member = id,
-                epoch = joined.config.epoch,
-                members = joined.config.members.len(),
-                "joined the cluster"
-            );
-            Some((store, id))
-        }
-        None => None,
-    };
     stop_signal().await?;
-    tracing::info!("stop signal: shutting down");
-    if let Some((store, id)) = membership {
-        match leave(&store, id).await {
-            Ok(left) => tracing::info!(epoch = left.map(|v| v.config.epoch), "left the cluster"),
-            Err(error) => tracing::warn!(%error, "could not leave the cluster"),
+    if args.discovery.is_some() {
+        tracing::info!(member = server.member_id(), "stop signal: handing the keys over");
+        if !server.leave(LEAVE_WITHIN).await {
+            tracing::warn!("the cluster did not take the keys over in time; stopping anyway");
         }
     }
+    tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
 }
+
+/// How long a stopping member waits for the others to take its keys over.
+const LEAVE_WITHIN: Duration = Duration::from_secs(30);
 
 /// Waits for Ctrl-C or, on Unix, SIGTERM (what process managers and `kill` send).
 async fn stop_signal() -> std::io::Result<()> {

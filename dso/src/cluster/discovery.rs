@@ -1,18 +1,12 @@
 //! Discovery: servers find each other through a shared configuration store, as Crucial's servers
-//! did through an S3 bucket. A starting server joins (adds itself to the configuration by
-//! compare-and-swap, in a new epoch); a stopping one leaves. `file:PATH` and
-//! `s3://bucket/prefix` (feature `s3`) name the store.
+//! did through an S3 bucket. `file:PATH` and `s3://bucket/prefix` (feature `s3`) name the
+//! store; members join and leave through it by compare-and-swap (see [`crate::node`]).
 
 use std::str::FromStr;
-use std::time::Duration;
 
-use super::config::{Configuration, Member, MemberId};
+use super::config::Configuration;
 use super::store::FileConfigStore;
 use super::store::{ConfigStore, StoreError, Versioned};
-
-/// Compare-and-swap attempts before a join or leave gives up (each conflict means another
-/// member changed the configuration first, so the next attempt sees its change).
-pub const MEMBERSHIP_ATTEMPTS_MAX: usize = 64;
 
 /// Where the configuration lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,60 +93,4 @@ impl ConfigStore for DiscoveryStore {
             DiscoveryStore::S3(store) => store.replace(version, config).await,
         }
     }
-}
-
-/// Adds `member` to the configuration (creating it with `rf` if there is none), in a new epoch;
-/// a member already listed under its id gets its address updated.
-pub async fn join(store: &impl ConfigStore, member: Member, rf: usize) -> Result<Versioned, StoreError> {
-    let joined = change_membership(store, |current| match current {
-        // The first member: one copy is all a single member can hold.
-        None => Some(Configuration::initial(vec![member.clone()], rf.max(1))),
-        Some(config) if config.members.contains(&member) => None,
-        Some(config) => {
-            let mut members: Vec<Member> =
-                config.members.iter().filter(|m| m.id != member.id).cloned().collect();
-            members.push(member.clone());
-            let mut next = config.next(members);
-            next.rf = rf.max(1);
-            Some(next)
-        }
-    })
-    .await?;
-    joined.ok_or_else(|| StoreError::Corrupt("the configuration vanished while joining".into()))
-}
-
-/// Removes member `id`, in a new epoch; the last member stays listed (a configuration always
-/// has one), and a member not listed changes nothing. `None` if there is no configuration.
-pub async fn leave(store: &impl ConfigStore, id: MemberId) -> Result<Option<Versioned>, StoreError> {
-    change_membership(store, |current| {
-        let config = current?;
-        let members: Vec<Member> = config.members.iter().filter(|m| m.id != id).cloned().collect();
-        (members.len() != config.members.len() && !members.is_empty()).then(|| config.next(members))
-    })
-    .await
-}
-
-/// Applies `change` (which returns `None` for "nothing to do": the current configuration is
-/// the answer) by compare-and-swap, retrying on conflicts with a short, growing pause.
-async fn change_membership(
-    store: &impl ConfigStore,
-    change: impl Fn(Option<&Configuration>) -> Option<Configuration>,
-) -> Result<Option<Versioned>, StoreError> {
-    for attempt in 0..MEMBERSHIP_ATTEMPTS_MAX {
-        let current = store.load().await?;
-        let Some(next) = change(current.as_ref().map(|v| &v.config)) else {
-            return Ok(current);
-        };
-        let written = match &current {
-            None => store.create(&next).await,
-            Some(current) => store.replace(&current.version, &next).await,
-        };
-        match written {
-            Err(StoreError::Conflict) => {
-                tokio::time::sleep(Duration::from_millis(5 * (attempt as u64 + 1))).await
-            }
-            other => return other.map(Some),
-        }
-    }
-    Err(StoreError::Conflict)
 }

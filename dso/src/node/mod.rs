@@ -325,6 +325,12 @@ impl Node {
         &self.cluster
     }
 
+    /// Where member `id` listens, as the current configuration or its source lists it.
+    pub fn member_addr(&self, id: MemberId) -> Option<&str> {
+        let source = self.cluster.source.iter().flat_map(|source| &source.members);
+        (self.cluster.members.iter().chain(source)).find(|member| member.id == id).map(|member| member.addr.as_str())
+    }
+
     /// Whether this member serves clients (listed in an active configuration it holds state for).
     pub fn is_serving(&self) -> bool {
         self.serving
