@@ -20,6 +20,7 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio::time::Instant;
 
 use crate::client_session::{ClientSession, RetryDecision, SessionConfig};
+use crate::cluster::{Configuration, Placement};
 use crate::codec::{decode_frame, encode_frame, FRAME_BYTES_MAX_DEFAULT};
 use crate::net::{split, ReadHalf, WriteHalf};
 use crate::object::{decode, encode, Operation, SharedObject};
@@ -27,7 +28,6 @@ use crate::objects::{
     AtomicBoolean, AtomicByteArray, AtomicInt, AtomicLong, AtomicReference, Blob, CountDownLatch, Counter,
     CyclicBarrier, Future, List, Logger, Map, Matrix, Semaphore as DsoSemaphore, Set, SortedMap,
 };
-use crate::cluster::{Configuration, Placement};
 use crate::protocol::{Action, Call, Request, Response, PROTOCOL_VERSION};
 use crate::session::CallResult;
 use crate::DsoError;
@@ -288,7 +288,9 @@ impl Inner {
         let mut fresh = Inner::open_link(self, addr).await.map_err(|error| error.to_string())?;
         let mut frames = frame;
         for unanswered in self.session.lock().unanswered() {
-            if unanswered.id != call.id && self.targets(&unanswered.key).first().map(String::as_str) == Some(addr) {
+            if unanswered.id != call.id
+                && self.targets(&unanswered.key).first().map(String::as_str) == Some(addr)
+            {
                 encode_frame(&Request::Call(unanswered), &mut frames);
             }
         }
@@ -356,7 +358,13 @@ async fn read_response(
 }
 
 /// Completes waiting callers as answers arrive, and follows redirects; ends with the connection.
-async fn read_answers(inner: Weak<Inner>, mut reader: ReadHalf, mut buffer: Vec<u8>, addr: String, generation: u64) {
+async fn read_answers(
+    inner: Weak<Inner>,
+    mut reader: ReadHalf,
+    mut buffer: Vec<u8>,
+    addr: String,
+    generation: u64,
+) {
     let frame_bytes_max = match inner.upgrade() {
         Some(inner) => inner.config.frame_bytes_max,
         None => return,
@@ -384,7 +392,9 @@ async fn read_answers(inner: Weak<Inner>, mut reader: ReadHalf, mut buffer: Vec<
                 }
             }
             Response::Refused { reason } => break DsoError::Protocol(format!("server refused: {reason}")),
-            Response::Welcome { .. } => break DsoError::Protocol("unexpected welcome".into()),
+            Response::Welcome { .. } | Response::Status { .. } => {
+                break DsoError::Protocol("unexpected welcome or status".into())
+            }
         }
     };
     tracing::debug!(%error, "connection lost; unanswered calls will be resent");
@@ -394,6 +404,41 @@ async fn read_answers(inner: Weak<Inner>, mut reader: ReadHalf, mut buffer: Vec<
             links.remove(&addr);
         }
     }
+}
+
+/// A member's view of the cluster, as [`member_status`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// Its id.
+    pub member: crate::cluster::MemberId,
+    /// Whether it serves clients.
+    pub serving: bool,
+    /// The latest configuration it has seen.
+    pub config: Configuration,
+}
+
+/// Asks the server at `addr` for its view of the cluster (for tools and tests).
+pub async fn member_status(addr: &str, timeout: Duration) -> Result<MemberStatus, DsoError> {
+    let unavailable = |reason: String| DsoError::Unavailable { addr: addr.to_string(), reason };
+    let exchange = async {
+        let stream = TcpStream::connect(addr).await.map_err(|e| unavailable(e.to_string()))?;
+        let (mut reader, mut writer) = split(stream);
+        let mut frames = Vec::new();
+        encode_frame(&Request::Hello { protocol_version: PROTOCOL_VERSION }, &mut frames);
+        encode_frame(&Request::Status, &mut frames);
+        write_and_flush(&mut writer, &frames).await.map_err(|e| unavailable(e.to_string()))?;
+        let mut buffer = Vec::new();
+        loop {
+            match read_response(&mut reader, &mut buffer, FRAME_BYTES_MAX_DEFAULT).await? {
+                Response::Welcome { .. } => {}
+                Response::Status { member, serving, config } => {
+                    return Ok(MemberStatus { member, serving, config })
+                }
+                other => return Err(DsoError::Protocol(format!("expected a status, got {other:?}"))),
+            }
+        }
+    };
+    tokio::time::timeout(timeout, exchange).await.map_err(|_| unavailable("no status in time".into()))?
 }
 
 /// A random 64-bit id (sessions, members).

@@ -111,6 +111,14 @@ impl Connection {
                     self.peer = Some(from);
                 }
                 (Request::Call(call), None) if self.greeted => calls.push(call),
+                (Request::Status, None) if self.greeted => {
+                    let status = self.host.with_node(|node| Response::Status {
+                        member: node.id(),
+                        serving: node.is_serving(),
+                        config: node.configuration().clone(),
+                    });
+                    encode_frame(&status, &mut self.output);
+                }
                 (Request::Peer(message), Some(_)) => messages.push(message),
                 (other, _) => {
                     let what = format!("{other:?}");

@@ -151,7 +151,7 @@ impl Host {
         let Some(cluster) = &self.cluster else { return };
         let request = match output {
             Output::LoadConfig => StoreRequest::Load,
-            Output::Propose { current, next } => StoreRequest::Propose { current, next },
+            Output::Propose { current, next } => StoreRequest::Propose { current, next: Box::new(next) },
             Output::Removed => {
                 cluster.removed.notify_one();
                 return;

@@ -86,7 +86,8 @@ async fn write_to_member(me: MemberId, addr: String, mut messages: mpsc::Unbound
 
 async fn connect(me: MemberId, addr: &str) -> std::io::Result<TcpStream> {
     let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
-    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await.map_err(|_| timed_out())??;
+    let mut stream =
+        tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await.map_err(|_| timed_out())??;
     let _ = stream.set_nodelay(true);
     let mut hello = Vec::new();
     encode_frame(&Request::PeerHello { protocol_version: PROTOCOL_VERSION, from: me }, &mut hello);

@@ -34,6 +34,8 @@ pub enum Request {
     },
     /// A message from another member.
     Peer(PeerMessage),
+    /// Asks the member for its view of the cluster (answered with [`Response::Status`]).
+    Status,
 }
 
 /// One call: an operation on the object under `key`.
@@ -92,6 +94,15 @@ pub enum Response {
         /// The call redirected.
         id: CallId,
         /// The configuration the member serves in.
+        config: Configuration,
+    },
+    /// A member's view of the cluster.
+    Status {
+        /// Its id.
+        member: MemberId,
+        /// Whether it serves clients.
+        serving: bool,
+        /// The latest configuration it has seen.
         config: Configuration,
     },
     /// The node closes this connection, for this reason.

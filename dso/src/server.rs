@@ -29,10 +29,10 @@ use crate::cluster::{Configuration, Member, MemberId};
 use crate::codec::FRAME_BYTES_MAX_DEFAULT;
 use crate::host::{ClusterLinks, Host};
 use crate::node::{ClusterTiming, Node, NodeConfig};
-use crate::peers::PeerLinks;
-use crate::store_link::run_store;
 use crate::object::{SharedObject, DECODE_BYTES_MAX};
+use crate::peers::PeerLinks;
 use crate::registry::Registry;
+use crate::store_link::run_store;
 use crate::DsoError;
 
 /// The default listen address: loopback only, unless told otherwise.
@@ -173,12 +173,18 @@ impl ServerBuilder {
                     leaving: AtomicBool::new(false),
                     left: Notify::new(),
                 });
-                let node = membership.new_member(options.member_id.unwrap_or_else(random_id)).map_err(invalid)?;
+                let node =
+                    membership.new_member(options.member_id.unwrap_or_else(random_id)).map_err(invalid)?;
                 let (requests, requests_rx) = mpsc::unbounded_channel();
-                let links = ClusterLinks { peers: PeerLinks::default(), store: requests, removed: Notify::new() };
+                let links =
+                    ClusterLinks { peers: PeerLinks::default(), store: requests, removed: Notify::new() };
                 let host = Arc::new(Host::new(node, self.config.frame_bytes_max, Some(links)));
                 tasks.push(tokio::spawn(run_store(host.clone(), store, requests_rx, shutdown_rx.clone())));
-                tasks.push(tokio::spawn(run_membership(host.clone(), membership.clone(), shutdown_rx.clone())));
+                tasks.push(tokio::spawn(run_membership(
+                    host.clone(),
+                    membership.clone(),
+                    shutdown_rx.clone(),
+                )));
                 // The new member's first output asks for the configuration.
                 host.drive(0, &mut Vec::new(), |_, _| {});
                 (host, Some(membership))
@@ -186,7 +192,13 @@ impl ServerBuilder {
         };
         let connections = Arc::new(Semaphore::new(connections_max as usize));
         tasks.push(tokio::spawn(run_timer(host.clone(), shutdown_rx.clone())));
-        tasks.push(tokio::spawn(accept_loop(listener, host.clone(), connections, connections_max, shutdown_rx)));
+        tasks.push(tokio::spawn(accept_loop(
+            listener,
+            host.clone(),
+            connections,
+            connections_max,
+            shutdown_rx,
+        )));
         tracing::info!(%local_addr, "dso server listening");
         Ok(Server { local_addr, shutdown, tasks, host, membership })
     }
@@ -206,7 +218,13 @@ struct Membership {
 impl Membership {
     fn new_member(&self, id: MemberId) -> Result<Node, String> {
         let me = Member { id, addr: self.addr.clone() };
-        Node::member(self.node.clone(), self.registry.clone(), me, self.options.rf, self.options.timing.clone())
+        Node::member(
+            self.node.clone(),
+            self.registry.clone(),
+            me,
+            self.options.rf,
+            self.options.timing.clone(),
+        )
     }
 }
 

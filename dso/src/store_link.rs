@@ -20,7 +20,7 @@ pub(crate) enum StoreRequest {
         /// The expected record (`None`: none yet).
         current: Option<Configuration>,
         /// The record to store.
-        next: Configuration,
+        next: Box<Configuration>,
     },
 }
 
@@ -47,7 +47,7 @@ pub(crate) async fn run_store(
         }
         for request in batch {
             if let StoreRequest::Propose { current, next } = request {
-                propose(&store, &mut last, current, next).await;
+                propose(&store, &mut last, current, *next).await;
             }
         }
         match store.load().await {
@@ -77,7 +77,11 @@ async fn propose(
     };
     match written {
         Ok(versioned) => {
-            tracing::info!(epoch = versioned.config.epoch, active = versioned.config.is_active(), "configuration stored");
+            tracing::info!(
+                epoch = versioned.config.epoch,
+                active = versioned.config.is_active(),
+                "configuration stored"
+            );
             *last = Some(versioned);
         }
         Err(StoreError::Conflict) => {}

@@ -4,11 +4,14 @@
 //! - [`model`]: sequential specifications (DSO objects via their own `apply`; registers and kv for
 //!   external histories);
 //! - [`format`](mod@format), [`external`]: Jepsen/Knossos EDN, Jepsen log lines, JSON;
-//! - [`history`]: histories in the Jepsen shape.
+//! - [`history`]: histories in the Jepsen shape;
+//! - [`simulation`]: the seeded simulator of the real nodes and clients under faults;
+//! - [`processes`]: the same workload and checks against real `dso-server` processes.
 
 pub mod checker;
 pub mod external;
 pub mod format;
 pub mod history;
 pub mod model;
+pub mod processes;
 pub mod simulation;

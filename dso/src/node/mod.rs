@@ -7,10 +7,10 @@
 //! the `now_ms` argument (any monotonic millisecond count the host chooses), so the simulator,
 //! the model checker and the async server run exactly this code.
 //!
-//! Replication is primary-backup per key ([`replication`]): the primary of a key admits and
+//! Replication is primary-backup per key (module `replication`): the primary of a key admits and
 //! applies every call, read or write, logs it, sends it to the key's backups and answers only
 //! when every backup of the current epoch holds it. Configurations change by compare-and-swap in
-//! a store; a new one takes effect after state transfer ([`membership`]).
+//! a store; a new one takes effect after state transfer (module `membership`).
 
 mod membership;
 mod replication;
@@ -328,7 +328,9 @@ impl Node {
     /// Where member `id` listens, as the current configuration or its source lists it.
     pub fn member_addr(&self, id: MemberId) -> Option<&str> {
         let source = self.cluster.source.iter().flat_map(|source| &source.members);
-        (self.cluster.members.iter().chain(source)).find(|member| member.id == id).map(|member| member.addr.as_str())
+        (self.cluster.members.iter().chain(source))
+            .find(|member| member.id == id)
+            .map(|member| member.addr.as_str())
     }
 
     /// Whether this member serves clients (listed in an active configuration it holds state for).

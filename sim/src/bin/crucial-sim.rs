@@ -34,6 +34,11 @@ enum Command {
     Replay(SeedArgs),
     /// Reduces a failing seed's fault schedule and workload to a small failing case.
     Shrink(SeedArgs),
+    /// Starts a cluster of real `dso-server` processes on loopback, runs the workload against
+    /// it with every operation recorded, kills the primary of a counter with SIGKILL mid-run and
+    /// starts it again, then checks the history and that no acknowledged increment was lost.
+    /// Exit status: 0 all good, 1 a violation, 2 the cluster could not be run.
+    Processes(ProcessArgs),
     /// Checks history files: prints `FILE<TAB>linearizable|NOT linearizable|unknown`.
     /// Exit status: 0 all linearizable, 1 any not (or unknown), 2 unreadable input.
     Check(CheckArgs),
@@ -214,6 +219,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay(args),
         Command::Shrink(args) => shrink(args),
         Command::Check(args) => return check(args),
+        Command::Processes(args) => processes(args),
     };
     match result {
         Ok(code) => code,
@@ -222,6 +228,92 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+#[derive(Debug, Args)]
+struct ProcessArgs {
+    /// The `dso-server` executable (default: the one next to this executable).
+    #[arg(long)]
+    server: Option<PathBuf>,
+    /// Servers to start.
+    #[arg(long, default_value_t = 3)]
+    servers: usize,
+    /// Copies of each key.
+    #[arg(long, default_value_t = 3)]
+    rf: usize,
+    /// Client tasks.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Keys of the mixed workload (the counter comes on top).
+    #[arg(long, default_value_t = 8)]
+    keys: usize,
+    /// How long the workload runs, in ms.
+    #[arg(long, default_value_t = 6_000)]
+    run_ms: u64,
+    /// When the counter's primary is killed, in ms after the start (0: no kill).
+    #[arg(long, default_value_t = 2_000)]
+    kill_at_ms: u64,
+    /// How long the killed server stays down, in ms.
+    #[arg(long, default_value_t = 1_500)]
+    down_ms: u64,
+    /// Keep the configuration in S3 at this endpoint (e.g. a local moto server) instead of a file.
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// The S3 bucket (it must exist).
+    #[arg(long, default_value = "crucial")]
+    bucket: String,
+    /// Where server logs and the configuration file go.
+    #[arg(long, default_value = "target/crucial-processes")]
+    work_dir: PathBuf,
+    /// Seeds the workload.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn processes(args: ProcessArgs) -> Result<ExitCode, String> {
+    use crucial_sim::processes::{run_processes, ProcessRun, Store};
+    let server = match args.server {
+        Some(server) => server,
+        None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("dso-server"),
+    };
+    let store = match args.s3_endpoint {
+        Some(endpoint) => Store::S3 { endpoint, bucket: args.bucket },
+        None => Store::File,
+    };
+    let run = ProcessRun {
+        server,
+        work_dir: args.work_dir,
+        store,
+        servers: args.servers,
+        rf: args.rf,
+        clients: args.clients,
+        keys: args.keys,
+        run: Duration::from_millis(args.run_ms),
+        kill_at: (args.kill_at_ms > 0).then(|| Duration::from_millis(args.kill_at_ms)),
+        down_for: Duration::from_millis(args.down_ms),
+        seed: args.seed,
+    };
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let outcome = runtime.block_on(run_processes(run))?;
+    let verdict = verify_history(&outcome.keys, &outcome.history, Duration::from_secs(60));
+    let (acknowledged, unknown) = outcome.increments;
+    println!("operations recorded: {}", outcome.history.len());
+    println!("killed with SIGKILL: {}", outcome.killed.as_deref().unwrap_or("nobody"));
+    println!("final configuration: epoch {}", outcome.final_status[0].config.epoch);
+    println!(
+        "increments: {acknowledged} acknowledged, {unknown} unknown, counter reads {}",
+        outcome.final_increments
+    );
+    println!("history: {:?}", verdict.verdict);
+    let lost = outcome.lost_update();
+    if let Some(lost) = &lost {
+        println!("LOST UPDATE: {lost}");
+    }
+    Ok(if verdict.verdict == Verdict::Linearizable && lost.is_none() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Why a run failed, if it did.

@@ -1,0 +1,376 @@
+//! The cluster as real processes: `dso-server` processes on loopback that find each other
+//! through a configuration store (a file, or S3), clients running the simulator's workload
+//! over TCP with every operation recorded, one member killed with SIGKILL mid-run and started
+//! again; the history is then checked like a simulated one, and a counter that only ever
+//! grows shows whether an acknowledged increment was lost.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crucial_dso::client::{member_status, ClientConfig, MemberStatus};
+use crucial_dso::client_session::SessionConfig;
+use crucial_dso::cluster::Placement;
+use crucial_dso::object::{CallId, Operation, SharedObject};
+use crucial_dso::objects::{AtomicLong, AtomicLongOp, AtomicLongRet};
+use crucial_dso::protocol::Action;
+use crucial_dso::{Dso, DsoError};
+use parking_lot::Mutex;
+
+use crate::simulation::rng::Rng;
+use crate::simulation::run::Recorded;
+use crate::simulation::workload::{keys, operation, KeySpec};
+
+/// The key whose only operation is `add_and_get(1)`: the lost-update witness.
+pub const INCREMENTS: &str = "increments";
+
+/// Where the servers keep their configuration.
+#[derive(Clone, Debug)]
+pub enum Store {
+    /// A file in the work directory.
+    File,
+    /// S3 at this endpoint (a local stand-in such as moto's server), in this bucket.
+    S3 {
+        /// The endpoint.
+        endpoint: String,
+        /// The bucket (it must exist).
+        bucket: String,
+    },
+}
+
+/// A run's shape.
+#[derive(Clone, Debug)]
+pub struct ProcessRun {
+    /// The `dso-server` executable.
+    pub server: PathBuf,
+    /// Where logs and the configuration file go.
+    pub work_dir: PathBuf,
+    /// The configuration store.
+    pub store: Store,
+    /// Servers.
+    pub servers: usize,
+    /// Copies of each key.
+    pub rf: usize,
+    /// Client tasks.
+    pub clients: usize,
+    /// Keys of the mixed workload (besides [`INCREMENTS`]).
+    pub keys: usize,
+    /// How long the workload runs.
+    pub run: Duration,
+    /// When the primary of [`INCREMENTS`] is killed (`None`: never).
+    pub kill_at: Option<Duration>,
+    /// How long the killed server stays down.
+    pub down_for: Duration,
+    /// Seeds the workload.
+    pub seed: u64,
+}
+
+/// What a run recorded.
+#[derive(Debug)]
+pub struct ProcessOutcome {
+    /// The keys and their initial states.
+    pub keys: Vec<KeySpec>,
+    /// Every client operation.
+    pub history: Vec<Recorded>,
+    /// Increments of [`INCREMENTS`] acknowledged, and those with an unknown outcome.
+    pub increments: (u64, u64),
+    /// The value [`INCREMENTS`] holds at the end.
+    pub final_increments: i64,
+    /// The address of the server killed, if one was.
+    pub killed: Option<String>,
+    /// The configuration every server reported at the end.
+    pub final_status: Vec<MemberStatus>,
+}
+
+impl ProcessOutcome {
+    /// Why the counter shows a lost or invented increment, if it does.
+    pub fn lost_update(&self) -> Option<String> {
+        let (acknowledged, unknown) = self.increments;
+        let value = self.final_increments.max(0) as u64;
+        if value < acknowledged {
+            return Some(format!("{acknowledged} increments acknowledged but the counter reads {value}"));
+        }
+        (value > acknowledged + unknown).then(|| {
+            format!("the counter reads {value} after {acknowledged} acknowledged and {unknown} unknown increments")
+        })
+    }
+}
+
+/// The server processes, killed when dropped.
+struct Servers {
+    children: Vec<Option<Child>>,
+    addrs: Vec<String>,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    run: ProcessRun,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Servers {
+    fn start(run: &ProcessRun) -> Result<Self, String> {
+        std::fs::create_dir_all(&run.work_dir).map_err(|e| format!("{}: {e}", run.work_dir.display()))?;
+        let (discovery, mut extra, envs) = match &run.store {
+            Store::File => {
+                let path = run.work_dir.join("cluster.json");
+                let _ = std::fs::remove_file(&path);
+                (format!("file:{}", path.display()), Vec::new(), Vec::new())
+            }
+            Store::S3 { endpoint, bucket } => {
+                let prefix = format!("run-{}", run.seed);
+                let envs = [
+                    ("AWS_ACCESS_KEY_ID", "test"),
+                    ("AWS_SECRET_ACCESS_KEY", "test"),
+                    ("AWS_REGION", "us-east-1"),
+                ];
+                let envs = envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                (format!("s3://{bucket}/{prefix}"), vec!["--s3-endpoint".to_string(), endpoint.clone()], envs)
+            }
+        };
+        let mut args = vec!["--discovery".to_string(), discovery, "--rf".into(), run.rf.to_string()];
+        args.extend(["--suspect-after-ms".to_string(), "1000".to_string()]);
+        args.append(&mut extra);
+        let addrs = (0..run.servers).map(|_| free_loopback_addr()).collect::<Result<Vec<_>, _>>()?;
+        let mut servers = Servers { children: Vec::new(), addrs, args, envs, run: run.clone() };
+        for index in 0..run.servers {
+            let child = servers.spawn(index)?;
+            servers.children.push(Some(child));
+        }
+        Ok(servers)
+    }
+
+    fn spawn(&self, index: usize) -> Result<Child, String> {
+        let log = self.run.work_dir.join(format!("server-{index}.log"));
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(&log).map_err(|e| e.to_string())?;
+        let mut command = Command::new(&self.run.server);
+        command.args(["--bind", &self.addrs[index]]).args(&self.args).envs(self.envs.iter().cloned());
+        command.stdout(Stdio::null()).stderr(log);
+        command.spawn().map_err(|e| format!("cannot start {}: {e}", self.run.server.display()))
+    }
+
+    /// Kills server `index` with SIGKILL: no goodbye, its memory is gone.
+    fn kill(&mut self, index: usize) {
+        if let Some(mut child) = self.children[index].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(&mut self, index: usize) -> Result<(), String> {
+        self.children[index] = Some(self.spawn(index)?);
+        Ok(())
+    }
+
+    /// Waits until every server reports the same active configuration listing all of them.
+    async fn settled(&self, within: Duration) -> Result<Vec<MemberStatus>, String> {
+        let deadline = Instant::now() + within;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            let mut statuses = Vec::new();
+            for addr in &self.addrs {
+                match member_status(addr, Duration::from_millis(500)).await {
+                    Ok(status) => statuses.push(status),
+                    Err(error) => last = error.to_string(),
+                }
+            }
+            let agreed = statuses.len() == self.addrs.len()
+                && statuses.iter().all(|status| {
+                    status.serving
+                        && status.config == statuses[0].config
+                        && status.config.members.len() == self.addrs.len()
+                });
+            if agreed {
+                return Ok(statuses);
+            }
+            if let Some(first) = statuses.first() {
+                last = format!("epoch {} with {} members", first.config.epoch, first.config.members.len());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!("the cluster did not settle within {within:?} (last seen: {last})"))
+    }
+}
+
+fn free_loopback_addr() -> Result<String, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.to_string())
+}
+
+/// The shared recording of every client's operations.
+struct Recorder {
+    history: Mutex<Vec<Recorded>>,
+    stamps: AtomicU64,
+    started: Instant,
+}
+
+impl Recorder {
+    fn stamp(&self) -> (u64, u64) {
+        (self.stamps.fetch_add(1, Ordering::SeqCst), self.started.elapsed().as_millis() as u64)
+    }
+}
+
+const CLIENT: ClientConfig = ClientConfig {
+    session: SessionConfig { resend_after_ms: 300, call_timeout_ms: Some(8_000), in_flight_max: 1 },
+    session_id: None,
+    connect_timeout_ms: 1_000,
+    frame_bytes_max: crucial_dso::codec::FRAME_BYTES_MAX_DEFAULT,
+};
+
+/// Runs the cluster, the workload and the kill; returns what was recorded.
+pub async fn run_processes(run: ProcessRun) -> Result<ProcessOutcome, String> {
+    let mut servers = Servers::start(&run)?;
+    let initial = servers.settled(Duration::from_secs(30)).await?;
+    let mut keys = keys(run.keys);
+    keys.push(KeySpec { key: INCREMENTS.into(), type_name: AtomicLong::TYPE_NAME.into(), initial: None });
+    let setup = Dso::connect_with(servers.addrs[0].clone(), CLIENT).await.map_err(|e| e.to_string())?;
+    for key in &keys {
+        if let Some(state) = key.initial.clone() {
+            setup
+                .call_raw(&key.key, &key.type_name, Action::Create { state })
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let recorder = Arc::new(Recorder {
+        history: Mutex::new(Vec::new()),
+        stamps: AtomicU64::new(0),
+        started: Instant::now(),
+    });
+    let stop_at = Instant::now() + run.run;
+    let workers: Vec<_> = (0..run.clients)
+        .map(|client| {
+            let (keys, recorder, addrs) = (keys.clone(), recorder.clone(), servers.addrs.clone());
+            tokio::spawn(client_loop(client, run.clients, run.seed, keys, addrs, recorder, stop_at))
+        })
+        .collect();
+    let mut killed = None;
+    if let Some(kill_at) = run.kill_at {
+        tokio::time::sleep(kill_at).await;
+        // The primary of the witness key: its takeover is what must not lose increments.
+        let primary = Placement::new(&initial[0].config).primary(INCREMENTS);
+        let addr = initial[0].config.addr_of(primary).map(str::to_string);
+        let index = addr.as_ref().and_then(|addr| servers.addrs.iter().position(|a| a == addr)).unwrap_or(0);
+        tracing::info!(addr = %servers.addrs[index], "killing the primary with SIGKILL");
+        servers.kill(index);
+        killed = Some(servers.addrs[index].clone());
+        tokio::time::sleep(run.down_for).await;
+        servers.restart(index)?;
+    }
+    for worker in workers {
+        worker.await.map_err(|e| e.to_string())?;
+    }
+    let final_status = servers.settled(Duration::from_secs(30)).await?;
+    let reader = Dso::connect_with(servers.addrs[0].clone(), CLIENT).await.map_err(|e| e.to_string())?;
+    let final_increments =
+        record_call(&reader, &recorder, u64::MAX, 0, &keys[keys.len() - 1], get_op()).await;
+    let final_increments = match final_increments {
+        Some(Ok(bytes)) => match AtomicLong::decode_ret("get", &bytes) {
+            Ok(AtomicLongRet::Get(value)) => value,
+            other => return Err(format!("the final read decoded as {other:?}")),
+        },
+        other => return Err(format!("the final read failed: {other:?}")),
+    };
+    let history = std::mem::take(&mut *recorder.history.lock());
+    let witness = history.iter().filter(|op| op.key == INCREMENTS && op.method == "add_and_get");
+    let (acknowledged, unknown) = witness.fold((0, 0), |(acked, unknown), op| match &op.output {
+        Some(Ok(_)) => (acked + 1, unknown),
+        None => (acked, unknown + 1),
+        Some(Err(_)) => (acked, unknown),
+    });
+    Ok(ProcessOutcome {
+        keys,
+        history,
+        increments: (acknowledged, unknown),
+        final_increments,
+        killed,
+        final_status,
+    })
+}
+
+fn get_op() -> (String, Vec<u8>) {
+    let op = AtomicLongOp::Get {};
+    (op.method().to_string(), op.encode_args())
+}
+
+/// One client: random operations (a third of them increments of the witness) until `stop_at`;
+/// after an unknown outcome it continues as a new process with a new session.
+async fn client_loop(
+    client: usize,
+    clients: usize,
+    seed: u64,
+    keys: Vec<KeySpec>,
+    addrs: Vec<String>,
+    recorder: Arc<Recorder>,
+    stop_at: Instant,
+) {
+    let mut rng = Rng::new(seed ^ (client as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut process = client as u64;
+    let mut dso = None;
+    while Instant::now() < stop_at {
+        if dso.is_none() {
+            let seed_addr = &addrs[rng.below(addrs.len() as u64) as usize];
+            match Dso::connect_with(seed_addr.clone(), CLIENT).await {
+                Ok(connected) => dso = Some(connected),
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            }
+        }
+        let client_dso = dso.as_ref().expect("connected above");
+        let (key, op) = if rng.below(3) == 0 {
+            let increment = AtomicLongOp::AddAndGet { delta: 1 };
+            (&keys[keys.len() - 1], (increment.method().to_string(), increment.encode_args()))
+        } else {
+            let key = &keys[rng.below(keys.len() as u64 - 1) as usize];
+            (key, operation(&mut rng, key))
+        };
+        if record_call(client_dso, &recorder, process, client as u64, key, op).await.is_none() {
+            process += clients as u64;
+            dso = None;
+        }
+    }
+}
+
+/// Calls `op` on `key` and records it; the output (`None`: unknown).
+async fn record_call(
+    dso: &Dso,
+    recorder: &Recorder,
+    process: u64,
+    client: u64,
+    key: &KeySpec,
+    (method, args): (String, Vec<u8>),
+) -> Option<Result<Vec<u8>, String>> {
+    let (call, call_ms) = recorder.stamp();
+    let action = Action::Invoke { method: method.clone(), args: args.clone() };
+    let output = match dso.call_raw(&key.key, &key.type_name, action).await {
+        Ok(bytes) => Some(Ok(bytes)),
+        Err(DsoError::Call(error)) => Some(Err(error.to_string())),
+        Err(_) => None,
+    };
+    let (ret, ret_ms) = if output.is_some() { recorder.stamp() } else { (u64::MAX, u64::MAX) };
+    recorder.history.lock().push(Recorded {
+        process,
+        id: CallId { session: dso.session_id(), seq: client },
+        key: key.key.clone(),
+        type_name: key.type_name.clone(),
+        method,
+        args,
+        output: output.clone(),
+        call,
+        ret,
+        call_ms,
+        ret_ms,
+    });
+    output
+}

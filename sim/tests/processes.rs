@@ -1,0 +1,122 @@
+//! Real processes: three `dso-server` processes on loopback (rf 3) find each other through a
+//! configuration file, or through S3 (moto's server, started here), while clients run the
+//! simulator's workload over TCP; the primary of a counter is killed with SIGKILL mid-run and
+//! started again (it rejoins as a new member). The recorded history must be linearizable and
+//! no acknowledged increment may be lost.
+
+#![cfg(not(madsim))]
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crucial_sim::checker::Verdict;
+use crucial_sim::processes::{run_processes, ProcessOutcome, ProcessRun, Store};
+use crucial_sim::simulation::verify::verify_history;
+
+/// The `dso-server` of this build: next to the test's own directory (`target/<profile>`),
+/// built first if it is not there yet.
+fn dso_server() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let server = profile_dir.join("dso-server");
+    if !server.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "crucial-dso", "--bin", "dso-server", "--features", "s3"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building dso-server failed");
+    }
+    server
+}
+
+fn run(store: Store, name: &str) -> ProcessOutcome {
+    let run = ProcessRun {
+        server: dso_server(),
+        work_dir: std::env::temp_dir().join(format!("crucial-processes-{name}-{}", std::process::id())),
+        store,
+        servers: 3,
+        rf: 3,
+        clients: 4,
+        keys: 8,
+        run: Duration::from_millis(5_000),
+        kill_at: Some(Duration::from_millis(1_500)),
+        down_for: Duration::from_millis(1_500),
+        seed: 11,
+    };
+    let work_dir = run.work_dir.clone();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(run_processes(run)).unwrap_or_else(|error| {
+        let logs: String = (0..3)
+            .map(|index| {
+                std::fs::read_to_string(work_dir.join(format!("server-{index}.log"))).unwrap_or_default()
+            })
+            .collect();
+        let tail: String = logs.lines().rev().take(30).collect::<Vec<_>>().join("\n");
+        panic!("{error}\nlast server log lines (newest first):\n{tail}")
+    })
+}
+
+fn assert_correct(outcome: &ProcessOutcome) {
+    assert!(outcome.killed.is_some());
+    assert!(outcome.history.len() > 1_000, "only {} operations ran", outcome.history.len());
+    let (acknowledged, _) = outcome.increments;
+    assert!(acknowledged > 100, "only {acknowledged} increments were acknowledged");
+    assert_eq!(outcome.lost_update(), None);
+    let verdict = verify_history(&outcome.keys, &outcome.history, Duration::from_secs(60));
+    assert_eq!(verdict.verdict, Verdict::Linearizable, "{:?}", verdict.violation);
+    let config = &outcome.final_status[0].config;
+    assert!(config.epoch >= 5, "three joins, the removal of the killed member and its return: {config:?}");
+}
+
+#[test]
+fn a_killed_primary_loses_nothing_with_file_discovery() {
+    assert_correct(&run(Store::File, "file"));
+}
+
+/// A moto server on a free loopback port with one bucket, killed on drop.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto_with_bucket(bucket: &str) -> Moto {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("python3")
+        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 runs (moto: pip install \"moto[server]\"; the test script does this)");
+    let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+    let listening = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(listening, "moto's server did not listen within 10 s (pip install \"moto[server]\")");
+    let create = format!(
+        "import boto3; boto3.client('s3', endpoint_url='{}', region_name='us-east-1', \
+         aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket='{bucket}')",
+        moto.endpoint
+    );
+    assert!(
+        Command::new("python3").args(["-c", &create]).status().unwrap().success(),
+        "bucket creation failed"
+    );
+    moto
+}
+
+#[test]
+fn a_killed_primary_loses_nothing_with_s3_discovery() {
+    let moto = moto_with_bucket("crucial");
+    let store = Store::S3 { endpoint: moto.endpoint.clone(), bucket: "crucial".into() };
+    assert_correct(&run(store, "s3"));
+}
