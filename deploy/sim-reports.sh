@@ -13,15 +13,17 @@ $sim run --seeds "$seeds" --summary "$sweep" >/dev/null
   echo "# Simulation sweep"
   echo
   echo "Measured $(date -u +%Y-%m-%d) on this project's 2-core / 24 GiB machine with \`deploy/sim-reports.sh $seeds\`"
-  echo "(\`crucial-sim run --seeds $seeds\`, release build, seeds run on both cores). Each seed runs 3 nodes"
-  echo "(the real sans-IO \`Node\`, one copy per key until replication lands) and 6 client processes (the real"
-  echo "\`ClientSession\`) doing 60 operations each over 17 keys, one per built-in type, parked operations"
-  echo "included, under 6 faults drawn from the seed in a 3 s fault phase, then a 10 s quiet phase in which"
-  echo "every operation issued after the heal must complete. Histories are checked key by key against each"
-  echo "type's own \`apply\`. CyclicBarrier keys, whose parties complete together (no single linearization"
-  echo "point per call), are checked for the barrier's own property instead: every party that got through"
-  echo "overlaps in real time the wait that tripped the barrier. Crashes are off: with a single copy they"
-  echo "lose acknowledged state by design (a test shows the checker catching exactly that)."
+  echo "(\`crucial-sim run --seeds $seeds\`, release build, seeds run on both cores). Each seed runs a cluster"
+  echo "of 3 to 5 members (the real sans-IO \`Node\`), rf 2 or 3 (both chosen by the seed), that keeps its"
+  echo "configuration in a simulated S3 store (3-25 ms per request, 5% of requests fail), and 6 client"
+  echo "processes (the real \`ClientSession\`, routing by the configuration, following redirects) doing 60"
+  echo "operations each over 17 keys, one per built-in type, parked operations included, under 6 faults"
+  echo "drawn from the seed in a 3 s fault phase (every nemesis kind, membership changes included: joins,"
+  echo "graceful departures, replacements; at most rf - 1 of the faults take a member out), then a 10 s"
+  echo "quiet phase in which every operation issued after the heal must complete. Histories are checked"
+  echo "key by key against each type's own \`apply\`. CyclicBarrier keys, whose parties complete together"
+  echo "(no single linearization point per call), are checked for the barrier's own property instead:"
+  echo "every party that got through overlaps in real time the wait that tripped the barrier."
   echo
   cat "$sweep"
   echo
@@ -30,20 +32,30 @@ $sim run --seeds "$seeds" --summary "$sweep" >/dev/null
   echo
   echo "## Canaries"
   echo
-  echo "Each deliberate bug, switched on with \`--canary\`, over the first 50 seeds, and what \`shrink\` made of"
-  echo "the first failing seed (faults, clients x operations per client, operations recorded, keys):"
+  echo "Each deliberate bug, switched on with \`--canary\`, over the first seeds of a scenario that exercises"
+  echo "it, and what \`shrink\` made of the first failing seed (faults, clients x operations per client,"
+  echo "operations recorded, keys). The replication canaries need a crash of a primary while its backups lag"
+  echo "(one hot key, slow links) and reconfigurations during traffic (joins and departures)."
   echo
-  echo "| canary | seeds failing (of 50) | first failing seed | failure | shrunk from | shrunk to |"
-  echo "|---|---:|---:|---|---|---|"
-  for canary in skip-deduplication stale-reads drop-timeouts; do
-    sweep_output=$($sim run --seeds 50 --canary "$canary" 2>&1 || true)
+  echo "| canary | scenario | seeds failing | first failing seed | failure | shrunk from | shrunk to |"
+  echo "|---|---|---:|---:|---|---|---|"
+  while IFS='|' read -r canary seeds flags; do
+    # shellcheck disable=SC2086 # the flags are words
+    sweep_output=$($sim run --seeds "$seeds" --canary "$canary" $flags 2>&1 || true)
     failing=$(echo "$sweep_output" | grep -E '^\| failures' | grep -oE '[0-9]+' || true)
     seed=$(echo "$sweep_output" | grep -oE '^seed [0-9]+' | cut -d' ' -f2 | sort -n | head -n 1 || true)
-    shrunk=$($sim shrink --seed "$seed" --canary "$canary" 2>/dev/null || true)
+    # shellcheck disable=SC2086
+    shrunk=$($sim shrink --seed "$seed" --canary "$canary" $flags 2>/dev/null || true)
     first=$(echo "$shrunk" | sed -n 1p | sed "s/^seed $seed: //")
     sizes=$(echo "$shrunk" | sed -n 2p | sed -E 's/^shrunk from (.*) to ([^:]*): .*/\1|\2/')
-    echo "| $canary | $failing | $seed | $first | ${sizes%%|*} | ${sizes##*|} |"
-  done
+    echo "| $canary | \`${flags:-default}\` | $failing of $seeds | $seed | $first | ${sizes%%|*} | ${sizes##*|} |"
+  done <<'CANARIES'
+skip-deduplication|50|
+stale-reads|50|
+drop-timeouts|50|
+reply-before-backup-acks|200|--nodes 3 --rf 3 --keys 1 --nemesis crash,delay --faults 6
+accept-old-epochs|100|--nemesis join,leave,loss,delay --faults 8
+CANARIES
   echo
   echo "Reproduce one: \`cargo run --release -p crucial-sim -- shrink --seed SEED --canary stale-reads\`."
 } > reports/sim-sweep.md

@@ -121,9 +121,9 @@ impl Connection {
                 }
                 (Request::Peer(message), Some(_)) => messages.push(message),
                 (other, _) => {
-                    let what = format!("{other:?}");
-                    let what: String = what.chars().take(60).collect();
-                    return Err(ConnectionError::Protocol(format!("unexpected frame here: {what}")));
+                    let what: String = format!("{other:?}").chars().take(60).collect();
+                    let when = if self.greeted { "on this connection" } else { "before hello" };
+                    return Err(ConnectionError::Protocol(format!("unexpected frame {when}: {what}")));
                 }
             }
         }

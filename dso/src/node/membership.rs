@@ -294,9 +294,13 @@ impl Node {
                 self.stop_serving();
             }
         }
+        // Only the keys whose placement changed for the puller: a key it replicated in the
+        // source it holds already, with every acknowledged operation.
         let placement = Placement::new(&config);
+        let before = config.source.as_ref().map(Placement::of_source);
+        let moved = |key: &str| before.as_ref().is_none_or(|before| !before.replicas(key).contains(&from));
         let shards: Vec<ShardCopy> = (self.keys.iter())
-            .filter(|(key, _)| placement.primary(key) == from)
+            .filter(|(key, _)| placement.primary(key) == from && moved(key))
             .map(|(key, state)| (key.clone(), state.shard.image(), state.version))
             .collect();
         self.send(from, PeerMessage::Shards { epoch: config.epoch, shards });
