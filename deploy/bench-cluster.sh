@@ -21,7 +21,7 @@ cargo build --release --quiet -p crucial-dso --bin dso-server
 cargo build --release --quiet -p crucial-bench --features etcd --bin cluster-bench
 
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work" "$etcd_data"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work" "$etcd_data"' EXIT
 dso_endpoints=127.0.0.1:17101,127.0.0.1:17102,127.0.0.1:17103
 for port in 17101 17102 17103; do
   ./target/release/dso-server --bind "127.0.0.1:$port" --discovery "file:$work/cluster.json" --rf 3 \
