@@ -118,14 +118,14 @@ async fn a_dead_server_gives_a_clear_error_not_a_hang() {
     assert!(started.elapsed() < Duration::from_secs(5), "it gives up after its call timeout");
 }
 
-/// The configuration in `path`, once `ready` accepts it (polled for up to 10 s).
+/// The configuration in `path`, once `ready` accepts it (polled for up to 30 s).
 async fn wait_for_config(
     path: &std::path::Path,
     ready: impl Fn(&crucial_dso::cluster::Configuration) -> bool,
 ) -> crucial_dso::cluster::Configuration {
     use crucial_dso::cluster::{ConfigStore, FileConfigStore};
     let store = FileConfigStore::new(path);
-    for _ in 0..200 {
+    for _ in 0..600 {
         if let Ok(Some(current)) = store.load().await {
             if ready(&current.config) {
                 return current.config;
@@ -145,7 +145,8 @@ async fn servers_join_and_leave_through_file_discovery() {
     let discovery = format!("file:{}", path.display());
     let addrs: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_loopback_port())).collect();
     let servers: Vec<Running> =
-        addrs.iter().map(|addr| start_server(addr, &["--discovery", &discovery])).collect();
+        // A generous suspicion timeout: the test shares two cores with the rest of the suite.
+        addrs.iter().map(|addr| start_server(addr, &["--discovery", &discovery, "--suspect-after-ms", "5000"])).collect();
     let joined = wait_for_config(&path, |config| config.members.len() == 3 && config.is_active()).await;
     let mut listed: Vec<&str> = joined.members.iter().map(|member| member.addr.as_str()).collect();
     listed.sort_unstable();
