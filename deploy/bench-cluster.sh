@@ -106,6 +106,12 @@ for workload in ["rmw", "put"]:
         p99 = median("dso", workload, clients, 7) / median("etcd", workload, clients, 7)
         tput = median("dso", workload, clients, 5) / median("etcd", workload, clients, 5)
         lines.append(f"| {names[workload]} | {clients} | {p50:.2f} | {p99:.2f} | {tput:.2f}x |")
+missed = [f"{names[w]} with {c} client{'s' if c > 1 else ''}" for w in ["rmw", "put"] for c in [1, 50]
+          if median("dso", w, c, 6) > 0.2 * median("etcd", w, c, 6)]
+slow = [f"{names[w]} with {c} clients" for w in ["rmw", "put"] for c in [1, 50]
+        if median("dso", w, c, 5) < 3 * median("etcd", w, c, 5)]
+lines += ["", "Goals: throughput " + ("met in every row" if not slow else "missed for " + ", ".join(slow))
+          + "; p50 " + ("met in every row" if not missed else "missed for " + ", ".join(missed)) + "."]
 lines += ["", "Reproduce: `deploy/bench-cluster.sh " + sys.argv[3] + "` (needs `etcd-server` and `protobuf-compiler`).", ""]
 open(sys.argv[2], "w").write("\n".join(lines))
 print("\n".join(lines))
