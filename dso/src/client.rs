@@ -20,10 +20,10 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio::time::Instant;
 
 use crate::client_session::{ClientSession, RetryDecision, SessionConfig};
-use crate::cluster::{Configuration, Placement};
+use crate::cluster::{Configuration, Routing};
 use crate::codec::{decode_frame, encode_frame, FRAME_BYTES_MAX_DEFAULT};
 use crate::net::{split, ReadHalf, WriteHalf};
-use crate::object::{decode, encode, Operation, SharedObject};
+use crate::object::{decode, encode, CallId, Operation, SharedObject};
 use crate::objects::{
     AtomicBoolean, AtomicByteArray, AtomicInt, AtomicLong, AtomicReference, Blob, CountDownLatch, Counter,
     CyclicBarrier, Future, List, Logger, Map, Matrix, Semaphore as DsoSemaphore, Set, SortedMap,
@@ -78,7 +78,7 @@ struct Inner {
     /// Callers waiting for an answer, by sequence number.
     pending: Mutex<HashMap<u64, oneshot::Sender<CallResult>>>,
     /// The cluster configuration calls are routed by, once a redirect told it.
-    route: Mutex<Option<Route>>,
+    route: Mutex<Option<Routing>>,
     /// The live connections' write halves, by address.
     links: tokio::sync::Mutex<HashMap<String, Link>>,
     /// Calls redirected to a newer configuration, to resend at once; `redirect` wakes them.
@@ -92,12 +92,6 @@ struct Inner {
 struct Link {
     writer: WriteHalf,
     generation: u64,
-}
-
-/// A configuration and its placement.
-struct Route {
-    config: Configuration,
-    placement: Placement,
 }
 
 impl Dso {
@@ -234,63 +228,74 @@ impl Inner {
         self.started + Duration::from_millis(ms)
     }
 
-    /// The addresses to try for a call on `key`: its primary first, then the other members
-    /// (any of them redirects to the primary), then the seed.
-    fn targets(&self, key: &str) -> Vec<String> {
-        let mut targets = Vec::new();
-        if let Some(route) = self.route.lock().as_ref() {
-            let primary = route.placement.primary(key);
-            targets.extend(route.config.addr_of(primary).map(str::to_string));
-            targets.extend(route.config.members.iter().map(|member| member.addr.clone()));
+    /// Where a call on `key` goes: its primary, or the seed until a redirect taught the client
+    /// the configuration.
+    fn primary_target(&self, key: &str) -> String {
+        let route = self.route.lock();
+        let primary = route.as_ref().and_then(|routing| routing.primary_addr(key));
+        primary.unwrap_or(&self.seed).to_string()
+    }
+
+    /// Where to try when `primary` cannot be reached: the other members (any of them
+    /// redirects to the primary), then the seed.
+    fn fallback_targets(&self, primary: &str) -> Vec<String> {
+        let route = self.route.lock();
+        let members = route.iter().flat_map(|routing| &routing.config().members).map(|m| m.addr.as_str());
+        let mut targets: Vec<String> = Vec::new();
+        for addr in members.chain([self.seed.as_str()]) {
+            if addr != primary && !targets.iter().any(|known| known == addr) {
+                targets.push(addr.to_string());
+            }
         }
-        targets.push(self.seed.clone());
-        let mut seen = std::collections::HashSet::new();
-        targets.retain(|addr| seen.insert(addr.clone()));
         targets
     }
 
     /// Adopts `config` for routing if it is newer than the one held.
     fn learn(&self, config: Configuration) -> bool {
         let mut route = self.route.lock();
-        if route.as_ref().is_some_and(|held| !config.supersedes(&held.config)) {
-            return false;
-        }
-        let placement = Placement::new(&config);
-        *route = Some(Route { config, placement });
-        true
-    }
-
-    /// Sends `call` to the first target that takes it. An error (the last address tried and
-    /// why) is left to the retry timer.
-    async fn send(self: &Arc<Inner>, call: Call) -> Result<(), (String, String)> {
-        let mut failure = None;
-        for addr in self.targets(&call.key) {
-            match self.send_to(&addr, &call).await {
-                Ok(()) => return Ok(()),
-                Err(reason) => failure = Some((addr, reason)),
+        match route.as_mut() {
+            Some(routing) => routing.learn(config),
+            None => {
+                *route = Some(Routing::new(config));
+                true
             }
         }
-        Err(failure.expect("there is always a seed to try"))
     }
 
-    /// Writes `call` to `addr`, connecting first if needed; on a new connection the other
-    /// unanswered calls routed there go too.
-    async fn send_to(self: &Arc<Inner>, addr: &str, call: &Call) -> Result<(), String> {
+    /// Sends `call` to its primary, or else to the first other member that takes it. An error
+    /// (the last address tried and why) is left to the retry timer.
+    async fn send(self: &Arc<Inner>, call: Call) -> Result<(), (String, String)> {
+        let id = call.id;
+        let primary = self.primary_target(&call.key);
         let mut frame = Vec::new();
-        encode_frame(&Request::Call(call.clone()), &mut frame);
+        encode_frame(&Request::Call(call), &mut frame);
+        let mut failure = match self.send_to(&primary, &frame, id).await {
+            Ok(()) => return Ok(()),
+            Err(reason) => (primary.clone(), reason),
+        };
+        for addr in self.fallback_targets(&primary) {
+            match self.send_to(&addr, &frame, id).await {
+                Ok(()) => return Ok(()),
+                Err(reason) => failure = (addr, reason),
+            }
+        }
+        Err(failure)
+    }
+
+    /// Writes the frame of call `id` to `addr`, connecting first if needed; on a new
+    /// connection the other unanswered calls routed there go too.
+    async fn send_to(self: &Arc<Inner>, addr: &str, frame: &[u8], id: CallId) -> Result<(), String> {
         let mut links = self.links.lock().await;
         if let Some(live) = links.get_mut(addr) {
-            if write_and_flush(&mut live.writer, &frame).await.is_ok() {
+            if write_and_flush(&mut live.writer, frame).await.is_ok() {
                 return Ok(());
             }
             links.remove(addr);
         }
         let mut fresh = Inner::open_link(self, addr).await.map_err(|error| error.to_string())?;
-        let mut frames = frame;
+        let mut frames = frame.to_vec();
         for unanswered in self.session.lock().unanswered() {
-            if unanswered.id != call.id
-                && self.targets(&unanswered.key).first().map(String::as_str) == Some(addr)
-            {
+            if unanswered.id != id && self.primary_target(&unanswered.key) == addr {
                 encode_frame(&Request::Call(unanswered), &mut frames);
             }
         }

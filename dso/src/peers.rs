@@ -23,17 +23,27 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
 /// The pause between attempts to reach a member that did not answer.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
 
-/// The links to every member this one has talked to, by sender, receiver and address.
+/// The links to every member this one has talked to, by sender and receiver.
 #[derive(Debug, Default)]
 pub(crate) struct PeerLinks {
-    links: Mutex<HashMap<(MemberId, MemberId, String), Arc<Link>>>,
+    links: Mutex<HashMap<(MemberId, MemberId), Arc<Link>>>,
 }
 
-/// One member's connection: the socket, the bytes queued for the writer task, its wake-up.
-#[derive(Debug, Default)]
+/// One member's connection: its address, the socket, the bytes queued for the writer task,
+/// its wake-up.
+#[derive(Debug)]
 struct Link {
+    addr: String,
     state: Mutex<LinkState>,
     wake: Notify,
+}
+
+impl Link {
+    /// Ends the writer task.
+    fn close(&self) {
+        self.state.lock().closed = true;
+        self.wake.notify_one();
+    }
 }
 
 #[derive(Debug, Default)]
@@ -52,13 +62,23 @@ impl PeerLinks {
     pub(crate) fn send(&self, from: MemberId, to: MemberId, addr: &str, message: PeerMessage) {
         let link = {
             let mut links = self.links.lock();
-            let key = (from, to, addr.to_string());
-            let link = links.entry(key).or_insert_with(|| {
-                let link = Arc::new(Link::default());
-                tokio::spawn(write_queued(link.clone(), from, addr.to_string()));
-                link
-            });
-            link.clone()
+            match links.get(&(from, to)) {
+                Some(link) if link.addr == addr => link.clone(),
+                stale => {
+                    // A member's address changed (or the first message): a new connection.
+                    if let Some(old) = stale {
+                        old.close();
+                    }
+                    let link = Arc::new(Link {
+                        addr: addr.to_string(),
+                        state: Default::default(),
+                        wake: Notify::new(),
+                    });
+                    tokio::spawn(write_queued(link.clone(), from));
+                    links.insert((from, to), link.clone());
+                    link
+                }
+            }
         };
         let mut frame = Vec::new();
         encode_frame(&Request::Peer(message), &mut frame);
@@ -83,11 +103,10 @@ impl PeerLinks {
     /// Drops the links to members no longer in `keep` and those of former identities of this
     /// member (their writer tasks end).
     pub(crate) fn retain(&self, me: MemberId, keep: impl Fn(MemberId) -> bool) {
-        self.links.lock().retain(|(from, to, _), link| {
+        self.links.lock().retain(|(from, to), link| {
             let kept = *from == me && keep(*to);
             if !kept {
-                link.state.lock().closed = true;
-                link.wake.notify_one();
+                link.close();
             }
             kept
         });
@@ -95,7 +114,8 @@ impl PeerLinks {
 }
 
 /// Writes what is queued for one member, connecting first when needed, until the link closes.
-async fn write_queued(link: Arc<Link>, from: MemberId, addr: String) {
+async fn write_queued(link: Arc<Link>, from: MemberId) {
+    let addr = link.addr.as_str();
     loop {
         link.wake.notified().await;
         loop {
@@ -112,7 +132,7 @@ async fn write_queued(link: Arc<Link>, from: MemberId, addr: String) {
             };
             let socket = match socket {
                 Some(socket) => Ok(socket),
-                None => connect(from, &addr).await.map(Arc::new),
+                None => connect(from, addr).await.map(Arc::new),
             };
             let written = match socket {
                 Ok(socket) => write_all(&socket, &bytes).await.map(|()| socket),

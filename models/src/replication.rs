@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crucial_dso::client_session::{ClientSession, RetryDecision, SessionConfig};
-use crucial_dso::cluster::{Configuration, Member, MemberId, Placement};
+use crucial_dso::cluster::{Configuration, Member, MemberId, Routing};
 use crucial_dso::node::{Canary, ClusterTiming, Node, NodeConfig, Output};
 use crucial_dso::object::{CallId, Operation, SharedObject};
 use crucial_dso::objects::{AtomicLong, AtomicLongOp, AtomicLongRet};
@@ -300,7 +300,7 @@ pub enum ClusterState {
         /// Its session.
         session: ClientSession,
         /// The configuration it routes by.
-        config: Configuration,
+        routing: Routing,
         /// Index of the next operation to start.
         next: usize,
         /// The call in flight and the resends it has left.
@@ -353,7 +353,7 @@ impl ClusterActor {
     }
 
     fn start_next(script: &[AtomicLongOp], state: &mut ClusterState, o: &mut Out<Self>) {
-        let ClusterState::Client { session, config, next, pending } = state else { return };
+        let ClusterState::Client { session, routing, next, pending } = state else { return };
         let resends = RESENDS_MAX;
         let Some(op) = script.get(*next) else { return };
         let action = Action::Invoke { method: op.method().to_string(), args: op.encode_args() };
@@ -362,13 +362,13 @@ impl ClusterActor {
             .expect("one call at a time");
         *next += 1;
         *pending = Some((call.id.seq, resends));
-        o.send(primary(config), Message::Call(call));
+        o.send(primary(routing), Message::Call(call));
         o.set_timer(Timer::Resend, any_time());
     }
 }
 
-fn primary(config: &Configuration) -> Id {
-    Id::from(Placement::new(config).primary(KEY) as usize)
+fn primary(routing: &Routing) -> Id {
+    Id::from(routing.primary(KEY) as usize)
 }
 
 impl Actor for ClusterActor {
@@ -404,7 +404,7 @@ impl Actor for ClusterActor {
             ClusterActor::Client { script, initial, .. } => {
                 let mut state = ClusterState::Client {
                     session: ClientSession::new(usize::from(id) as u64, SESSION),
-                    config: initial.clone(),
+                    routing: Routing::new(initial.clone()),
                     next: 0,
                     pending: None,
                 };
@@ -448,7 +448,7 @@ impl Actor for ClusterActor {
                 o.send(src, Message::Stored(record));
             }
             (ClusterActor::Client { script, .. }, ClusterState::Client { .. }, msg) => {
-                let ClusterState::Client { session, config, pending, .. } = state.to_mut() else { return };
+                let ClusterState::Client { session, routing, pending, .. } = state.to_mut() else { return };
                 match msg {
                     Message::Reply(id, _) => {
                         if !session.handle_reply(id) {
@@ -459,11 +459,11 @@ impl Actor for ClusterActor {
                         Self::start_next(script, state.to_mut(), o);
                     }
                     Message::Redirect(_, newer) | Message::Stored(Some(newer))
-                        if newer.supersedes(config) =>
+                        if newer.supersedes(routing.config()) =>
                     {
-                        *config = newer;
+                        routing.learn(newer);
                         for call in session.unanswered() {
-                            o.send(primary(config), Message::Call(call));
+                            o.send(primary(routing), Message::Call(call));
                         }
                     }
                     _ => {}
@@ -491,12 +491,12 @@ impl Actor for ClusterActor {
                 if left == 0 {
                     return;
                 }
-                let ClusterState::Client { session, config, pending, .. } = state.to_mut() else { return };
+                let ClusterState::Client { session, routing, pending, .. } = state.to_mut() else { return };
                 *pending = Some((seq, left - 1));
                 // Each firing is one resend interval later in the session's clock.
                 let now = 1_000 * u64::from(RESENDS_MAX - left + 1);
                 if let RetryDecision::Resend(call) = session.handle_call_timeout(now, seq) {
-                    o.send(primary(config), Message::Call(call));
+                    o.send(primary(routing), Message::Call(call));
                     o.send(Id::from(STORE), Message::Load);
                 }
                 if left > 1 {

@@ -374,3 +374,27 @@ async fn record_call(
     });
     output
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(acknowledged: u64, unknown: u64, counter: i64) -> ProcessOutcome {
+        ProcessOutcome {
+            keys: Vec::new(),
+            history: Vec::new(),
+            increments: (acknowledged, unknown),
+            final_increments: counter,
+            killed: None,
+            final_status: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_counter_flags_lost_and_invented_increments() {
+        assert!(outcome(10, 0, 9).lost_update().unwrap().contains("10 increments acknowledged"));
+        assert!(outcome(10, 2, 13).lost_update().is_some(), "more than acknowledged plus unknown");
+        assert_eq!(outcome(10, 2, 11).lost_update(), None, "an unknown increment may or may not count");
+        assert_eq!(outcome(10, 0, 10).lost_update(), None);
+    }
+}

@@ -21,10 +21,10 @@ use crate::cluster::{Configuration, MemberId, Placement};
 use crate::protocol::PeerMessage;
 use crate::shard::{Shard, ShardImage};
 
-/// A member's progress into an inactive configuration.
+/// A member's progress into the inactive configuration it holds (it is dropped when the
+/// epoch changes, so it always belongs to `Node::cluster`'s epoch).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct Transfer {
-    epoch: u64,
     /// Source members whose keys this member holds (itself included if it is one).
     responded: BTreeSet<MemberId>,
     /// Enough of the source answered.
@@ -243,12 +243,7 @@ impl Node {
         if source.is_member(self.me.id) {
             responded.insert(self.me.id);
         }
-        self.transfer = Some(Transfer {
-            epoch: self.cluster.epoch,
-            responded,
-            pulled: false,
-            installs_pending: BTreeSet::new(),
-        });
+        self.transfer = Some(Transfer { responded, pulled: false, installs_pending: BTreeSet::new() });
         self.resend_transfer();
         self.check_pulled();
     }
@@ -265,7 +260,7 @@ impl Node {
         for backup in transfer.installs_pending {
             let shards =
                 self.images_for(|replicas| replicas[0] == self.me.id && replicas[1..].contains(&backup));
-            self.send(backup, PeerMessage::Install { epoch: transfer.epoch, shards });
+            self.send(backup, PeerMessage::Install { epoch: self.cluster.epoch, shards });
         }
     }
 
@@ -317,8 +312,9 @@ impl Node {
     }
 
     pub(super) fn on_shards(&mut self, from: MemberId, epoch: u64, shards: Vec<ShardCopy>) {
+        let current = epoch == self.cluster.epoch;
         let Some(transfer) = &mut self.transfer else { return };
-        if transfer.epoch != epoch || transfer.pulled || !transfer.responded.insert(from) {
+        if !current || transfer.pulled || !transfer.responded.insert(from) {
             return;
         }
         for (key, image, version) in shards {
@@ -378,8 +374,9 @@ impl Node {
     }
 
     pub(super) fn on_installed(&mut self, from: MemberId, epoch: u64) {
+        let current = epoch == self.cluster.epoch;
         let Some(transfer) = &mut self.transfer else { return };
-        if transfer.epoch == epoch && transfer.installs_pending.remove(&from) {
+        if current && transfer.installs_pending.remove(&from) {
             self.propose_ready();
         }
     }
@@ -396,3 +393,4 @@ impl Node {
         self.outputs.push_back(Output::Propose { current: Some(self.cluster.clone()), next });
     }
 }
+

@@ -338,11 +338,6 @@ impl Node {
         self.serving
     }
 
-    /// The keys this member holds, with the type of each object (for tests and tools).
-    pub fn keys(&self) -> impl Iterator<Item = (&str, Option<&'static str>)> {
-        self.keys.iter().map(|(key, state)| (key.as_str(), state.shard.object().map(|o| o.0.type_name())))
-    }
-
     /// The object this member holds under `key`, if any (for checkers and tools).
     pub fn object(&self, key: &str) -> Option<&ObjectBox> {
         self.keys.get(key).and_then(|state| state.shard.object())

@@ -7,7 +7,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use crucial_dso::client_session::{ClientSession, RetryDecision, SessionConfig};
-use crucial_dso::cluster::{Configuration, Member, MemberId, Placement};
+use crucial_dso::cluster::{Configuration, Member, MemberId, Placement, Routing};
 use crucial_dso::node::{Canary, ClusterTiming, Node, NodeConfig, Output};
 use crucial_dso::object::CallId;
 use crucial_dso::protocol::{Action, Call, PeerMessage};
@@ -237,9 +237,8 @@ struct Slot {
 struct SimClient {
     process: u64,
     session: ClientSession,
-    /// The configuration the client routes by, and its placement.
-    config: Configuration,
-    placement: Placement,
+    /// The configuration the client routes by.
+    routing: Routing,
     /// The operation in flight: its sequence number and its history index.
     current: Option<(u64, usize)>,
     remaining: usize,
@@ -379,8 +378,7 @@ impl Simulation {
             .map(|index| SimClient {
                 process: index as u64,
                 session: ClientSession::new(session_id(index, 0), SESSION),
-                placement: Placement::new(&initial),
-                config: initial.clone(),
+                routing: Routing::new(initial.clone()),
                 current: None,
                 remaining: self.config.ops_per_client,
                 sessions_started: 0,
@@ -764,7 +762,7 @@ impl Simulation {
 
     /// Sends a call to the primary of its key in the client's configuration.
     fn send_call(&mut self, client: usize, call: Call) {
-        let primary = self.clients[client].placement.primary(&call.key);
+        let primary = self.clients[client].routing.primary(&call.key);
         let Some(&slot) = self.member_slots.get(&primary) else { return };
         let from = self.endpoint_of_client(client);
         self.send(from, slot, Message::Call(call));
@@ -777,24 +775,13 @@ impl Simulation {
         }
     }
 
-    /// The client learns a configuration (from a redirect, or by reading the store).
-    fn adopt_config(&mut self, client: usize, config: Configuration) -> bool {
-        let state = &mut self.clients[client];
-        if !config.supersedes(&state.config) {
-            return false;
-        }
-        state.placement = Placement::new(&config);
-        state.config = config;
-        true
-    }
-
     fn on_client_timer(&mut self, client: usize, seq: u64) {
         let now = self.now_ms;
         match self.clients[client].session.handle_call_timeout(now, seq) {
             RetryDecision::Resend(call) => {
                 // An unanswered call may have gone to a former primary: read the store first.
                 if let Some(stored) = self.store.clone() {
-                    self.adopt_config(client, stored);
+                    self.clients[client].routing.learn(stored);
                 }
                 self.send_call(client, call);
                 self.arm_client_timer(client);
@@ -814,7 +801,8 @@ impl Simulation {
 
     fn on_redirect(&mut self, client: usize, id: CallId, config: Configuration) {
         let current = self.clients[client].current.is_some_and(|(seq, _)| seq == id.seq);
-        if current && id.session == self.clients[client].session.id() && self.adopt_config(client, config) {
+        let state = &mut self.clients[client];
+        if current && id.session == state.session.id() && state.routing.learn(config) {
             let unanswered = self.clients[client].session.unanswered();
             for call in unanswered {
                 self.send_call(client, call);
