@@ -206,7 +206,10 @@ impl Node {
             self.retire();
             return;
         }
-        self.phase = Phase::Joined;
+        // A member that asked to leave meanwhile still wants to.
+        if self.phase == Phase::Joining {
+            self.phase = Phase::Joined;
+        }
         self.serving = true;
         self.transfer = None;
         let epoch = self.cluster.epoch;
@@ -394,3 +397,37 @@ impl Node {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::cluster::Member;
+    use crate::node::{ClusterTiming, NodeConfig};
+    use crate::registry::Registry;
+
+    fn member(id: u64) -> Member {
+        Member { id, addr: format!("m{id}") }
+    }
+
+    #[test]
+    fn a_leave_asked_during_a_transfer_survives_the_activation() {
+        let registry = Arc::new(Registry::default());
+        let timing = ClusterTiming::default();
+        let mut node = Node::member(NodeConfig::default(), registry, member(1), 2, timing).unwrap();
+        let first = Configuration::initial(vec![member(1)], 2);
+        node.handle_config(0, first.clone());
+        let second = first.next(vec![member(1), member(2)]);
+        node.handle_config(1, second.clone());
+        node.handle_peer(2, 2, PeerMessage::Installed { epoch: 2 });
+        assert_eq!(node.ready_for, Some(2), "pulled from itself, installed on member 2: ready");
+        node.leave();
+        while node.poll_output().is_some() {}
+        node.handle_config(3, second.with_ready(1).with_ready(2));
+        assert!(node.is_serving());
+        let proposals: Vec<Output> = std::iter::from_fn(|| node.poll_output())
+            .filter(|output| matches!(output, Output::Propose { next, .. } if !next.is_member(1)))
+            .collect();
+        assert_eq!(proposals.len(), 1, "it still proposes to leave once the configuration is active");
+    }
+}
