@@ -4,14 +4,16 @@
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::cluster::MemberId;
 use crate::codec::{decode_frame, encode_frame, DecodeError};
 use crate::host::Host;
+use crate::net::split;
 use crate::object::DECODE_BYTES_MAX;
+use crate::outbox::{socket, Outbox};
 use crate::protocol::{Call, ClientAddr, PeerMessage, Request, Response, PROTOCOL_VERSION};
 
 /// Why a connection ended early.
@@ -25,35 +27,37 @@ enum ConnectionError {
     Protocol(String),
 }
 
+/// Bytes a connection may have waiting to be written before the server stops reading from it
+/// (a client that does not read its answers is not served more).
+const BACKLOG_BYTES_MAX: usize = 4 << 20;
+
 /// Serves one connection until the client leaves, misbehaves, or the server shuts down.
 pub(crate) async fn serve(host: Arc<Host>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
-    let (addr, mut answers) = host.connect();
+    let (mut reader, writer) = split(stream);
+    let outbox = Arc::new(Outbox::new(Some(socket(writer))));
+    let addr = host.connect(outbox.clone());
     let mut connection = Connection {
         host: host.clone(),
         addr,
-        stream,
+        outbox,
         input: Vec::with_capacity(8192),
-        output: Vec::with_capacity(8192),
         greeted: false,
         peer: None,
     };
     let outcome = loop {
+        let reading = connection.outbox.pending_bytes() < BACKLOG_BYTES_MAX;
         tokio::select! {
             // Only the reads race; handling and writing run to completion (writes are not
             // cancel-safe).
-            read = connection.stream.read_buf(&mut connection.input) => match connection.on_read(read).await {
+            read = reader.read_buf(&mut connection.input), if reading => match connection.on_read(read) {
                 Ok(true) => {}
                 Ok(false) => break Ok(()),
                 Err(error) => break Err(error),
             },
-            Some(answer) = answers.recv() => {
-                encode_frame(&answer, &mut connection.output);
-                while let Ok(answer) = answers.try_recv() {
-                    encode_frame(&answer, &mut connection.output);
-                }
-                if let Err(error) = connection.flush().await {
+            _ = connection.outbox.wake.notified() => {
+                if let Err(error) = connection.outbox.write_pending().await {
                     break Err(error.into());
                 }
             }
@@ -63,8 +67,9 @@ pub(crate) async fn serve(host: Arc<Host>, stream: TcpStream, mut shutdown: watc
     if let Err(error) = outcome {
         tracing::warn!(?peer, %error, "closing connection");
         if !matches!(error, ConnectionError::Io(_)) {
-            encode_frame(&Response::Refused { reason: error.to_string() }, &mut connection.output);
-            let _ = connection.flush().await;
+            let refused = Response::Refused { reason: error.to_string() };
+            connection.outbox.queue(|frames| encode_frame(&refused, frames));
+            let _ = connection.outbox.write_pending().await;
         }
     }
     host.disconnect(addr);
@@ -73,11 +78,10 @@ pub(crate) async fn serve(host: Arc<Host>, stream: TcpStream, mut shutdown: watc
 struct Connection {
     host: Arc<Host>,
     addr: ClientAddr,
-    stream: TcpStream,
+    /// Where this connection's answers are queued.
+    outbox: Arc<Outbox>,
     /// Bytes read and not yet decoded.
     input: Vec<u8>,
-    /// Frames to write.
-    output: Vec<u8>,
     greeted: bool,
     /// The member at the other end, if this is a member's connection.
     peer: Option<MemberId>,
@@ -85,7 +89,7 @@ struct Connection {
 
 impl Connection {
     /// Handles every whole frame after a read; `Ok(false)` at a clean EOF.
-    async fn on_read(&mut self, read: std::io::Result<usize>) -> Result<bool, ConnectionError> {
+    fn on_read(&mut self, read: std::io::Result<usize>) -> Result<bool, ConnectionError> {
         if read? == 0 {
             if !self.input.is_empty() {
                 return Err(ConnectionError::Protocol(format!(
@@ -117,7 +121,7 @@ impl Connection {
                         serving: node.is_serving(),
                         config: node.configuration().clone(),
                     });
-                    encode_frame(&status, &mut self.output);
+                    self.outbox.queue(|frames| encode_frame(&status, frames));
                 }
                 (Request::Peer(message), Some(_)) => messages.push(message),
                 (other, _) => {
@@ -130,7 +134,7 @@ impl Connection {
         self.input.drain(..used);
         self.on_calls(calls);
         self.on_peer_messages(messages);
-        self.flush().await?;
+        self.outbox.flush();
         Ok(true)
     }
 
@@ -145,7 +149,7 @@ impl Connection {
 
     fn on_peer_messages(&mut self, messages: Vec<PeerMessage>) {
         let Some(from) = self.peer.filter(|_| !messages.is_empty()) else { return };
-        self.host.drive(self.addr, &mut self.output, |node, now_ms| {
+        self.host.drive(|node, now_ms| {
             for message in messages {
                 node.handle_peer(now_ms, from, message);
             }
@@ -162,7 +166,7 @@ impl Connection {
             protocol_version: PROTOCOL_VERSION,
             frame_bytes_max: self.host.frame_bytes_max as u32,
         };
-        encode_frame(&welcome, &mut self.output);
+        self.outbox.queue(|frames| encode_frame(&welcome, frames));
         Ok(())
     }
 
@@ -171,19 +175,10 @@ impl Connection {
             return;
         }
         let addr = self.addr;
-        self.host.drive(addr, &mut self.output, |node, now_ms| {
+        self.host.drive(|node, now_ms| {
             for call in calls {
                 node.handle_request(now_ms, addr, call);
             }
         });
-    }
-
-    async fn flush(&mut self) -> std::io::Result<()> {
-        if !self.output.is_empty() {
-            self.stream.write_all(&self.output).await?;
-            self.stream.flush().await?;
-            self.output.clear();
-        }
-        Ok(())
     }
 }

@@ -5,16 +5,17 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-use crate::cluster::MemberId;
 use crate::codec::encode_frame;
 use crate::node::{Node, Output};
+use crate::outbox::Outbox;
 use crate::peers::PeerLinks;
-use crate::protocol::{ClientAddr, PeerMessage, Response};
+use crate::protocol::{ClientAddr, Response};
 use crate::store_link::StoreRequest;
 
 /// A cluster member's links: to the other members, to the store task, and the signal that
@@ -28,7 +29,8 @@ pub(crate) struct ClusterLinks {
 /// State shared by a server's tasks.
 pub(crate) struct Host {
     node: Mutex<Node>,
-    connections: Mutex<HashMap<ClientAddr, mpsc::UnboundedSender<Response>>>,
+    /// Each client connection's outbox, by address.
+    connections: Mutex<HashMap<ClientAddr, Arc<Outbox>>>,
     next_addr: AtomicU64,
     /// Wakes the timer task when the node's next deadline moved earlier.
     pub(crate) deadline_moved: Notify,
@@ -61,12 +63,11 @@ impl Host {
         self.started + std::time::Duration::from_millis(ms)
     }
 
-    /// Registers a connection; answers for its address are sent on the returned channel.
-    pub(crate) fn connect(&self) -> (ClientAddr, mpsc::UnboundedReceiver<Response>) {
+    /// Registers a connection whose answers go to `outbox`; returns its address.
+    pub(crate) fn connect(&self, outbox: Arc<Outbox>) -> ClientAddr {
         let addr = self.next_addr.fetch_add(1, Ordering::Relaxed);
-        let (sender, receiver) = mpsc::unbounded_channel();
-        self.connections.lock().insert(addr, sender);
-        (addr, receiver)
+        self.connections.lock().insert(addr, outbox);
+        addr
     }
 
     /// Forgets a connection.
@@ -90,60 +91,56 @@ impl Host {
         self.node.lock().poll_timeout()
     }
 
-    /// Feeds the node with `input`, then routes every output: frames for `own` are appended to
-    /// `own_frames` (the caller writes them), others go to their connection's channel.
-    pub(crate) fn drive(
-        &self,
-        own: ClientAddr,
-        own_frames: &mut Vec<u8>,
-        input: impl FnOnce(&mut Node, u64),
-    ) {
-        let mut elsewhere = Vec::new();
-        let mut to_members: Vec<(MemberId, String, PeerMessage)> = Vec::new();
-        let (from, before, after) = {
+    /// Feeds the node with `input`, then routes every output. Frames are queued on their
+    /// connection's or member's outbox while the node is locked (so each outbox gets them in
+    /// the node's order) and flushed after it is released, one write per outbox.
+    pub(crate) fn drive(&self, input: impl FnOnce(&mut Node, u64)) {
+        let mut touched: Vec<Arc<Outbox>> = Vec::new();
+        let (before, after) = {
             let mut node = self.node.lock();
             let before = node.poll_timeout();
             input(&mut node, self.now_ms());
             while let Some(output) = node.poll_output() {
-                let (to, response) = match output {
-                    Output::Reply { to, id, result } => (to, Response::Reply { id, result }),
-                    Output::Redirect { to, id, config } => (to, Response::Redirect { id, config }),
-                    Output::Send { to, message } => {
-                        if let Some(addr) = node.member_addr(to) {
-                            to_members.push((to, addr.to_string(), message));
-                        }
-                        continue;
+                let outbox = match output {
+                    Output::Reply { to, id, result } => {
+                        self.queue_response(to, Response::Reply { id, result })
                     }
+                    Output::Redirect { to, id, config } => {
+                        self.queue_response(to, Response::Redirect { id, config })
+                    }
+                    Output::Send { to, message } => match (&self.cluster, node.member_addr(to)) {
+                        (Some(cluster), Some(addr)) => {
+                            Some(cluster.peers.queue(node.id(), to, addr, message))
+                        }
+                        _ => None,
+                    },
                     other => {
                         self.to_cluster(other);
-                        continue;
+                        None
                     }
                 };
-                if to == own {
-                    encode_frame(&response, own_frames);
-                } else {
-                    elsewhere.push((to, response));
+                if let Some(outbox) = outbox {
+                    if !touched.iter().any(|seen| Arc::ptr_eq(seen, &outbox)) {
+                        touched.push(outbox);
+                    }
                 }
             }
-            (node.id(), before, node.poll_timeout())
+            (before, node.poll_timeout())
         };
-        if let Some(cluster) = &self.cluster {
-            for (to, addr, message) in to_members {
-                cluster.peers.send(from, to, &addr, message);
-            }
-        }
-        if !elsewhere.is_empty() {
-            let connections = self.connections.lock();
-            for (to, response) in elsewhere {
-                // A connection that closed meanwhile: its client will retry elsewhere.
-                if let Some(sender) = connections.get(&to) {
-                    let _ = sender.send(response);
-                }
-            }
+        for outbox in touched {
+            outbox.flush();
         }
         if after.is_some() && after != before {
             self.deadline_moved.notify_one();
         }
+    }
+
+    /// Queues `response` on the outbox of connection `to`, if it is still open (a client whose
+    /// connection closed retries elsewhere).
+    fn queue_response(&self, to: ClientAddr, response: Response) -> Option<Arc<Outbox>> {
+        let outbox = self.connections.lock().get(&to)?.clone();
+        outbox.queue(|frames| encode_frame(&response, frames));
+        Some(outbox)
     }
 
     /// Hands a store request or a removal to the member's tasks.

@@ -20,6 +20,7 @@ mod net;
 pub mod node;
 pub mod object;
 pub mod objects;
+mod outbox;
 mod peers;
 pub mod protocol;
 pub mod registry;

@@ -1,21 +1,22 @@
 //! Outgoing connections to the other members: one TCP connection per member (opened with a
-//! `PeerHello`), written in order. A message goes straight onto the socket when nothing is
-//! queued before it and the socket takes it now (the common case: no task wake-up on the
-//! replication path); otherwise it is queued for the member's writer task, which also
-//! (re)connects. While a member cannot be reached its messages are dropped: the protocol
-//! resends what matters on its next tick, and a dead member must not make this one buffer
-//! without end.
+//! `PeerHello`), its frames kept in an [`Outbox`]: queued in the order the node sent them,
+//! written inline when the socket takes them (the common case: no task wake-up on the
+//! replication path), otherwise by the link's writer task, which also (re)connects. While a
+//! member cannot be reached its messages are dropped: the protocol resends what matters on its
+//! next tick, and a dead member must not make this one buffer without end.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 
 use crate::cluster::MemberId;
 use crate::codec::encode_frame;
+use crate::net::split;
+use crate::outbox::{socket, Outbox, Socket};
 use crate::protocol::{PeerMessage, Request, PROTOCOL_VERSION};
 
 /// How long to wait for a connection to another member.
@@ -26,78 +27,43 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
 /// The links to every member this one has talked to, by sender and receiver.
 #[derive(Debug, Default)]
 pub(crate) struct PeerLinks {
-    links: Mutex<HashMap<(MemberId, MemberId), Arc<Link>>>,
+    links: Mutex<HashMap<(MemberId, MemberId), Link>>,
 }
 
-/// One member's connection: its address, the socket, the bytes queued for the writer task,
-/// its wake-up.
+/// One member's connection: its address and its outbox.
 #[derive(Debug)]
 struct Link {
     addr: String,
-    state: Mutex<LinkState>,
-    wake: Notify,
-}
-
-impl Link {
-    /// Ends the writer task.
-    fn close(&self) {
-        self.state.lock().closed = true;
-        self.wake.notify_one();
-    }
-}
-
-#[derive(Debug, Default)]
-struct LinkState {
-    socket: Option<Arc<Socket>>,
-    /// Frames (or the rest of one) the writer task must write before anything else.
-    queued: Vec<u8>,
-    /// The writer task is writing: nothing may go out before it is done.
-    writing: bool,
-    /// The link was dropped: its writer task ends.
-    closed: bool,
+    outbox: Arc<Outbox>,
 }
 
 impl PeerLinks {
-    /// Sends `message` from member `from` (this one) to member `to` at `addr`.
-    pub(crate) fn send(&self, from: MemberId, to: MemberId, addr: &str, message: PeerMessage) {
-        let link = {
-            let mut links = self.links.lock();
-            match links.get(&(from, to)) {
-                Some(link) if link.addr == addr => link.clone(),
-                stale => {
-                    // A member's address changed (or the first message): a new connection.
-                    if let Some(old) = stale {
-                        old.close();
-                    }
-                    let link = Arc::new(Link {
-                        addr: addr.to_string(),
-                        state: Default::default(),
-                        wake: Notify::new(),
-                    });
-                    tokio::spawn(write_queued(link.clone(), from));
-                    links.insert((from, to), link.clone());
-                    link
+    /// Queues `message` from member `from` (this one) to member `to` at `addr`; the returned
+    /// outbox sends it at its next flush.
+    pub(crate) fn queue(
+        &self,
+        from: MemberId,
+        to: MemberId,
+        addr: &str,
+        message: PeerMessage,
+    ) -> Arc<Outbox> {
+        let mut links = self.links.lock();
+        let outbox = match links.get(&(from, to)) {
+            Some(link) if link.addr == addr => link.outbox.clone(),
+            stale => {
+                // A member's address changed (or the first message): a new connection.
+                if let Some(old) = stale {
+                    old.outbox.close();
                 }
+                let outbox = Arc::new(Outbox::new(None));
+                tokio::spawn(write_queued(outbox.clone(), from, addr.to_string()));
+                links.insert((from, to), Link { addr: addr.to_string(), outbox: outbox.clone() });
+                outbox
             }
         };
-        let mut frame = Vec::new();
-        encode_frame(&Request::Peer(message), &mut frame);
-        let mut state = link.state.lock();
-        if state.queued.is_empty() && !state.writing {
-            if let Some(socket) = &state.socket {
-                match write_now(socket, &frame) {
-                    Ok(written) if written == frame.len() => return,
-                    Ok(written) => {
-                        frame.drain(..written);
-                    }
-                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => state.socket = None,
-                }
-            }
-        }
-        state.queued.extend_from_slice(&frame);
-        drop(state);
-        link.wake.notify_one();
+        drop(links);
+        outbox.queue(|frames| encode_frame(&Request::Peer(message), frames));
+        outbox
     }
 
     /// Drops the links to members no longer in `keep` and those of former identities of this
@@ -106,109 +72,53 @@ impl PeerLinks {
         self.links.lock().retain(|(from, to), link| {
             let kept = *from == me && keep(*to);
             if !kept {
-                link.close();
+                link.outbox.close();
             }
             kept
         });
     }
 }
 
-/// Writes what is queued for one member, connecting first when needed, until the link closes.
-async fn write_queued(link: Arc<Link>, from: MemberId) {
-    let addr = link.addr.as_str();
+/// Writes what the inline path left for one member, connecting first when needed, until the
+/// link closes.
+async fn write_queued(outbox: Arc<Outbox>, from: MemberId, addr: String) {
     loop {
-        link.wake.notified().await;
-        loop {
-            let (socket, bytes) = {
-                let mut state = link.state.lock();
-                if state.closed {
-                    return;
+        outbox.wake.notified().await;
+        if outbox.is_closed() {
+            return;
+        }
+        if outbox.pending_bytes() == 0 {
+            continue;
+        }
+        if !outbox.is_connected() {
+            match connect(from, &addr).await {
+                Ok(socket) => outbox.connected(socket),
+                Err(error) => {
+                    tracing::debug!(%addr, %error, "member unreachable; dropping its messages for now");
+                    outbox.discard_pending();
+                    tokio::time::sleep(RECONNECT_PAUSE).await;
+                    continue;
                 }
-                if state.queued.is_empty() {
-                    break;
-                }
-                state.writing = true;
-                (state.socket.clone(), std::mem::take(&mut state.queued))
-            };
-            let socket = match socket {
-                Some(socket) => Ok(socket),
-                None => connect(from, addr).await.map(Arc::new),
-            };
-            let written = match socket {
-                Ok(socket) => write_all(&socket, &bytes).await.map(|()| socket),
-                Err(error) => Err(error),
-            };
-            let failed = {
-                let mut state = link.state.lock();
-                state.writing = false;
-                match written {
-                    Ok(socket) => {
-                        state.socket = Some(socket);
-                        false
-                    }
-                    Err(error) => {
-                        tracing::debug!(%addr, %error, "member unreachable; dropping its messages for now");
-                        state.socket = None;
-                        state.queued.clear();
-                        true
-                    }
-                }
-            };
-            if failed {
-                tokio::time::sleep(RECONNECT_PAUSE).await;
             }
         }
-    }
-}
-
-async fn connect(me: MemberId, addr: &str) -> std::io::Result<Socket> {
-    let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
-    let stream =
-        tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await.map_err(|_| timed_out())??;
-    let _ = stream.set_nodelay(true);
-    let socket = Socket::from(stream);
-    let mut hello = Vec::new();
-    encode_frame(&Request::PeerHello { protocol_version: PROTOCOL_VERSION, from: me }, &mut hello);
-    write_all(&socket, &hello).await?;
-    Ok(socket)
-}
-
-/// The socket, shared by the sending path and the writer task.
-#[cfg(not(madsim))]
-type Socket = TcpStream;
-/// Under madsim (whose sockets cannot be written through a shared reference) every write goes
-/// through the writer task.
-#[cfg(madsim)]
-type Socket = tokio::sync::Mutex<TcpStream>;
-
-/// Writes what the socket takes without waiting.
-#[cfg(not(madsim))]
-fn write_now(socket: &Socket, bytes: &[u8]) -> std::io::Result<usize> {
-    socket.try_write(bytes)
-}
-
-#[cfg(madsim)]
-fn write_now(_socket: &Socket, _bytes: &[u8]) -> std::io::Result<usize> {
-    Err(std::io::ErrorKind::WouldBlock.into())
-}
-
-#[cfg(not(madsim))]
-async fn write_all(socket: &Socket, mut bytes: &[u8]) -> std::io::Result<()> {
-    while !bytes.is_empty() {
-        socket.writable().await?;
-        match socket.try_write(bytes) {
-            Ok(written) => bytes = &bytes[written..],
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(error) => return Err(error),
+        if let Err(error) = outbox.write_pending().await {
+            tracing::debug!(%addr, %error, "member unreachable; dropping its messages for now");
+            tokio::time::sleep(RECONNECT_PAUSE).await;
         }
     }
-    Ok(())
 }
 
-#[cfg(madsim)]
-async fn write_all(socket: &Socket, bytes: &[u8]) -> std::io::Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let mut stream = socket.lock().await;
-    stream.write_all(bytes).await?;
-    stream.flush().await
+/// Connects to the member at `addr` and introduces this one.
+async fn connect(me: MemberId, addr: &str) -> std::io::Result<Socket> {
+    let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
+    let mut stream =
+        tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await.map_err(|_| timed_out())??;
+    let _ = stream.set_nodelay(true);
+    let mut hello = Vec::new();
+    encode_frame(&Request::PeerHello { protocol_version: PROTOCOL_VERSION, from: me }, &mut hello);
+    stream.write_all(&hello).await?;
+    stream.flush().await?;
+    // Members never answer on this connection: only the write half is kept.
+    let (_, writer) = split(stream);
+    Ok(socket(writer))
 }

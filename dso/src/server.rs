@@ -186,7 +186,7 @@ impl ServerBuilder {
                     shutdown_rx.clone(),
                 )));
                 // The new member's first output asks for the configuration.
-                host.drive(0, &mut Vec::new(), |_, _| {});
+                host.drive(|_, _| {});
                 (host, Some(membership))
             }
         };
@@ -247,7 +247,7 @@ async fn run_membership(host: Arc<Host>, membership: Arc<Membership>, mut shutdo
             Ok(node) => {
                 host.replace_node(node);
                 cluster.peers.retain(id, |_| false);
-                host.drive(0, &mut Vec::new(), |_, _| {});
+                host.drive(|_, _| {});
             }
             Err(error) => tracing::error!(%error, "cannot start a new member"),
         }
@@ -302,7 +302,7 @@ impl Server {
         let Some(membership) = &self.membership else { return true };
         membership.leaving.store(true, Ordering::Relaxed);
         let left = membership.left.notified();
-        self.host.drive(0, &mut Vec::new(), |node, _| node.leave());
+        self.host.drive(|node, _| node.leave());
         tokio::time::timeout(within, left).await.is_ok()
     }
 
@@ -370,7 +370,6 @@ async fn accept_loop(
 
 /// Feeds the node its deadlines: sleeps until the next one, or until it moves earlier.
 async fn run_timer(host: Arc<Host>, mut shutdown: watch::Receiver<bool>) {
-    let mut no_frames = Vec::new();
     loop {
         let deadline = host.poll_timeout().map(|ms| host.instant_at(ms));
         let sleep = async {
@@ -380,10 +379,9 @@ async fn run_timer(host: Arc<Host>, mut shutdown: watch::Receiver<bool>) {
             }
         };
         tokio::select! {
-            _ = sleep => host.drive(0, &mut no_frames, |node, now_ms| node.handle_timeout(now_ms)),
+            _ = sleep => host.drive(|node, now_ms| node.handle_timeout(now_ms)),
             _ = host.deadline_moved.notified() => {}
             _ = shutdown.changed() => return,
         }
-        debug_assert!(no_frames.is_empty(), "address 0 is never a connection");
     }
 }

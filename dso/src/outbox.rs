@@ -1,0 +1,178 @@
+//! The bytes bound for one socket, written in the order they were queued.
+//!
+//! Whoever produced frames queues them (under the node's lock, so frames leave in the order
+//! the node emitted them) and then calls [`Outbox::flush`], which writes them straight onto
+//! the socket when no write is under way and the socket takes them now: the common case, with
+//! no task wake-up. Whatever the socket does not take at once is left to the outbox's writer
+//! (a task woken through [`Outbox::wake`]), which calls [`Outbox::write_pending`]. Frames
+//! queued by several producers meanwhile leave together in one write.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// One socket's queue of outgoing bytes and its writer's wake-up.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    state: Mutex<State>,
+    /// Signals the writer: bytes wait that the inline path could not write, or the outbox closed.
+    pub(crate) wake: Notify,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    socket: Option<Arc<Socket>>,
+    /// Bytes not yet written, oldest first.
+    queued: Vec<u8>,
+    /// The writer is writing bytes it took: everything else waits behind them.
+    writing: bool,
+    /// The outbox was dropped by its owner: its writer ends.
+    closed: bool,
+}
+
+impl Outbox {
+    /// An outbox writing to `socket` (or, with `None`, waiting for [`Outbox::connected`]).
+    pub(crate) fn new(socket: Option<Socket>) -> Self {
+        Self {
+            state: Mutex::new(State { socket: socket.map(Arc::new), ..State::default() }),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Appends frames with `encode`; they go out at the next flush.
+    pub(crate) fn queue(&self, encode: impl FnOnce(&mut Vec<u8>)) {
+        encode(&mut self.state.lock().queued);
+    }
+
+    /// Writes what is queued now if nothing else is being written and the socket takes it;
+    /// leaves the rest to the writer.
+    pub(crate) fn flush(&self) {
+        let mut state = self.state.lock();
+        if state.queued.is_empty() {
+            return;
+        }
+        if !state.writing {
+            if let Some(socket) = &state.socket {
+                match write_now(socket, &state.queued) {
+                    Ok(written) => {
+                        state.queued.drain(..written);
+                        if state.queued.is_empty() {
+                            return;
+                        }
+                    }
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                    // The writer sees the error again on its own write and handles it.
+                    Err(_) => {}
+                }
+            }
+        }
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// Whether the outbox has a socket to write to.
+    pub(crate) fn is_connected(&self) -> bool {
+        self.state.lock().socket.is_some()
+    }
+
+    /// Drops the bytes waiting (their receiver cannot be reached).
+    pub(crate) fn discard_pending(&self) {
+        self.state.lock().queued.clear();
+    }
+
+    /// How many bytes wait to be written.
+    pub(crate) fn pending_bytes(&self) -> usize {
+        self.state.lock().queued.len()
+    }
+
+    /// Gives the outbox a (new) socket.
+    pub(crate) fn connected(&self, socket: Socket) {
+        self.state.lock().socket = Some(Arc::new(socket));
+    }
+
+    /// Ends the writer.
+    pub(crate) fn close(&self) {
+        self.state.lock().closed = true;
+        self.wake.notify_one();
+    }
+
+    /// Whether the owner closed the outbox.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    /// The writer's job: writes everything queued, including what is queued meanwhile. On an
+    /// error the socket and the bytes still queued are dropped, and the error returned.
+    pub(crate) async fn write_pending(&self) -> std::io::Result<()> {
+        loop {
+            let (socket, bytes) = {
+                let mut state = self.state.lock();
+                if state.queued.is_empty() {
+                    return Ok(());
+                }
+                let Some(socket) = state.socket.clone() else {
+                    return Err(std::io::ErrorKind::NotConnected.into());
+                };
+                state.writing = true;
+                (socket, std::mem::take(&mut state.queued))
+            };
+            let written = write_all(&socket, &bytes).await;
+            let mut state = self.state.lock();
+            state.writing = false;
+            if let Err(error) = written {
+                state.socket = None;
+                state.queued.clear();
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// The writing side of a connection, shared by the inline path and the writer.
+#[cfg(not(madsim))]
+pub(crate) type Socket = crate::net::WriteHalf;
+/// Under madsim (whose sockets cannot be written through a shared reference) every write goes
+/// through the writer.
+#[cfg(madsim)]
+pub(crate) type Socket = tokio::sync::Mutex<crate::net::WriteHalf>;
+
+/// Wraps a connection's write half for an outbox.
+pub(crate) fn socket(half: crate::net::WriteHalf) -> Socket {
+    #[cfg(not(madsim))]
+    return half;
+    #[cfg(madsim)]
+    return tokio::sync::Mutex::new(half);
+}
+
+/// Writes what the socket takes without waiting.
+#[cfg(not(madsim))]
+fn write_now(socket: &Socket, bytes: &[u8]) -> std::io::Result<usize> {
+    socket.try_write(bytes)
+}
+
+#[cfg(madsim)]
+fn write_now(_socket: &Socket, _bytes: &[u8]) -> std::io::Result<usize> {
+    Err(std::io::ErrorKind::WouldBlock.into())
+}
+
+#[cfg(not(madsim))]
+async fn write_all(socket: &Socket, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        socket.writable().await?;
+        match socket.try_write(bytes) {
+            Ok(written) => bytes = &bytes[written..],
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(madsim)]
+async fn write_all(socket: &Socket, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut half = socket.lock().await;
+    half.write_all(bytes).await?;
+    half.flush().await
+}
