@@ -34,6 +34,10 @@ pub(crate) struct Host {
     next_addr: AtomicU64,
     /// Wakes the timer task when the node's next deadline moved earlier.
     pub(crate) deadline_moved: Notify,
+    /// Signalled after every drive: wakes the busy-poll task, if there is one.
+    pub(crate) activity: Notify,
+    /// When the node was last driven, in microseconds since `started`.
+    last_activity_us: AtomicU64,
     started: Instant,
     pub(crate) frame_bytes_max: usize,
     /// Present on a cluster member.
@@ -48,6 +52,8 @@ impl Host {
             connections: Mutex::new(HashMap::new()),
             next_addr: AtomicU64::new(1),
             deadline_moved: Notify::new(),
+            activity: Notify::new(),
+            last_activity_us: AtomicU64::new(0),
             started: Instant::now(),
             frame_bytes_max,
         }
@@ -56,6 +62,12 @@ impl Host {
     /// Milliseconds since the host started: the node's clock.
     pub(crate) fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
+    }
+
+    /// How long ago the node was last driven.
+    pub(crate) fn since_activity(&self) -> std::time::Duration {
+        let last = std::time::Duration::from_micros(self.last_activity_us.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
     }
 
     /// The instant at which the node's clock reads `ms`.
@@ -130,6 +142,8 @@ impl Host {
         for outbox in touched {
             outbox.flush();
         }
+        self.last_activity_us.store(self.started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.activity.notify_one();
         if after.is_some() && after != before {
             self.deadline_moved.notify_one();
         }

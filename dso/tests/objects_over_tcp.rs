@@ -321,3 +321,32 @@ async fn shutdown_waits_for_connections_to_close() {
         "a parked call is not answered with a value"
     );
 }
+
+#[tokio::test]
+async fn a_busy_polling_server_shares_its_thread_and_stops() {
+    // This test's runtime has one thread, shared by the server's busy-poll task, its other
+    // tasks and the client: the poller must let them all run, then stop with the server.
+    let config = crucial_dso::server::ServerConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        busy_poll_us: 50_000,
+        ..Default::default()
+    };
+    let server = crucial_dso::server::ServerBuilder::new().config(config).start().await.unwrap();
+    let dso = server.connect().await.unwrap();
+    let hits = dso.atomic_long("hits");
+    for expected in 1..=200 {
+        let value = tokio::time::timeout(Duration::from_secs(5), hits.increment_and_get())
+            .await
+            .expect("answered while the server polls")
+            .unwrap();
+        assert_eq!(value, expected);
+    }
+    let parked = dso.future("later");
+    let waiter = tokio::spawn(async move { parked.get(Some(20)).await });
+    let timed_out = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("timers fire").unwrap();
+    assert!(matches!(timed_out, Ok(Err(TimedOut))), "a parked call times out: {timed_out:?}");
+    drop(dso);
+    tokio::time::timeout(Duration::from_secs(5), server.shutdown())
+        .await
+        .expect("the poller ends with the server");
+}

@@ -7,6 +7,9 @@
 //!   transaction that compares the value last read and puts its increment (the client reads
 //!   again and retries on conflict);
 //! - `put`, a plain write: DSO `AtomicLong::set`; etcd `put`.
+//!
+//! `--system loopback` measures the floor instead: a 64-byte TCP echo through a thread of this
+//! process, so a report can say how many network round trips a system's latency amounts to.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +18,8 @@ use clap::{Parser, ValueEnum};
 use crucial_dso::Dso;
 use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
 use hdrhistogram::Histogram;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// Measures throughput and latency of one workload against DSO or etcd.
 #[derive(Debug, Parser)]
@@ -23,8 +28,8 @@ struct Args {
     /// The system under load.
     #[arg(long, value_enum)]
     system: System,
-    /// Its members' client addresses, comma-separated (`host:port`).
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// Its members' client addresses, comma-separated (`host:port`); not used by `loopback`.
+    #[arg(long, value_delimiter = ',')]
     endpoints: Vec<String>,
     /// The workload.
     #[arg(long, value_enum, default_value_t = Workload::Rmw)]
@@ -46,6 +51,9 @@ enum System {
     Dso,
     /// An etcd cluster.
     Etcd,
+    /// No system: a TCP echo on loopback (one blocking thread per client), the floor any
+    /// system's latency is made of.
+    Loopback,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -61,17 +69,26 @@ type Failure = Box<dyn std::error::Error + Send + Sync>;
 /// One client's connection, able to run the workload's operation.
 enum Connection {
     Dso(Dso),
-    Etcd { client: Client, last: Option<i64> },
+    Etcd { client: Box<Client>, last: Option<i64> },
+    Loopback(TcpStream),
 }
 
 impl Connection {
     async fn open(system: System, endpoints: &[String], client: usize) -> Result<Self, Failure> {
+        if endpoints.is_empty() && !matches!(system, System::Loopback) {
+            return Err("--endpoints: at least one address is needed".into());
+        }
         Ok(match system {
             System::Dso => Connection::Dso(Dso::connect(endpoints[client % endpoints.len()].clone()).await?),
             System::Etcd => {
                 let urls: Vec<String> =
                     endpoints.iter().map(|endpoint| format!("http://{endpoint}")).collect();
-                Connection::Etcd { client: Client::connect(urls, None).await?, last: None }
+                Connection::Etcd { client: Box::new(Client::connect(urls, None).await?), last: None }
+            }
+            System::Loopback => {
+                let stream = TcpStream::connect(spawn_echo()?).await?;
+                stream.set_nodelay(true)?;
+                Connection::Loopback(stream)
             }
         })
     }
@@ -87,9 +104,35 @@ impl Connection {
             (Connection::Etcd { client, .. }, Workload::Put) => {
                 client.put(key, step.to_string(), None).await?;
             }
+            (Connection::Loopback(stream), _) => {
+                let mut message = [0u8; ECHO_BYTES];
+                message[..8].copy_from_slice(&step.to_le_bytes());
+                stream.write_all(&message).await?;
+                stream.read_exact(&mut message).await?;
+            }
         }
         Ok(())
     }
+}
+
+/// The size of a loopback echo message (about a small call's frame).
+const ECHO_BYTES: usize = 64;
+
+/// Starts a thread that echoes one connection's messages; returns where it listens.
+fn spawn_echo() -> std::io::Result<std::net::SocketAddr> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut stream, _) = listener.accept()?;
+        stream.set_nodelay(true)?;
+        let mut message = [0u8; ECHO_BYTES];
+        loop {
+            stream.read_exact(&mut message)?;
+            stream.write_all(&message)?;
+        }
+    });
+    Ok(addr)
 }
 
 /// Compare-and-put of `last + 1`, reading the current value first when `last` is unknown or
