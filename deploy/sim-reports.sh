@@ -20,7 +20,8 @@ $sim run --seeds "$seeds" --summary "$sweep" >/dev/null
   echo "operations each over 17 keys, one per built-in type, parked operations included, under 6 faults"
   echo "drawn from the seed in a 3 s fault phase (every nemesis kind, membership changes included: joins,"
   echo "graceful departures, replacements; at most rf - 1 of the faults take a member out), then a 10 s"
-  echo "quiet phase in which every operation issued after the heal must complete. Histories are checked"
+  echo "quiet phase in which every operation issued after the heal must complete and every member asked"
+  echo "to leave (and not crashed since) must be gone by the end. Histories are checked"
   echo "key by key against each type's own \`apply\`. CyclicBarrier keys, whose parties complete together"
   echo "(no single linearization point per call), are checked for the barrier's own property instead:"
   echo "every party that got through overlaps in real time the wait that tripped the barrier."
@@ -35,7 +36,8 @@ $sim run --seeds "$seeds" --summary "$sweep" >/dev/null
   echo "Each deliberate bug, switched on with \`--canary\`, over the first seeds of a scenario that exercises"
   echo "it, and what \`shrink\` made of the first failing seed (faults, clients x operations per client,"
   echo "operations recorded, keys). The replication canaries need a crash of a primary while its backups lag"
-  echo "(one hot key, slow links) and reconfigurations during traffic (joins and departures)."
+  echo "(one hot key, slow links) and reconfigurations during traffic (joins and departures);"
+  echo "\`forget-leave\` (a departure asked during a state transfer is forgotten) is a liveness bug."
   echo
   echo "| canary | scenario | seeds failing | first failing seed | failure | shrunk from | shrunk to |"
   echo "|---|---|---:|---:|---|---|---|"
@@ -55,6 +57,7 @@ stale-reads|50|
 drop-timeouts|50|
 reply-before-backup-acks|200|--nodes 3 --rf 3 --keys 1 --nemesis crash,delay --faults 6
 accept-old-epochs|100|--nemesis join,leave,loss,delay --faults 8
+forget-leave|200|--nemesis join,leave,replace --faults 8
 CANARIES
   echo
   echo "Reproduce one: \`cargo run --release -p crucial-sim -- shrink --seed SEED --canary stale-reads\`."

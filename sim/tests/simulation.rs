@@ -116,6 +116,29 @@ fn canary_accept_old_epochs_is_caught() {
 }
 
 #[test]
+fn canary_forget_leave_is_caught() {
+    // Members join, leave and are replaced during the workload: some leave is asked while a
+    // configuration waits for its state transfer. Every departure must complete by the end.
+    let churn = |config: SimConfig| SimConfig {
+        faults: [FaultKind::Join, FaultKind::Leave, FaultKind::Replace].into(),
+        fault_count: 8,
+        ..config
+    };
+    let found =
+        first_failing_seed(Canary { forget_leave_on_activation: true, ..Canary::default() }, 100, churn);
+    let (seed, reason) = found.expect("forgotten departures went unnoticed for 100 seeds");
+    assert!(reason.contains("asked to leave"), "seed {seed} failed for another reason: {reason}");
+    for seed in 0..30 {
+        let outcome = Simulation::new(churn(SimConfig::new(seed))).run();
+        assert_eq!(
+            outcome.liveness_failure(),
+            None,
+            "seed {seed}: the correct node completes its departures"
+        );
+    }
+}
+
+#[test]
 fn losing_every_copy_stalls_instead_of_inventing_state() {
     // One copy per key: a crash loses the only copy of some keys. The cluster must not serve
     // them from nothing; it stays unavailable for them (a liveness failure), never wrong.

@@ -207,7 +207,7 @@ impl Node {
             return;
         }
         // A member that asked to leave meanwhile still wants to.
-        if self.phase == Phase::Joining {
+        if self.phase == Phase::Joining || self.forgets_leave_on_activation() {
             self.phase = Phase::Joined;
         }
         self.serving = true;
@@ -229,6 +229,16 @@ impl Node {
             self.park(now_ms, id, key, timeout);
         }
         tracing::info!(member = me, epoch, keys = self.keys.len(), "serving");
+    }
+
+    #[cfg(feature = "canary")]
+    fn forgets_leave_on_activation(&self) -> bool {
+        self.config.canary.forget_leave_on_activation
+    }
+
+    #[cfg(not(feature = "canary"))]
+    fn forgets_leave_on_activation(&self) -> bool {
+        false
     }
 
     fn retire(&mut self) {

@@ -61,6 +61,9 @@ pub struct Canary {
     /// entries of its old epoch (no fencing): a deposed primary keeps answering operations
     /// that the new configuration never sees.
     pub accept_old_epochs: bool,
+    /// A member asked to leave while a configuration was not yet active forgets it when that
+    /// configuration activates: its departure never completes (a bug this project once had).
+    pub forget_leave_on_activation: bool,
 }
 
 impl Default for NodeConfig {

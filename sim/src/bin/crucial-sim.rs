@@ -70,7 +70,7 @@ struct Scenario {
     #[arg(long, default_value_t = 6)]
     faults: usize,
     /// Deliberate bugs to switch on: skip-deduplication, stale-reads, drop-timeouts,
-    /// reply-before-backup-acks, accept-old-epochs.
+    /// reply-before-backup-acks, accept-old-epochs, forget-leave.
     #[arg(long, value_delimiter = ',')]
     canary: Vec<String>,
 }
@@ -85,6 +85,7 @@ impl Scenario {
                 "drop-timeouts" => canary.drop_timeouts = true,
                 "reply-before-backup-acks" => canary.reply_before_backup_acks = true,
                 "accept-old-epochs" => canary.accept_old_epochs = true,
+                "forget-leave" => canary.forget_leave_on_activation = true,
                 other => return Err(format!("unknown canary {other:?}")),
             }
         }

@@ -130,6 +130,9 @@ pub struct SimOutcome {
     pub trace: Vec<String>,
     /// Operations invoked after the heal that never completed (a liveness failure if any).
     pub stuck_after_heal: Vec<usize>,
+    /// Members asked to leave (and neither crashed nor replaced since) that were still members
+    /// at the end, with the simulated time they were asked at (a liveness failure if any).
+    pub departures_stuck: Vec<(MemberId, u64)>,
     /// The run hit `events_max` before its end (a livelock, e.g. a timer re-armed forever).
     pub hit_event_limit: bool,
 }
@@ -141,6 +144,13 @@ impl SimOutcome {
             return Some(format!(
                 "liveness: the run needed more than {} events (livelock)",
                 self.config.events_max
+            ));
+        }
+        if let Some((member, asked_ms)) = self.departures_stuck.first() {
+            return Some(format!(
+                "liveness: member {member}, asked to leave at {asked_ms} ms, was still a member at the end \
+                 ({} departures stuck)",
+                self.departures_stuck.len()
             ));
         }
         (!self.stuck_after_heal.is_empty()).then(|| {
@@ -258,6 +268,8 @@ pub struct Simulation {
     member_slots: BTreeMap<MemberId, usize>,
     /// The simulated store's record.
     store: Option<Configuration>,
+    /// Members asked to leave that have not been removed yet, with when they were asked.
+    departing: BTreeMap<MemberId, u64>,
     clients: Vec<SimClient>,
     keys: Vec<KeySpec>,
     faults: Vec<Fault>,
@@ -321,6 +333,7 @@ impl Simulation {
             slots,
             member_slots: BTreeMap::new(),
             store: None,
+            departing: BTreeMap::new(),
             clients: Vec::new(),
             faults,
             active: BTreeSet::new(),
@@ -426,7 +439,9 @@ impl Simulation {
                 self.trace.push(format!("{at_ms:>7} ms  {event:?}"));
             }
             self.dispatch(event);
-            if self.clients.iter().all(|client| client.remaining == 0 && client.current.is_none()) {
+            let clients_done =
+                self.clients.iter().all(|client| client.remaining == 0 && client.current.is_none());
+            if clients_done && self.departing.is_empty() {
                 break;
             }
         }
@@ -445,6 +460,7 @@ impl Simulation {
             trace: self.trace,
             history: self.history,
             stuck_after_heal,
+            departures_stuck: self.departing.into_iter().collect(),
             config: self.config,
         }
     }
@@ -636,7 +652,10 @@ impl Simulation {
 
     fn stop_member(&mut self, slot: usize) {
         let state = &mut self.slots[slot];
-        state.node = None;
+        // A member that crashes while leaving is removed by failure detection instead.
+        if let Some(node) = state.node.take() {
+            self.departing.remove(&node.id());
+        }
         state.held.clear();
         state.paused = false;
     }
@@ -842,10 +861,7 @@ impl Simulation {
                 self.start_member(slot);
                 self.after_node_input(slot);
             }
-            FaultKind::Leave => {
-                self.with_node(slot, |node, _| node.leave());
-                self.after_node_input(slot);
-            }
+            FaultKind::Leave => self.ask_to_leave(slot),
             FaultKind::Join => {
                 let spare = members + fault.target as usize % SPARE_SLOTS;
                 if self.slots[spare].node.is_none() {
@@ -879,8 +895,7 @@ impl Simulation {
             FaultKind::Join => {
                 let spare = members + fault.target as usize % SPARE_SLOTS;
                 self.slots[spare].stay_out = true;
-                self.with_node(spare, |node, _| node.leave());
-                self.after_node_input(spare);
+                self.ask_to_leave(spare);
             }
             FaultKind::ClockSkew => self.set_clock_rate(slot, 100),
             FaultKind::Pause => {
@@ -892,6 +907,15 @@ impl Simulation {
             }
             _ => {}
         }
+    }
+
+    /// Asks the member in `slot`, if any, to leave gracefully; it must be gone by the end.
+    fn ask_to_leave(&mut self, slot: usize) {
+        if let Some(node) = self.slots[slot].node.as_ref() {
+            self.departing.entry(node.id()).or_insert(self.now_ms);
+        }
+        self.with_node(slot, |node, _| node.leave());
+        self.after_node_input(slot);
     }
 
     /// Changes a slot's clock rate without a jump: its local time continues from where it is.
