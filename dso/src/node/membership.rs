@@ -90,9 +90,16 @@ impl Node {
     /// Asks to be removed from the configuration (a graceful stop); [`Output::Removed`] follows
     /// once a configuration without this member is active, that is, once its keys moved.
     pub fn leave(&mut self) {
-        if matches!(self.phase, Phase::Joined | Phase::Joining) {
-            self.phase = Phase::Leaving;
-            self.propose_membership();
+        match self.phase {
+            // Never listed: there is nothing to hand over, and no configuration to come would
+            // tell it so. A join proposal still in flight may list it yet; the others then
+            // remove it as they would a member that crashed while joining.
+            Phase::Joining if !self.cluster.is_member(self.me.id) => self.retire(),
+            Phase::Joined | Phase::Joining => {
+                self.phase = Phase::Leaving;
+                self.propose_membership();
+            }
+            Phase::Leaving | Phase::Gone => {}
         }
     }
 
@@ -418,6 +425,19 @@ mod tests {
 
     fn member(id: u64) -> Member {
         Member { id, addr: format!("m{id}") }
+    }
+
+    #[test]
+    fn a_member_asked_to_leave_before_it_is_listed_retires_at_once() {
+        let registry = Arc::new(Registry::default());
+        let mut node =
+            Node::member(NodeConfig::default(), registry, member(3), 2, ClusterTiming::default()).unwrap();
+        node.handle_config(0, Configuration::initial(vec![member(1), member(2)], 2));
+        while node.poll_output().is_some() {}
+        node.leave();
+        let outputs: Vec<Output> = std::iter::from_fn(|| node.poll_output()).collect();
+        assert_eq!(outputs, vec![Output::Removed], "no configuration will ever tell it it is out");
+        assert_eq!(node.poll_timeout(), None, "it does nothing any more");
     }
 
     #[test]
