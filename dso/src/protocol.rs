@@ -135,24 +135,32 @@ pub enum PeerMessage {
         /// The new configuration.
         config: Configuration,
     },
-    /// The answer to a pull: the shards the receiver is primary of in `epoch`, with versions.
+    /// The answer to a pull, in parts: the shards the receiver is primary of in `epoch`, with
+    /// versions.
     Shards {
         /// The new configuration's epoch.
         epoch: u64,
+        /// Which part of the answer this is.
+        part: Part,
         /// Key, state, and the `(epoch, index)` of the last entry applied to it.
         shards: Vec<(String, ShardImage, (u64, u64))>,
     },
-    /// A new primary hands its backups their copies before the configuration activates.
+    /// A new primary hands its backups their copies before the configuration activates, in
+    /// parts.
     Install {
         /// The new configuration's epoch.
         epoch: u64,
+        /// Which part of the install this is.
+        part: Part,
         /// Key, state, and version.
         shards: Vec<(String, ShardImage, (u64, u64))>,
     },
-    /// The backup holds what the primary installed.
+    /// The backup holds one part of what the primary installed.
     Installed {
         /// The epoch of the install.
         epoch: u64,
+        /// The part's index.
+        part: u32,
     },
     /// Log entries of one key, from index `first`, primary to backup.
     Replicate {
@@ -174,4 +182,15 @@ pub enum PeerMessage {
         /// The highest index applied.
         applied: u64,
     },
+}
+
+/// Which piece of a state transfer a message carries: transfers are cut into parts of about
+/// [`crate::node::NodeConfig::transfer_bytes_max`] each (at least one key), so that no frame
+/// outgrows what a member decodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Part {
+    /// This part's index, from 0.
+    pub index: u32,
+    /// How many parts the whole transfer has (at least 1).
+    pub count: u32,
 }

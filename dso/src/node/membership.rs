@@ -13,12 +13,12 @@
 //! `suspect_after_ms` is proposed for removal, which starts the same transfer. Only a member
 //! that hears from a majority of the configuration proposes removals.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::replication::PrimaryLog;
 use super::{KeyState, Node, Output, Phase};
 use crate::cluster::{Configuration, MemberId, Placement};
-use crate::protocol::PeerMessage;
+use crate::protocol::{Part, PeerMessage};
 use crate::shard::{Shard, ShardImage};
 
 /// A member's progress into the inactive configuration it holds (it is dropped when the
@@ -27,10 +27,12 @@ use crate::shard::{Shard, ShardImage};
 pub(super) struct Transfer {
     /// Source members whose keys this member holds (itself included if it is one).
     responded: BTreeSet<MemberId>,
+    /// Parts received from source members still answering, and how many they send.
+    parts_received: BTreeMap<MemberId, (u32, BTreeSet<u32>)>,
     /// Enough of the source answered.
     pulled: bool,
-    /// Members that have not confirmed this member's install yet.
-    installs_pending: BTreeSet<MemberId>,
+    /// The parts of this member's install each backup has not confirmed yet.
+    installs_pending: BTreeMap<MemberId, BTreeSet<u32>>,
 }
 
 /// A shard on the wire: key, image, version.
@@ -263,7 +265,12 @@ impl Node {
         if source.is_member(self.me.id) {
             responded.insert(self.me.id);
         }
-        self.transfer = Some(Transfer { responded, pulled: false, installs_pending: BTreeSet::new() });
+        self.transfer = Some(Transfer {
+            responded,
+            parts_received: BTreeMap::new(),
+            pulled: false,
+            installs_pending: BTreeMap::new(),
+        });
         self.resend_transfer();
         self.check_pulled();
     }
@@ -277,11 +284,21 @@ impl Node {
                 self.send(member.id, PeerMessage::Pull { config: self.cluster.clone() });
             }
         }
-        for backup in transfer.installs_pending {
-            let shards =
-                self.images_for(|replicas| replicas[0] == self.me.id && replicas[1..].contains(&backup));
-            self.send(backup, PeerMessage::Install { epoch: self.cluster.epoch, shards });
+        for (backup, pending) in transfer.installs_pending {
+            let epoch = self.cluster.epoch;
+            for (part, shards) in self.install_parts(backup) {
+                if pending.contains(&part.index) {
+                    self.send(backup, PeerMessage::Install { epoch, part, shards });
+                }
+            }
         }
+    }
+
+    /// What this member installs on `backup`, in parts (the same parts every time: nothing
+    /// changes the held keys while a configuration waits for its transfers).
+    fn install_parts(&self, backup: MemberId) -> Vec<(Part, Vec<ShardCopy>)> {
+        let shards = self.images_for(|replicas| replicas[0] == self.me.id && replicas[1..].contains(&backup));
+        in_parts(shards, self.config.transfer_bytes_max)
     }
 
     /// The held keys whose replicas in the current configuration satisfy `wanted`.
@@ -318,7 +335,9 @@ impl Node {
             .filter(|(key, _)| placement.primary(key) == from && moved(key))
             .map(|(key, state)| (key.clone(), state.shard.image(), state.version))
             .collect();
-        self.send(from, PeerMessage::Shards { epoch: config.epoch, shards });
+        for (part, shards) in in_parts(shards, self.config.transfer_bytes_max) {
+            self.send(from, PeerMessage::Shards { epoch: config.epoch, part, shards });
+        }
     }
 
     #[cfg(feature = "canary")]
@@ -331,11 +350,23 @@ impl Node {
         true
     }
 
-    pub(super) fn on_shards(&mut self, from: MemberId, epoch: u64, shards: Vec<ShardCopy>) {
+    /// One part of a source member's answer to this member's pull.
+    pub(super) fn on_shards(&mut self, from: MemberId, epoch: u64, part: Part, shards: Vec<ShardCopy>) {
         let current = epoch == self.cluster.epoch;
         let Some(transfer) = &mut self.transfer else { return };
-        if !current || transfer.pulled || !transfer.responded.insert(from) {
+        if !current || transfer.pulled || transfer.responded.contains(&from) || part.index >= part.count {
             return;
+        }
+        let (count, received) = transfer.parts_received.entry(from).or_insert((part.count, BTreeSet::new()));
+        if *count != part.count {
+            // An answer cut differently (the member answered again): start counting over.
+            *count = part.count;
+            received.clear();
+        }
+        received.insert(part.index);
+        if received.len() == part.count as usize {
+            transfer.parts_received.remove(&from);
+            transfer.responded.insert(from);
         }
         for (key, image, version) in shards {
             if self.placement.primary(&key) != self.me.id {
@@ -370,13 +401,21 @@ impl Node {
             return;
         }
         transfer.pulled = true;
-        transfer.installs_pending =
+        transfer.parts_received.clear();
+        let backups: Vec<MemberId> =
             self.cluster.members.iter().map(|member| member.id).filter(|id| *id != self.me.id).collect();
+        let installs_pending = backups
+            .into_iter()
+            .map(|backup| (backup, (0..self.install_parts(backup).len() as u32).collect()))
+            .collect();
+        if let Some(transfer) = &mut self.transfer {
+            transfer.installs_pending = installs_pending;
+        }
         self.resend_transfer();
         self.propose_ready();
     }
 
-    pub(super) fn on_install(&mut self, from: MemberId, epoch: u64, shards: Vec<ShardCopy>) {
+    pub(super) fn on_install(&mut self, from: MemberId, epoch: u64, part: Part, shards: Vec<ShardCopy>) {
         if epoch != self.cluster.epoch || epoch < self.fence {
             if epoch > self.cluster.epoch {
                 self.outputs.push_back(Output::LoadConfig);
@@ -390,13 +429,15 @@ impl Node {
                 }
             }
         }
-        self.send(from, PeerMessage::Installed { epoch });
+        self.send(from, PeerMessage::Installed { epoch, part: part.index });
     }
 
-    pub(super) fn on_installed(&mut self, from: MemberId, epoch: u64) {
+    pub(super) fn on_installed(&mut self, from: MemberId, epoch: u64, part: u32) {
         let current = epoch == self.cluster.epoch;
         let Some(transfer) = &mut self.transfer else { return };
-        if current && transfer.installs_pending.remove(&from) {
+        let Some(pending) = transfer.installs_pending.get_mut(&from).filter(|_| current) else { return };
+        if pending.remove(&part) && pending.is_empty() {
+            transfer.installs_pending.remove(&from);
             self.propose_ready();
         }
     }
@@ -414,6 +455,25 @@ impl Node {
     }
 }
 
+/// Cuts `shards` into parts of about `bytes_max` encoded bytes each (a shard bigger than that
+/// travels alone); always at least one part, so that an empty answer is an answer too.
+fn in_parts(shards: Vec<ShardCopy>, bytes_max: usize) -> Vec<(Part, Vec<ShardCopy>)> {
+    let mut parts: Vec<Vec<ShardCopy>> = vec![Vec::new()];
+    let mut bytes = 0;
+    for shard in shards {
+        let size = crate::object::encode(&shard).len();
+        let current = parts.last_mut().expect("never empty");
+        if !current.is_empty() && bytes + size > bytes_max {
+            parts.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        parts.last_mut().expect("never empty").push(shard);
+    }
+    let count = parts.len() as u32;
+    (0..count).zip(parts).map(|(index, shards)| (Part { index, count }, shards)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -425,6 +485,52 @@ mod tests {
 
     fn member(id: u64) -> Member {
         Member { id, addr: format!("m{id}") }
+    }
+
+    #[test]
+    fn transfers_are_cut_into_parts_of_whole_keys() {
+        let copy = |key: &str, bytes: usize| {
+            let image = ShardImage {
+                object: Some(("Blob".into(), vec![7; bytes])),
+                sessions: Default::default(),
+                parked: Default::default(),
+            };
+            (key.to_string(), image, (1, 0))
+        };
+        let parts = in_parts(vec![copy("a", 100), copy("b", 100), copy("c", 1_000), copy("d", 10)], 300);
+        let keys: Vec<Vec<&str>> =
+            parts.iter().map(|(_, shards)| shards.iter().map(|(key, ..)| key.as_str()).collect()).collect();
+        assert_eq!(keys, vec![vec!["a", "b"], vec!["c"], vec!["d"]], "a big key travels alone, never split");
+        let numbering: Vec<(u32, u32)> = parts.iter().map(|(part, _)| (part.index, part.count)).collect();
+        assert_eq!(numbering, vec![(0, 3), (1, 3), (2, 3)]);
+        let empty = in_parts(Vec::new(), 300);
+        assert_eq!(empty.len(), 1, "an empty answer is one (empty) part");
+        assert!(empty[0].1.is_empty());
+    }
+
+    #[test]
+    fn a_pull_is_answered_once_every_part_arrived() {
+        let registry = Arc::new(Registry::default());
+        let mut node =
+            Node::member(NodeConfig::default(), registry, member(2), 2, ClusterTiming::default()).unwrap();
+        let first = Configuration::initial(vec![member(1)], 2);
+        node.handle_config(0, first.clone());
+        node.handle_config(1, first.next(vec![member(1), member(2)]));
+        let pulled = |node: &Node| node.transfer.as_ref().is_some_and(|transfer| transfer.pulled);
+        assert!(!pulled(&node), "member 1 has not answered");
+        let part = |index| Part { index, count: 3 };
+        node.handle_peer(2, 1, PeerMessage::Shards { epoch: 2, part: part(0), shards: vec![] });
+        node.handle_peer(2, 1, PeerMessage::Shards { epoch: 2, part: part(2), shards: vec![] });
+        node.handle_peer(2, 1, PeerMessage::Shards { epoch: 2, part: part(2), shards: vec![] });
+        assert!(!pulled(&node), "part 1 of 3 is missing");
+        node.handle_peer(
+            2,
+            1,
+            PeerMessage::Shards { epoch: 2, part: Part { index: 5, count: 3 }, shards: vec![] },
+        );
+        assert!(!pulled(&node), "a part outside the count is ignored");
+        node.handle_peer(3, 1, PeerMessage::Shards { epoch: 2, part: part(1), shards: vec![] });
+        assert!(pulled(&node), "every part arrived");
     }
 
     #[test]
@@ -449,7 +555,7 @@ mod tests {
         node.handle_config(0, first.clone());
         let second = first.next(vec![member(1), member(2)]);
         node.handle_config(1, second.clone());
-        node.handle_peer(2, 2, PeerMessage::Installed { epoch: 2 });
+        node.handle_peer(2, 2, PeerMessage::Installed { epoch: 2, part: 0 });
         assert_eq!(node.ready_for, Some(2), "pulled from itself, installed on member 2: ready");
         node.leave();
         while node.poll_output().is_some() {}

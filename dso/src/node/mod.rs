@@ -38,6 +38,9 @@ pub struct NodeConfig {
     pub sessions_max: usize,
     /// Longest key.
     pub key_bytes_max: usize,
+    /// About how many bytes of shards one state-transfer message carries (a key's image is
+    /// never split, so a part holds at least one key).
+    pub transfer_bytes_max: usize,
     /// Deliberate bugs for checkers to catch; all off by default.
     #[cfg(feature = "canary")]
     pub canary: Canary,
@@ -72,6 +75,7 @@ impl Default for NodeConfig {
             session_calls_max: 4096,
             sessions_max: 1 << 20,
             key_bytes_max: 4096,
+            transfer_bytes_max: 8 << 20,
             #[cfg(feature = "canary")]
             canary: Canary::default(),
         }
@@ -83,6 +87,12 @@ impl NodeConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.session_calls_max == 0 || self.sessions_max == 0 || self.key_bytes_max == 0 {
             return Err("session_calls_max, sessions_max and key_bytes_max must be positive".into());
+        }
+        if !(1..=crate::object::DECODE_BYTES_MAX / 2).contains(&self.transfer_bytes_max) {
+            return Err(format!(
+                "transfer_bytes_max must be in 1..={} (half of what a member decodes)",
+                crate::object::DECODE_BYTES_MAX / 2
+            ));
         }
         Ok(())
     }
@@ -439,9 +449,9 @@ impl Node {
                 }
             }
             PeerMessage::Pull { config } => self.on_pull(now_ms, from, config),
-            PeerMessage::Shards { epoch, shards } => self.on_shards(from, epoch, shards),
-            PeerMessage::Install { epoch, shards } => self.on_install(from, epoch, shards),
-            PeerMessage::Installed { epoch } => self.on_installed(from, epoch),
+            PeerMessage::Shards { epoch, part, shards } => self.on_shards(from, epoch, part, shards),
+            PeerMessage::Install { epoch, part, shards } => self.on_install(from, epoch, part, shards),
+            PeerMessage::Installed { epoch, part } => self.on_installed(from, epoch, part),
             PeerMessage::Replicate { epoch, key, first, entries } => {
                 self.on_replicate(from, epoch, key, first, entries)
             }

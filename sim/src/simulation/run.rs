@@ -290,6 +290,8 @@ const TIMING: ClusterTiming = ClusterTiming { tick_ms: 20, suspect_after_ms: 300
 const LIVENESS_GRACE_MS: u64 = 3_000;
 /// The client address the setup phase uses; its answers are not recorded.
 const SETUP: u64 = u64::MAX;
+/// State transfers travel in parts of about this many bytes (a few keys each).
+const TRANSFER_BYTES_MAX: usize = 256;
 /// Spare slots for members that join during the run.
 const SPARE_SLOTS: usize = 2;
 /// The simulated store fails this share of requests (the caller retries on its next tick).
@@ -642,7 +644,12 @@ impl Simulation {
         state.starts += 1;
         let id = slot as u64 * 1_000 + state.starts;
         let member = Member { id, addr: format!("sim-{slot}") };
-        let node_config = NodeConfig { canary: self.config.canary.clone(), ..NodeConfig::default() };
+        // Small transfer parts: every state transfer here travels in several.
+        let node_config = NodeConfig {
+            canary: self.config.canary.clone(),
+            transfer_bytes_max: TRANSFER_BYTES_MAX,
+            ..NodeConfig::default()
+        };
         let node = Node::member(node_config, self.registry.clone(), member, self.config.rf, TIMING)
             .expect("valid member config");
         state.node = Some(node);
