@@ -15,7 +15,7 @@ use crucial_dso::server::{ClusterOptions, ServerBuilder, ServerConfig, BIND_DEFA
 /// To serve your own object types, build a server in your own binary with
 /// `crucial_dso::ServerBuilder::new().register::<YourType>()`.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, long_version = LONG_VERSION)]
 struct Args {
     /// Address to listen on. Loopback by default: the protocol has no authentication, so only
     /// bind a routable address inside a private network.
@@ -121,6 +121,13 @@ async fn serve(args: Args) -> std::io::Result<()> {
     server.shutdown().await;
     Ok(())
 }
+
+/// `--version`: the version and whether this build can use S3 for discovery.
+#[cfg(feature = "s3")]
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (discovery: file, s3)");
+#[cfg(not(feature = "s3"))]
+const LONG_VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (discovery: file; build with --features s3 for s3)");
 
 /// How long a stopping member waits for the others to take its keys over.
 const LEAVE_WITHIN: Duration = Duration::from_secs(30);
