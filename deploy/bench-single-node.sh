@@ -70,6 +70,14 @@ for clients in (1, 50):
 lines += ["", "Raw rows (system,clients,ops,seconds,ops/s,p50_us,p99_us; redis seconds not reported):", "", "```"]
 lines += [",".join(r) for r in rows] + ["```", ""]
 lines += ["Reproduce: `deploy/bench-single-node.sh [ROUNDS]` (needs `redis-server`, `redis-tools`).", ""]
+# Hand-written analysis (sections after the generated part, from "## " on) is kept.
+try:
+    previous = open(sys.argv[2]).read()
+except OSError:
+    previous = ""
+kept = previous.find("\n## ")
+if kept >= 0:
+    lines += [previous[kept + 1:].rstrip("\n"), ""]
 open(sys.argv[2], "w").write("\n".join(lines))
 print("\n".join(lines[:16]))
 PY
