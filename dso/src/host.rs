@@ -34,9 +34,11 @@ pub(crate) struct Host {
     next_addr: AtomicU64,
     /// Wakes the timer task when the node's next deadline moved earlier.
     pub(crate) deadline_moved: Notify,
-    /// Signalled after every drive: wakes the busy-poll task, if there is one.
+    /// Whether drives are tracked for a busy-poll task (the next two fields).
+    busy_poll: bool,
+    /// Signalled after every drive when busy polling: wakes the busy-poll task.
     pub(crate) activity: Notify,
-    /// When the node was last driven, in microseconds since `started`.
+    /// When the node was last driven, in microseconds since `started` (when busy polling).
     last_activity_us: AtomicU64,
     started: Instant,
     pub(crate) frame_bytes_max: usize,
@@ -45,9 +47,16 @@ pub(crate) struct Host {
 }
 
 impl Host {
-    pub(crate) fn new(node: Node, frame_bytes_max: usize, cluster: Option<ClusterLinks>) -> Self {
+    /// A host for `node`; `busy_poll`: a busy-poll task follows its drives.
+    pub(crate) fn new(
+        node: Node,
+        frame_bytes_max: usize,
+        cluster: Option<ClusterLinks>,
+        busy_poll: bool,
+    ) -> Self {
         Self {
             cluster,
+            busy_poll,
             node: Mutex::new(node),
             connections: Mutex::new(HashMap::new()),
             next_addr: AtomicU64::new(1),
@@ -142,8 +151,10 @@ impl Host {
         for outbox in touched {
             outbox.flush();
         }
-        self.last_activity_us.store(self.started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        self.activity.notify_one();
+        if self.busy_poll {
+            self.last_activity_us.store(self.started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            self.activity.notify_one();
+        }
         if after.is_some() && after != before {
             self.deadline_moved.notify_one();
         }

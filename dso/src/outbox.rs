@@ -52,20 +52,15 @@ impl Outbox {
         if state.queued.is_empty() {
             return;
         }
-        if !state.writing {
-            if let Some(socket) = &state.socket {
-                match write_now(socket, &state.queued) {
-                    Ok(written) => {
-                        state.queued.drain(..written);
-                        if state.queued.is_empty() {
-                            return;
-                        }
-                    }
-                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
-                    // The writer sees the error again on its own write and handles it.
-                    Err(_) => {}
-                }
-            }
+        // On `WouldBlock` or an error the bytes stay queued: the writer waits for the socket,
+        // or meets the error again on its own write and handles it.
+        let written = match (&state.socket, state.writing) {
+            (Some(socket), false) => write_now(socket, &state.queued).unwrap_or(0),
+            _ => 0,
+        };
+        state.queued.drain(..written);
+        if state.queued.is_empty() {
+            return;
         }
         drop(state);
         self.wake.notify_one();

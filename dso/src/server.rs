@@ -158,6 +158,7 @@ impl ServerBuilder {
                 invalid(format!("connections_max {} is not in 1..=2^20", self.config.connections_max))
             })?;
         let registry = Arc::new(self.registry);
+        let busy_poll = self.config.busy_poll_us > 0;
         let listener = TcpListener::bind(self.config.bind).await?;
         let local_addr = listener.local_addr()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -165,7 +166,7 @@ impl ServerBuilder {
         let (host, membership) = match self.config.cluster.clone() {
             None => {
                 let node = Node::new(self.config.node.clone(), registry).map_err(invalid)?;
-                (Arc::new(Host::new(node, self.config.frame_bytes_max, None)), None)
+                (Arc::new(Host::new(node, self.config.frame_bytes_max, None, busy_poll)), None)
             }
             Some(options) => {
                 let store = DiscoveryStore::open(&options.discovery, options.s3_endpoint.as_deref())
@@ -184,7 +185,7 @@ impl ServerBuilder {
                 let (requests, requests_rx) = mpsc::unbounded_channel();
                 let links =
                     ClusterLinks { peers: PeerLinks::default(), store: requests, removed: Notify::new() };
-                let host = Arc::new(Host::new(node, self.config.frame_bytes_max, Some(links)));
+                let host = Arc::new(Host::new(node, self.config.frame_bytes_max, Some(links), busy_poll));
                 tasks.push(tokio::spawn(run_store(host.clone(), store, requests_rx, shutdown_rx.clone())));
                 tasks.push(tokio::spawn(run_membership(
                     host.clone(),
@@ -198,7 +199,7 @@ impl ServerBuilder {
         };
         let connections = Arc::new(Semaphore::new(connections_max as usize));
         tasks.push(tokio::spawn(run_timer(host.clone(), shutdown_rx.clone())));
-        if self.config.busy_poll_us > 0 {
+        if busy_poll {
             let window = Duration::from_micros(self.config.busy_poll_us);
             tasks.push(tokio::spawn(run_busy_poll(host.clone(), window, shutdown_rx.clone())));
         }

@@ -285,20 +285,24 @@ impl Node {
             }
         }
         for (backup, pending) in transfer.installs_pending {
-            let epoch = self.cluster.epoch;
-            for (part, shards) in self.install_parts(backup) {
-                if pending.contains(&part.index) {
-                    self.send(backup, PeerMessage::Install { epoch, part, shards });
-                }
-            }
+            self.install(backup, |part| pending.contains(&part));
         }
     }
 
-    /// What this member installs on `backup`, in parts (the same parts every time: nothing
-    /// changes the held keys while a configuration waits for its transfers).
-    fn install_parts(&self, backup: MemberId) -> Vec<(Part, Vec<ShardCopy>)> {
+    /// Sends `backup` the parts of this member's install that `wanted` picks (the same parts
+    /// every time: nothing changes the held keys while a configuration waits for its
+    /// transfers); returns every part's index.
+    fn install(&mut self, backup: MemberId, wanted: impl Fn(u32) -> bool) -> BTreeSet<u32> {
         let shards = self.images_for(|replicas| replicas[0] == self.me.id && replicas[1..].contains(&backup));
-        in_parts(shards, self.config.transfer_bytes_max)
+        let epoch = self.cluster.epoch;
+        let mut indices = BTreeSet::new();
+        for (part, shards) in in_parts(shards, self.config.transfer_bytes_max) {
+            indices.insert(part.index);
+            if wanted(part.index) {
+                self.send(backup, PeerMessage::Install { epoch, part, shards });
+            }
+        }
+        indices
     }
 
     /// The held keys whose replicas in the current configuration satisfy `wanted`.
@@ -402,16 +406,14 @@ impl Node {
         }
         transfer.pulled = true;
         transfer.parts_received.clear();
-        let backups: Vec<MemberId> =
+        let backups: BTreeSet<MemberId> =
             self.cluster.members.iter().map(|member| member.id).filter(|id| *id != self.me.id).collect();
-        let installs_pending = backups
-            .into_iter()
-            .map(|backup| (backup, (0..self.install_parts(backup).len() as u32).collect()))
-            .collect();
+        // Every part goes out now; the tick resends those not confirmed.
+        let installs_pending =
+            backups.into_iter().map(|backup| (backup, self.install(backup, |_| true))).collect();
         if let Some(transfer) = &mut self.transfer {
             transfer.installs_pending = installs_pending;
         }
-        self.resend_transfer();
         self.propose_ready();
     }
 
