@@ -86,6 +86,11 @@ struct Inner {
     redirect: tokio::sync::Notify,
     /// Bounds calls in flight (the session's window).
     window: Semaphore,
+    /// The first call refused because of the session itself (a non-deterministic replay, a
+    /// stale call, too many records), for a cloud thread to report.
+    session_refusal: Mutex<Option<crate::CallError>>,
+    /// The keys called, for a session that retains its records (to release them later).
+    used_keys: Mutex<std::collections::BTreeSet<String>>,
     generations: AtomicU64,
 }
 
@@ -114,6 +119,8 @@ impl Dso {
             redirected: Mutex::new(std::collections::HashSet::new()),
             redirect: tokio::sync::Notify::new(),
             window: Semaphore::new(config.session.in_flight_max),
+            used_keys: Mutex::new(std::collections::BTreeSet::new()),
+            session_refusal: Mutex::new(None),
             generations: AtomicU64::new(0),
             config,
         });
@@ -125,6 +132,31 @@ impl Dso {
     /// This client's session id.
     pub fn session_id(&self) -> u64 {
         self.inner.session.lock().id()
+    }
+
+    /// How many calls this session has started (its last sequence number).
+    pub fn calls_started(&self) -> u64 {
+        self.inner.session.lock().calls_started()
+    }
+
+    /// The first call of this session that a node refused because of the session itself: a
+    /// different call under a recorded sequence number
+    /// ([`crate::CallError::Nondeterministic`]), a call whose record was already released
+    /// ([`crate::CallError::StaleCall`]) or one over the records a key keeps per session
+    /// ([`crate::CallError::TooManyInFlight`]).
+    pub fn session_refusal(&self) -> Option<crate::CallError> {
+        self.inner.session_refusal.lock().clone()
+    }
+
+    /// Releases the records the nodes keep of this session's calls on every key it used (see
+    /// [`SessionConfig::retain_records`]): one [`Action::Release`] per key. A cloud thread
+    /// does this once its result is stored.
+    pub async fn release_records(&self) -> Result<(), DsoError> {
+        let keys: Vec<String> = std::mem::take(&mut *self.inner.used_keys.lock()).into_iter().collect();
+        for key in keys {
+            self.call_raw(&key, "", Action::Release).await?;
+        }
+        Ok(())
     }
 
     /// A handle to the `T` under `key`, without contacting the server.
@@ -155,6 +187,12 @@ impl Dso {
     pub async fn call_raw(&self, key: &str, type_name: &str, action: Action) -> Result<Vec<u8>, DsoError> {
         let inner = &self.inner;
         let _permit = inner.window.acquire().await.expect("the window is never closed");
+        if inner.config.session.retain_records && !matches!(action, Action::Release) {
+            let mut used = inner.used_keys.lock();
+            if !used.contains(key) {
+                used.insert(key.to_string());
+            }
+        }
         let (answer_tx, mut answer) = oneshot::channel();
         let call = inner
             .session
@@ -162,6 +200,7 @@ impl Dso {
             .start_call(inner.now_ms(), key.to_string(), type_name.to_string(), action)
             .expect("the window semaphore bounds calls in flight");
         let seq = call.id.seq;
+        tracing::debug!(key, type_name, seq, "dso call");
         inner.pending.lock().insert(seq, answer_tx);
         let abandon = AbandonOnDrop { inner, seq };
         let mut last_error = inner.send(call).await.err();
@@ -173,7 +212,8 @@ impl Dso {
             tokio::select! {
                 result = &mut answer => {
                     std::mem::forget(abandon);
-                    return result.map_err(|_| DsoError::Protocol("client shut down".into()))?.map_err(DsoError::from);
+                    let result = result.map_err(|_| DsoError::Protocol("client shut down".into()))?;
+                    return inner.note_refusal(result).map_err(DsoError::from);
                 }
                 _ = tokio::time::sleep_until(inner.instant_at(deadline)) => {}
                 _ = inner.redirect.notified() => {
@@ -202,7 +242,8 @@ impl Dso {
             }
         }
         std::mem::forget(abandon);
-        answer.await.map_err(|_| DsoError::Protocol("client shut down".into()))?.map_err(DsoError::from)
+        let result = answer.await.map_err(|_| DsoError::Protocol("client shut down".into()))?;
+        inner.note_refusal(result).map_err(DsoError::from)
     }
 }
 
@@ -220,6 +261,19 @@ impl Drop for AbandonOnDrop<'_> {
 }
 
 impl Inner {
+    /// Remembers the first refusal that concerns the session itself (see [`Dso::session_refusal`]).
+    fn note_refusal(&self, result: CallResult) -> CallResult {
+        if let Err(
+            error @ (crate::CallError::Nondeterministic { .. }
+            | crate::CallError::StaleCall { .. }
+            | crate::CallError::TooManyInFlight { .. }),
+        ) = &result
+        {
+            self.session_refusal.lock().get_or_insert_with(|| error.clone());
+        }
+        result
+    }
+
     fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }

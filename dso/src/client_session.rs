@@ -16,11 +16,22 @@ pub struct SessionConfig {
     pub call_timeout_ms: Option<u64>,
     /// Calls in flight at once; more are refused until some are answered.
     pub in_flight_max: usize,
+    /// Never acknowledge answers, so that the nodes keep every call's record until
+    /// it sends an [`Action::Release`] (which acknowledges every call before it): a cloud thread's session, whose re-run replays its calls
+    /// and must find each answer recorded. Each key then holds at most the node's
+    /// `session_calls_max` records of the session; past that its calls fail with
+    /// [`crate::CallError::TooManyInFlight`].
+    pub retain_records: bool,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        Self { resend_after_ms: 1_000, call_timeout_ms: Some(60_000), in_flight_max: 1024 }
+        Self {
+            resend_after_ms: 1_000,
+            call_timeout_ms: Some(60_000),
+            in_flight_max: 1024,
+            retain_records: false,
+        }
     }
 }
 
@@ -63,6 +74,11 @@ impl ClientSession {
         self.session
     }
 
+    /// How many calls the session has started (its last sequence number).
+    pub fn calls_started(&self) -> u64 {
+        self.next_seq - 1
+    }
+
     /// Starts a call; `None` if `in_flight_max` calls are unanswered.
     pub fn start_call(
         &mut self,
@@ -75,8 +91,11 @@ impl ClientSession {
             return None;
         }
         let id = CallId { session: self.session, seq: self.next_seq };
+        let acked_below = match action {
+            Action::Release => id.seq,
+            _ => self.acked_below(),
+        };
         self.next_seq += 1;
-        let acked_below = self.in_flight.keys().next().copied().unwrap_or(id.seq);
         let call = Call { id, acked_below, key, type_name, action };
         let give_up_at_ms = self.config.call_timeout_ms.map(|timeout| now_ms.saturating_add(timeout));
         let resend_at_ms = now_ms.saturating_add(self.config.resend_after_ms);
@@ -91,7 +110,7 @@ impl ClientSession {
 
     /// The timer of call `seq` fired at `now_ms`.
     pub fn handle_call_timeout(&mut self, now_ms: u64, seq: u64) -> RetryDecision {
-        let lowest = self.lowest_in_flight();
+        let acked_below = self.acked_below();
         let Some(in_flight) = self.in_flight.get_mut(&seq) else { return RetryDecision::Wait };
         if in_flight.give_up_at_ms.is_some_and(|give_up| now_ms >= give_up) {
             self.in_flight.remove(&seq);
@@ -101,7 +120,9 @@ impl ClientSession {
             return RetryDecision::Wait;
         }
         in_flight.resend_at_ms = now_ms.saturating_add(self.config.resend_after_ms);
-        in_flight.call.acked_below = lowest;
+        if in_flight.call.action != Action::Release {
+            in_flight.call.acked_below = acked_below;
+        }
         RetryDecision::Resend(in_flight.call.clone())
     }
 
@@ -118,10 +139,12 @@ impl ClientSession {
 
     /// Every unanswered call, oldest first, for resending on a new connection.
     pub fn unanswered(&self) -> Vec<Call> {
-        let lowest = self.lowest_in_flight();
-        self.in_flight
-            .values()
-            .map(|in_flight| Call { acked_below: lowest, ..in_flight.call.clone() })
+        let acked_below = self.acked_below();
+        (self.in_flight.values())
+            .map(|in_flight| match in_flight.call.action {
+                Action::Release => in_flight.call.clone(),
+                _ => Call { acked_below, ..in_flight.call.clone() },
+            })
             .collect()
     }
 
@@ -130,8 +153,14 @@ impl ClientSession {
         self.in_flight.remove(&seq);
     }
 
-    fn lowest_in_flight(&self) -> u64 {
-        self.in_flight.keys().next().copied().unwrap_or(self.next_seq)
+    /// What the session's calls acknowledge: every call below the oldest unanswered one, or
+    /// nothing for a session that retains its records.
+    fn acked_below(&self) -> u64 {
+        if self.config.retain_records {
+            1
+        } else {
+            self.in_flight.keys().next().copied().unwrap_or(self.next_seq)
+        }
     }
 }
 
@@ -145,7 +174,12 @@ mod tests {
 
     #[test]
     fn resends_keep_the_sequence_number_and_acknowledge_answered_calls() {
-        let config = SessionConfig { resend_after_ms: 10, call_timeout_ms: Some(100), in_flight_max: 2 };
+        let config = SessionConfig {
+            resend_after_ms: 10,
+            call_timeout_ms: Some(100),
+            in_flight_max: 2,
+            retain_records: false,
+        };
         let mut session = ClientSession::new(5, config);
         let first = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
         let second = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
@@ -160,5 +194,19 @@ mod tests {
         }
         assert_eq!(session.handle_call_timeout(100, 2), RetryDecision::GiveUp);
         assert_eq!(session.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_retaining_session_acknowledges_nothing_until_it_releases() {
+        let config = SessionConfig { retain_records: true, ..SessionConfig::default() };
+        let mut session = ClientSession::new(5, config);
+        let first = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
+        assert!(session.handle_reply(first.id));
+        let second = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
+        assert_eq!(second.acked_below, 1, "the first answer stays recorded for replays");
+        assert!(session.handle_reply(second.id));
+        let release = session.start_call(0, "k".into(), String::new(), Action::Release).unwrap();
+        assert_eq!((release.id.seq, release.acked_below, release.action), (3, 3, Action::Release));
+        assert_eq!(session.calls_started(), 3);
     }
 }

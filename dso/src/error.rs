@@ -69,6 +69,18 @@ pub enum CallError {
         /// The stale sequence number.
         seq: u64,
     },
+    /// The session already made a different call under this sequence number: a cloud thread
+    /// replayed non-deterministically (its code took another path than in an earlier run).
+    #[error(
+        "call {seq} of session {session} differs from the call recorded under that number \
+         (non-deterministic replay); it was not applied"
+    )]
+    Nondeterministic {
+        /// The session.
+        session: u64,
+        /// The sequence number reused.
+        seq: u64,
+    },
     /// The key or another field is over a configured limit.
     #[error("{what} is {size} bytes, over the limit of {limit}")]
     TooLarge {

@@ -70,6 +70,51 @@ pub enum Action {
         /// The encoded argument tuple.
         args: Vec<u8>,
     },
+    /// Changes no object: applied only for its `acked_below`, which releases the session's
+    /// records on this key. A cloud thread sends one to each key it used once its result is
+    /// stored (until then its records are kept for replays); it needs no object at the key.
+    Release,
+}
+
+impl Call {
+    /// What the call asks for (key, type and action, not its id), as a stable 64-bit hash
+    /// (FNV-1a): the session table keeps it beside each record, so that a replay sending a
+    /// different call under a recorded sequence number is refused instead of applied.
+    pub fn fingerprint(&self) -> u64 {
+        let mut hash = Fnv1a::default();
+        hash.field(self.key.as_bytes());
+        hash.field(self.type_name.as_bytes());
+        match &self.action {
+            Action::Create { state } => {
+                hash.field(b"create");
+                hash.field(state);
+            }
+            Action::Invoke { method, args } => {
+                hash.field(method.as_bytes());
+                hash.field(args);
+            }
+            Action::Release => hash.field(b"release"),
+        }
+        hash.0
+    }
+}
+
+/// FNV-1a, 64 bits: stable across builds and platforms (replicas built apart must agree).
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a {
+    /// Hashes `bytes` preceded by their length, so that field boundaries count.
+    fn field(&mut self, bytes: &[u8]) {
+        for byte in (bytes.len() as u64).to_le_bytes().iter().chain(bytes) {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }
 
 /// A node's frame.

@@ -2,8 +2,10 @@
 //!
 //! Each session records the result of every call its client has not yet acknowledged (calls
 //! below the client's `acked_below` are forgotten). A retry of a recorded call gets the recorded
-//! result; a retry of a parked call re-attaches to the waiter. The table is part of the replicated
-//! state: every replica applies the same calls in the same order and holds the same table.
+//! result; a retry of a parked call re-attaches to the waiter. A call that reuses a recorded
+//! sequence number for a different call (a cloud thread whose replay is not deterministic) is
+//! refused, never applied. The table is part of the replicated state: every replica applies the
+//! same calls in the same order and holds the same table.
 
 use std::collections::BTreeMap;
 
@@ -24,13 +26,20 @@ pub enum CallRecord {
     Done(CallResult),
 }
 
+/// A recorded call: what it was ([`crate::protocol::Call::fingerprint`]) and what it did.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+struct Recorded {
+    fingerprint: u64,
+    record: CallRecord,
+}
+
 /// One client session's recorded calls.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 struct Session {
     /// Calls below this were acknowledged by the client and forgotten here.
     acked_below: u64,
     /// Unacknowledged calls by sequence number.
-    calls: BTreeMap<u64, CallRecord>,
+    calls: BTreeMap<u64, Recorded>,
     /// When the session was last used, in table ticks (for eviction).
     last_used: u64,
 }
@@ -48,6 +57,9 @@ pub enum Admission {
     Stale,
     /// The session has `session_calls_max` unacknowledged calls.
     Full,
+    /// A different call was recorded under this sequence number: the client is replaying
+    /// non-deterministically. Refused, never applied.
+    Diverged,
 }
 
 /// The session table, bounded in sessions and in unacknowledged calls per session.
@@ -69,6 +81,7 @@ impl SessionTable {
         &mut self,
         id: CallId,
         acked_below: u64,
+        fingerprint: u64,
         session_calls_max: usize,
         sessions_max: usize,
     ) -> Admission {
@@ -81,8 +94,11 @@ impl SessionTable {
                     Admission::Stale
                 } else {
                     match session.calls.get(&id.seq) {
-                        Some(CallRecord::Done(result)) => Admission::Answered(result.clone()),
-                        Some(CallRecord::Parked) => Admission::StillParked,
+                        Some(recorded) if recorded.fingerprint != fingerprint => Admission::Diverged,
+                        Some(Recorded { record: CallRecord::Done(result), .. }) => {
+                            Admission::Answered(result.clone())
+                        }
+                        Some(Recorded { record: CallRecord::Parked, .. }) => Admission::StillParked,
                         None if session.calls.len() >= session_calls_max
                             && session.calls.range(acked..).count() >= session_calls_max =>
                         {
@@ -118,13 +134,21 @@ impl SessionTable {
         self.by_last_use.insert(self.ticks, id);
     }
 
-    /// Records what applying a call did. A wakeup of a call whose session was evicted or which
-    /// was acknowledged meanwhile is not recorded.
-    pub fn record(&mut self, id: CallId, record: CallRecord) {
+    /// Records what applying the call `id` with `fingerprint` did.
+    pub fn record(&mut self, id: CallId, fingerprint: u64, record: CallRecord) {
         if let Some(session) = self.sessions.get_mut(&id.session) {
             if id.seq >= session.acked_below {
-                session.calls.insert(id.seq, record);
+                session.calls.insert(id.seq, Recorded { fingerprint, record });
             }
+        }
+    }
+
+    /// Records the answer of a parked call that was woken or timed out. A call whose session
+    /// was evicted or which was acknowledged meanwhile is not recorded.
+    pub fn complete(&mut self, id: CallId, result: CallResult) {
+        let recorded = self.sessions.get_mut(&id.session).and_then(|session| session.calls.get_mut(&id.seq));
+        if let Some(recorded) = recorded {
+            recorded.record = CallRecord::Done(result);
         }
     }
 
@@ -157,27 +181,38 @@ mod tests {
     #[test]
     fn retries_get_the_recorded_answer_until_acknowledged() {
         let mut table = SessionTable::default();
-        assert_eq!(table.admit(id(1), 1, 8, 8), Admission::Apply);
-        table.record(id(1), CallRecord::Done(Ok(vec![42])));
-        assert_eq!(table.admit(id(1), 1, 8, 8), Admission::Answered(Ok(vec![42])));
-        assert_eq!(table.admit(id(2), 2, 8, 8), Admission::Apply);
-        assert_eq!(table.admit(id(1), 2, 8, 8), Admission::Stale);
+        assert_eq!(table.admit(id(1), 1, 9, 8, 8), Admission::Apply);
+        table.record(id(1), 9, CallRecord::Done(Ok(vec![42])));
+        assert_eq!(table.admit(id(1), 1, 9, 8, 8), Admission::Answered(Ok(vec![42])));
+        assert_eq!(table.admit(id(2), 2, 9, 8, 8), Admission::Apply);
+        assert_eq!(table.admit(id(1), 2, 9, 8, 8), Admission::Stale);
+    }
+
+    #[test]
+    fn a_different_call_under_a_recorded_sequence_number_is_refused() {
+        let mut table = SessionTable::default();
+        assert_eq!(table.admit(id(1), 1, 9, 8, 8), Admission::Apply);
+        table.record(id(1), 9, CallRecord::Parked);
+        assert_eq!(table.admit(id(1), 1, 10, 8, 8), Admission::Diverged);
+        table.complete(id(1), Ok(vec![1]));
+        assert_eq!(table.admit(id(1), 1, 10, 8, 8), Admission::Diverged);
+        assert_eq!(table.admit(id(1), 1, 9, 8, 8), Admission::Answered(Ok(vec![1])));
     }
 
     #[test]
     fn parked_calls_reattach_and_limits_hold() {
         let mut table = SessionTable::default();
-        assert_eq!(table.admit(id(1), 1, 1, 8), Admission::Apply);
-        table.record(id(1), CallRecord::Parked);
-        assert_eq!(table.admit(id(1), 1, 1, 8), Admission::StillParked);
-        assert_eq!(table.admit(id(2), 1, 1, 8), Admission::Full);
+        assert_eq!(table.admit(id(1), 1, 0, 1, 8), Admission::Apply);
+        table.record(id(1), 0, CallRecord::Parked);
+        assert_eq!(table.admit(id(1), 1, 0, 1, 8), Admission::StillParked);
+        assert_eq!(table.admit(id(2), 1, 0, 1, 8), Admission::Full);
     }
 
     #[test]
     fn least_recently_used_session_is_evicted() {
         let mut table = SessionTable::default();
         for session in 0..3 {
-            table.admit(CallId { session, seq: 1 }, 1, 8, 2);
+            table.admit(CallId { session, seq: 1 }, 1, 0, 8, 2);
         }
         assert_eq!(table.len(), 2);
         assert!(!table.sessions.contains_key(&0));

@@ -56,25 +56,38 @@ pub struct ShardImage {
 impl Shard {
     /// Classifies an arriving call (see [`SessionTable::admit`]); only `Apply` changes the shard.
     pub fn admit(&mut self, call: &Call, limits: SessionLimits) -> Admission {
-        self.sessions.admit(call.id, call.acked_below, limits.session_calls_max, limits.sessions_max)
+        let fingerprint = call.fingerprint();
+        self.sessions.admit(
+            call.id,
+            call.acked_below,
+            fingerprint,
+            limits.session_calls_max,
+            limits.sessions_max,
+        )
     }
 
     /// Applies a call that [`Shard::admit`] admitted, recording its outcome.
     pub fn apply(&mut self, registry: &Registry, call: &Call) -> Effects {
         let mut effects = Effects::default();
+        let fingerprint = call.fingerprint();
         let result = match &call.action {
             Action::Create { state } => self.create(registry, &call.key, &call.type_name, state),
+            Action::Release => Ok(Vec::new()),
             Action::Invoke { method, args } => {
                 match self.invoke(registry, call.id, &call.key, &call.type_name, method, args) {
                     Ok(Invoked { result: Some(result), wakeups, .. }) => {
                         effects.answers.push((call.id, Ok(result)));
                         self.complete(wakeups, &mut effects);
-                        self.sessions.record(call.id, CallRecord::Done(effects.answers[0].1.clone()));
+                        self.sessions.record(
+                            call.id,
+                            fingerprint,
+                            CallRecord::Done(effects.answers[0].1.clone()),
+                        );
                         return effects;
                     }
                     Ok(Invoked { result: None, timeout_ms: timeout, wakeups }) => {
                         self.parked.insert(call.id, timeout);
-                        self.sessions.record(call.id, CallRecord::Parked);
+                        self.sessions.record(call.id, fingerprint, CallRecord::Parked);
                         effects.parked = Some(timeout);
                         self.complete(wakeups, &mut effects);
                         return effects;
@@ -83,7 +96,7 @@ impl Shard {
                 }
             }
         };
-        self.sessions.record(call.id, CallRecord::Done(result.clone()));
+        self.sessions.record(call.id, fingerprint, CallRecord::Done(result.clone()));
         effects.answers.push((call.id, result));
         effects
     }
@@ -186,7 +199,7 @@ impl Shard {
         for (waiter, answer) in completed {
             self.parked.remove(&waiter);
             let result: CallResult = Ok(answer);
-            self.sessions.record(waiter, CallRecord::Done(result.clone()));
+            self.sessions.complete(waiter, result.clone());
             effects.answers.push((waiter, result));
         }
     }

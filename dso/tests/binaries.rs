@@ -103,7 +103,12 @@ async fn a_dead_server_gives_a_clear_error_not_a_hang() {
 
     let mut server = start_server(&addr, &[]);
     let config = ClientConfig {
-        session: SessionConfig { resend_after_ms: 100, call_timeout_ms: Some(1_000), in_flight_max: 8 },
+        session: SessionConfig {
+            resend_after_ms: 100,
+            call_timeout_ms: Some(1_000),
+            in_flight_max: 8,
+            retain_records: false,
+        },
         ..ClientConfig::default()
     };
     let client = connect_when_ready(&addr, config).await;

@@ -48,7 +48,12 @@ async fn run(skip_deduplication: bool) -> Observed {
     madsim::time::sleep(Duration::from_millis(100)).await;
 
     let config = ClientConfig {
-        session: SessionConfig { resend_after_ms: 200, call_timeout_ms: None, in_flight_max: 16 },
+        session: SessionConfig {
+            resend_after_ms: 200,
+            call_timeout_ms: None,
+            in_flight_max: 16,
+            retain_records: false,
+        },
         ..ClientConfig::default()
     };
     let mut clients = Vec::new();

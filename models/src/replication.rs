@@ -321,7 +321,8 @@ pub enum Timer {
 
 /// Resends per call: enough to outlast a lost message and a failover.
 const RESENDS_MAX: u8 = 3;
-const SESSION: SessionConfig = SessionConfig { resend_after_ms: 1, call_timeout_ms: None, in_flight_max: 1 };
+const SESSION: SessionConfig =
+    SessionConfig { resend_after_ms: 1, call_timeout_ms: None, in_flight_max: 1, retain_records: false };
 /// Ticks carry heartbeats, resends, polls; suspicion comes only from the nemesis.
 const TIMING: ClusterTiming =
     ClusterTiming { tick_ms: 1, suspect_after_ms: u64::MAX, poll_every_ticks: u64::MAX };

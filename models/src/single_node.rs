@@ -159,7 +159,8 @@ pub struct Resend;
 fn server() -> Id {
     Id::from(0)
 }
-const SESSION: SessionConfig = SessionConfig { resend_after_ms: 1, call_timeout_ms: None, in_flight_max: 1 };
+const SESSION: SessionConfig =
+    SessionConfig { resend_after_ms: 1, call_timeout_ms: None, in_flight_max: 1, retain_records: false };
 
 impl DsoActor {
     fn start_next(script: &[AtomicLongOp], resends_max: u8, state: &mut ActorState, o: &mut Out<Self>) {

@@ -220,7 +220,12 @@ impl Recorder {
 }
 
 const CLIENT: ClientConfig = ClientConfig {
-    session: SessionConfig { resend_after_ms: 300, call_timeout_ms: Some(8_000), in_flight_max: 1 },
+    session: SessionConfig {
+        resend_after_ms: 300,
+        call_timeout_ms: Some(8_000),
+        in_flight_max: 1,
+        retain_records: false,
+    },
     session_id: None,
     connect_timeout_ms: 1_000,
     frame_bytes_max: crucial_dso::codec::FRAME_BYTES_MAX_DEFAULT,

@@ -406,6 +406,9 @@ impl Node {
             Admission::Full => {
                 self.reply(from, id, Err(CallError::TooManyInFlight { limit: self.config.session_calls_max }))
             }
+            Admission::Diverged => {
+                self.reply(from, id, Err(CallError::Nondeterministic { session: id.session, seq: id.seq }))
+            }
         }
         self.check_invariants();
     }

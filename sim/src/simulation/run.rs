@@ -282,8 +282,12 @@ pub struct Simulation {
     trace: Vec<String>,
 }
 
-const SESSION: SessionConfig =
-    SessionConfig { resend_after_ms: 100, call_timeout_ms: Some(2_000), in_flight_max: 1 };
+const SESSION: SessionConfig = SessionConfig {
+    resend_after_ms: 100,
+    call_timeout_ms: Some(2_000),
+    in_flight_max: 1,
+    retain_records: false,
+};
 /// Members tick every 20 ms and suspect a peer silent for 300 ms.
 const TIMING: ClusterTiming = ClusterTiming { tick_ms: 20, suspect_after_ms: 300, poll_every_ticks: 10 };
 /// No operation is issued this close to the end of a run: longer than a call may take.

@@ -1,0 +1,83 @@
+//! The [`Executor`] trait: where cloud threads run.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::invocation::{Invocation, Report};
+use crate::{ThreadError, ThreadId};
+
+/// A boxed, sendable future (what [`Executor::invoke`] returns).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Limits of one invocation, from [`crate::Builder`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvokeOptions {
+    /// The invocation is stopped after this long.
+    pub timeout: Duration,
+    /// Memory for the function, where the provider sizes it (Lambda).
+    pub memory_mb: u32,
+}
+
+/// Runs invocations of cloud threads: in-process ([`crate::Local`]), on AWS Lambda
+/// (`Lambda`, feature `lambda`), or on simulated nodes.
+pub trait Executor: Send + Sync + 'static {
+    /// Runs one invocation to its end and returns its report, or why the provider could not
+    /// run it (crash, timeout, throttling, payload limits). Never retries: the caller does.
+    fn invoke(
+        &self,
+        invocation: Invocation,
+        options: InvokeOptions,
+    ) -> BoxFuture<'static, Result<Report, ThreadError>>;
+
+    /// The DSO members threads connect to (`HOST:PORT`).
+    fn dso_members(&self) -> Vec<String>;
+
+    /// A fresh thread id in this executor's job.
+    fn next_thread_id(&self) -> ThreadId;
+}
+
+impl<E: Executor + ?Sized> Executor for Arc<E> {
+    fn invoke(
+        &self,
+        invocation: Invocation,
+        options: InvokeOptions,
+    ) -> BoxFuture<'static, Result<Report, ThreadError>> {
+        (**self).invoke(invocation, options)
+    }
+
+    fn dso_members(&self) -> Vec<String> {
+        (**self).dso_members()
+    }
+
+    fn next_thread_id(&self) -> ThreadId {
+        (**self).next_thread_id()
+    }
+}
+
+/// Hands out thread ids of one job, in spawn order.
+#[derive(Debug)]
+pub struct ThreadIds {
+    job: u64,
+    next_index: AtomicU64,
+}
+
+impl ThreadIds {
+    /// Ids of job `job`.
+    pub fn new(job: u64) -> Self {
+        ThreadIds { job, next_index: AtomicU64::new(0) }
+    }
+
+    /// Ids of a random job (a program run that does not want to replay an earlier one).
+    pub fn random() -> Self {
+        use rand::{RngCore, SeedableRng};
+        ThreadIds::new(rand::rngs::SmallRng::from_os_rng().next_u64())
+    }
+
+    /// The next id.
+    pub fn next(&self) -> ThreadId {
+        ThreadId { job: self.job, index: self.next_index.fetch_add(1, Ordering::Relaxed) }
+    }
+}

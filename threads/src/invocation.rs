@@ -1,0 +1,52 @@
+//! What travels to an invocation (an [`Invocation`], the function's input) and back from it (a
+//! [`Report`], the function's output). Both are JSON, as a Lambda function's payloads are, and
+//! every executor encodes them, so a type that cannot travel fails on the local executor too.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ThreadError, ThreadId};
+
+/// One invocation of a cloud thread.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Invocation {
+    /// The thread.
+    pub thread: ThreadId,
+    /// The DSO session the thread's calls use: [`ThreadId::session`], the same for every
+    /// invocation of the thread, which is what makes retries and duplicates replay.
+    pub session: u64,
+    /// 0 for the first invocation; retries and speculative duplicates count up.
+    pub attempt: u32,
+    /// The registered name of the runnable.
+    pub name: String,
+    /// The runnable, as JSON.
+    pub input: serde_json::Value,
+    /// DSO members to connect to (`HOST:PORT`); empty: the handler's `CRUCIAL_DSO` variable.
+    #[serde(default)]
+    pub dso: Vec<String>,
+}
+
+/// How an invocation ended: the thread's output or why there is none, and its log lines.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The runnable's output as JSON, or the error.
+    pub outcome: Result<serde_json::Value, ThreadError>,
+    /// The thread's log lines ([`crate::Context::log`]).
+    #[serde(default)]
+    pub logs: Vec<String>,
+    /// Whether the answer is the result an earlier invocation stored: the thread had already
+    /// finished and this invocation did not run it.
+    #[serde(default)]
+    pub stored: bool,
+}
+
+impl Report {
+    /// A report of an invocation that ran nothing and failed with `error`.
+    pub fn error(error: ThreadError) -> Report {
+        Report { outcome: Err(error), logs: Vec::new(), stored: false }
+    }
+
+    /// Encodes the report as its JSON payload.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a report is plain JSON data")
+    }
+}

@@ -1,0 +1,184 @@
+//! [`Local`]: cloud threads as in-process tasks, each with its own DSO session. The default
+//! executor: with no DSO given it starts an embedded server. It still encodes every
+//! invocation and report as JSON, so a type that could not travel to a Lambda function fails
+//! here too.
+
+use std::sync::Arc;
+
+use crucial_dso::{Dso, Server};
+use parking_lot::Mutex;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::executor::{BoxFuture, Executor, InvokeOptions, ThreadIds};
+use crate::invocation::{Invocation, Report};
+use crate::worker::{self, Hooks};
+use crate::{ThreadError, ThreadId};
+
+/// Faults the local executor injects, from a seed (for tests of exactly-once effects).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalFaults {
+    /// The seed of the fault choices.
+    pub seed: u64,
+    /// Invocations with an attempt number below this are killed after a number of DSO calls
+    /// drawn uniformly from `1..=kill_within_calls` (a thread that makes fewer calls
+    /// finishes).
+    pub kill_attempts_below: u32,
+    /// The range of the kill point, in calls.
+    pub kill_within_calls: u64,
+}
+
+/// The in-process executor. Cheap to clone; clones share the DSO connection and the job.
+#[derive(Clone, Debug)]
+pub struct Local {
+    inner: Arc<LocalInner>,
+}
+
+#[derive(Debug)]
+struct LocalInner {
+    members: Vec<String>,
+    /// The invoker's own session: stored results, event deliveries.
+    control: Dso,
+    ids: ThreadIds,
+    faults: Option<(LocalFaults, Mutex<SmallRng>)>,
+    /// The embedded server, if this executor started one (stops with the executor).
+    _embedded: Option<Server>,
+}
+
+impl Local {
+    /// An executor with an embedded DSO server on loopback.
+    pub async fn embedded() -> Result<Local, ThreadError> {
+        LocalBuilder::default().start().await
+    }
+
+    /// An executor whose threads use the DSO cluster at `members` (`HOST:PORT`, any member).
+    pub async fn connect(members: Vec<String>) -> Result<Local, ThreadError> {
+        LocalBuilder::default().dso(members).start().await
+    }
+
+    /// Settings beyond the defaults.
+    pub fn builder() -> LocalBuilder {
+        LocalBuilder::default()
+    }
+
+    /// The invoker's DSO client (its own session), for the program's own calls.
+    pub fn dso(&self) -> &Dso {
+        &self.inner.control
+    }
+}
+
+/// Builds a [`Local`] executor.
+#[derive(Clone, Debug, Default)]
+pub struct LocalBuilder {
+    members: Option<Vec<String>>,
+    job: Option<u64>,
+    faults: Option<LocalFaults>,
+}
+
+impl LocalBuilder {
+    /// Use the DSO cluster at `members` instead of an embedded server.
+    pub fn dso(mut self, members: Vec<String>) -> Self {
+        self.members = Some(members);
+        self
+    }
+
+    /// Thread ids of job `job` (to replay a whole program run); a random job otherwise.
+    pub fn job(mut self, job: u64) -> Self {
+        self.job = Some(job);
+        self
+    }
+
+    /// Inject `faults`.
+    pub fn faults(mut self, faults: LocalFaults) -> Self {
+        self.faults = Some(faults);
+        self
+    }
+
+    /// Starts the executor (and the embedded server, if no cluster was given).
+    pub async fn start(self) -> Result<Local, ThreadError> {
+        crate::Registry::global()?;
+        let (members, embedded) = match self.members {
+            Some(members) => (members, None),
+            None => {
+                let server = Server::embedded()
+                    .await
+                    .map_err(|error| ThreadError::DsoUnavailable { reason: error.to_string() })?;
+                (vec![server.local_addr().to_string()], Some(server))
+            }
+        };
+        let control = crate::connect_control(&members).await?;
+        let ids = self.job.map_or_else(ThreadIds::random, ThreadIds::new);
+        let faults = self.faults.map(|faults| (faults, Mutex::new(SmallRng::seed_from_u64(faults.seed))));
+        Ok(Local { inner: Arc::new(LocalInner { members, control, ids, faults, _embedded: embedded }) })
+    }
+}
+
+impl LocalInner {
+    fn hooks(&self, invocation: &Invocation) -> Hooks {
+        match &self.faults {
+            Some((faults, rng)) if invocation.attempt < faults.kill_attempts_below => {
+                let calls = rng.lock().random_range(1..=faults.kill_within_calls.max(1));
+                Hooks { kill_after_calls: Some(calls) }
+            }
+            _ => Hooks::default(),
+        }
+    }
+}
+
+impl Executor for Local {
+    fn invoke(
+        &self,
+        invocation: Invocation,
+        options: InvokeOptions,
+    ) -> BoxFuture<'static, Result<Report, ThreadError>> {
+        let inner = self.inner.clone();
+        let thread = invocation.thread;
+        let payload = serde_json::to_vec(&invocation);
+        Box::pin(async move {
+            let payload = payload.map_err(|error| bad_input(&invocation.name, error))?;
+            let invocation: Invocation =
+                serde_json::from_slice(&payload).map_err(|error| bad_input(&invocation.name, error))?;
+            let hooks = inner.hooks(&invocation);
+            let running = inner.clone();
+            let mut task =
+                tokio::spawn(async move { worker::run(&running.control, invocation, hooks).await });
+            let report = tokio::select! {
+                joined = &mut task => joined,
+                _ = tokio::time::sleep(options.timeout) => {
+                    task.abort();
+                    return Err(ThreadError::TimedOut { thread: thread.to_string(), after_ms: options.timeout.as_millis() as u64 });
+                }
+            };
+            match report {
+                Ok(Some(report)) => round_trip(thread, &report),
+                Ok(None) => Err(ThreadError::Invocation {
+                    thread: thread.to_string(),
+                    reason: "killed mid-run (injected fault)".into(),
+                }),
+                Err(join) => {
+                    Err(ThreadError::Invocation { thread: thread.to_string(), reason: join.to_string() })
+                }
+            }
+        })
+    }
+
+    fn dso_members(&self) -> Vec<String> {
+        self.inner.members.clone()
+    }
+
+    fn next_thread_id(&self) -> ThreadId {
+        self.inner.ids.next()
+    }
+}
+
+/// Encodes and decodes a report, as a provider's response would be.
+fn round_trip(thread: ThreadId, report: &Report) -> Result<Report, ThreadError> {
+    serde_json::from_slice(&report.to_json()).map_err(|error| ThreadError::Invocation {
+        thread: thread.to_string(),
+        reason: format!("bad report: {error}"),
+    })
+}
+
+fn bad_input(name: &str, error: serde_json::Error) -> ThreadError {
+    ThreadError::BadInput { name: name.to_string(), reason: error.to_string() }
+}

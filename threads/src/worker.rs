@@ -1,0 +1,187 @@
+//! The thread side of an invocation, the same under every executor (in-process, in a Lambda
+//! handler, on a simulated node): look for a stored result, run the runnable in the thread's DSO
+//! session, store the result, release the session's records.
+//!
+//! Exactly-once: the session comes from the thread id, so a retry or duplicate sends the same
+//! calls with the same sequence numbers, and each key's session table answers those it recorded
+//! without applying them again. The records outlive the session's answers (the session never
+//! acknowledges, [`crucial_dso::client_session::SessionConfig::retain_records`]) until the
+//! thread's result is stored under [`ThreadId::result_key`]; then one
+//! [`crucial_dso::protocol::Action::Release`] per key drops them. An invocation that starts
+//! after that finds the stored result and returns it without running; one that was still
+//! replaying when the records went gets its calls refused as stale, and it too returns the
+//! stored result.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use crucial_dso::client::ClientConfig;
+use crucial_dso::client_session::SessionConfig;
+use crucial_dso::{CallError, Dso, DsoError, Value};
+use tracing::Instrument;
+
+use crate::invocation::{Invocation, Report};
+use crate::runnable::{Registry, RunFailure};
+use crate::{Context, ThreadError, ThreadId};
+
+/// Faults an executor injects into an invocation (for tests and the simulator).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hooks {
+    /// Stop the invocation dead once this many DSO calls were sent (the last one may be
+    /// applied, its answer is never seen), as a crash of the function would.
+    pub kill_after_calls: Option<u64>,
+}
+
+/// Runs one invocation; `None` if a hook killed it.
+pub async fn run(control: &Dso, invocation: Invocation, hooks: Hooks) -> Option<Report> {
+    let thread = invocation.thread;
+    let entry = match Registry::global().and_then(|registry| registry.get(&invocation.name)) {
+        Ok(entry) => entry,
+        Err(error) => return Some(store(control, thread, Report::error(error)).await),
+    };
+    match stored_report(control, thread).await {
+        Ok(Some(report)) => return Some(report),
+        Ok(None) => {}
+        Err(error) => return Some(Report::error(unavailable(error))),
+    }
+    let dso = match connect_session(&invocation).await {
+        Ok(dso) => dso,
+        Err(error) => return Some(Report::error(unavailable(error))),
+    };
+    let ctx = Arc::new(Context::new(thread, invocation.attempt, dso.clone()));
+    let running = match entry.start(invocation.input, ctx.clone()) {
+        Ok(running) => running,
+        Err(error) => return Some(store(control, thread, Report::error(error)).await),
+    };
+    let span = ctx.span().clone();
+    let task = tokio::spawn(
+        KillAfter { running, dso: dso.clone(), calls_max: hooks.kill_after_calls }.instrument(span),
+    );
+    let outcome = match task.await {
+        Ok(None) => return None,
+        Ok(Some(Ok(output))) => Ok(output),
+        Ok(Some(Err(RunFailure::Failed(message)))) => Err(failure(thread, &dso, message)),
+        Ok(Some(Err(RunFailure::Output(reason)))) => {
+            Err(ThreadError::BadOutput { thread: thread.to_string(), reason })
+        }
+        Err(join) if join.is_panic() => Err(ThreadError::Panicked {
+            thread: thread.to_string(),
+            message: panic_message(join.into_panic()),
+        }),
+        Err(join) => Err(ThreadError::Invocation { thread: thread.to_string(), reason: join.to_string() }),
+    };
+    if matches!(dso.session_refusal(), Some(CallError::StaleCall { .. })) {
+        // Another invocation finished the thread and released its records meanwhile.
+        if let Ok(Some(report)) = stored_report(control, thread).await {
+            return Some(report);
+        }
+    }
+    let report = store(control, thread, Report { outcome, logs: ctx.take_logs(), stored: false }).await;
+    if let Err(error) = dso.release_records().await {
+        tracing::warn!(%thread, %error, "could not release the thread's records (they stay until evicted)");
+    }
+    Some(report)
+}
+
+/// The error a runnable's own failure stands for: a refusal of the thread's session says more
+/// than the runnable's message.
+fn failure(thread: ThreadId, dso: &Dso, message: String) -> ThreadError {
+    let thread = thread.to_string();
+    match dso.session_refusal() {
+        Some(refusal @ CallError::Nondeterministic { .. }) => {
+            ThreadError::Nondeterministic { thread, detail: refusal.to_string() }
+        }
+        Some(refusal @ CallError::TooManyInFlight { .. }) => {
+            ThreadError::RecordsExceeded { thread, detail: refusal.to_string() }
+        }
+        _ => ThreadError::Failed { thread, message },
+    }
+}
+
+fn unavailable(error: DsoError) -> ThreadError {
+    ThreadError::DsoUnavailable { reason: error.to_string() }
+}
+
+/// The report an earlier invocation of `thread` stored, if any.
+pub async fn stored_report(control: &Dso, thread: ThreadId) -> Result<Option<Report>, DsoError> {
+    match control.future(thread.result_key()).try_get().await? {
+        Some(value) => decode_stored(thread, value).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Decodes a stored report, marking it as stored.
+pub(crate) fn decode_stored(thread: ThreadId, value: Value) -> Result<Report, DsoError> {
+    let Value::Str(json) = value else {
+        return Err(DsoError::Codec(format!("the result of thread {thread} is not a report")));
+    };
+    let report: Report = serde_json::from_str(&json).map_err(|error| DsoError::Codec(error.to_string()))?;
+    Ok(Report { stored: true, ..report })
+}
+
+/// Stores `report` as the thread's result unless one is stored already (then that one wins, so
+/// every invocation of a thread reports the same outcome). A report that cannot be stored is
+/// returned as it is.
+async fn store(control: &Dso, thread: ThreadId, report: Report) -> Report {
+    let json = String::from_utf8(report.to_json()).expect("JSON is UTF-8");
+    match control.future(thread.result_key()).set(Value::Str(json)).await {
+        Ok(true) => report,
+        Ok(false) => match stored_report(control, thread).await {
+            Ok(Some(stored)) => stored,
+            _ => report,
+        },
+        Err(error) => {
+            tracing::warn!(%thread, %error, "could not store the thread's result");
+            report
+        }
+    }
+}
+
+/// Connects the thread's own session (records retained for replays) to the first member that
+/// answers.
+async fn connect_session(invocation: &Invocation) -> Result<Dso, DsoError> {
+    let config = ClientConfig {
+        session_id: Some(invocation.session),
+        session: SessionConfig { call_timeout_ms: None, retain_records: true, ..SessionConfig::default() },
+        ..ClientConfig::default()
+    };
+    let mut last = DsoError::Unavailable { addr: String::new(), reason: "no DSO member given".into() };
+    for member in &invocation.dso {
+        match Dso::connect_with(member.clone(), config.clone()).await {
+            Ok(dso) => return Ok(dso),
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(message) => message.to_string(),
+            Err(_) => "a panic without a message".into(),
+        },
+    }
+}
+
+/// Runs the runnable, unless `calls_max` DSO calls were sent: then stops it the moment it is
+/// polled again (it was waiting for the last call's answer), as a crash would.
+struct KillAfter {
+    running: crate::runnable::RunFuture,
+    dso: Dso,
+    calls_max: Option<u64>,
+}
+
+impl Future for KillAfter {
+    type Output = Option<Result<serde_json::Value, RunFailure>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        if self.calls_max.is_some_and(|calls_max| self.dso.calls_started() >= calls_max) {
+            return Poll::Ready(None);
+        }
+        self.running.as_mut().poll(cx).map(Some)
+    }
+}

@@ -1,0 +1,145 @@
+//! Exactly-once effects under faults: threads killed at a random call and retried, half of
+//! them also duplicated concurrently, leave the effects of one clean run each. The canary
+//! (a fresh DSO session per attempt, so retries apply again) must be caught.
+
+use std::time::Duration;
+
+use crucial_threads::{
+    Builder, CloudThread, Context, Executor, Invocation, InvokeOptions, Local, LocalFaults, Runnable,
+    ThreadError,
+};
+use serde::{Deserialize, Serialize};
+
+/// Adds 1 to the counter `key` `times` times, one call after another; returns the last value.
+#[derive(Serialize, Deserialize)]
+struct AddOnes {
+    key: String,
+    times: u64,
+}
+
+impl Runnable for AddOnes {
+    const NAME: &'static str = "test.add_ones";
+    type Output = i64;
+    type Error = crucial_dso::DsoError;
+
+    async fn run(self, ctx: &Context) -> Result<i64, Self::Error> {
+        let counter = ctx.dso().counter(&self.key);
+        let mut last = 0;
+        for _ in 0..self.times {
+            last = counter.add(1).await?;
+        }
+        Ok(last)
+    }
+}
+
+crucial_threads::register!(AddOnes);
+
+const THREADS: u64 = 12;
+const ADDS: u64 = 40;
+
+/// Runs `THREADS` threads of `ADDS` additions, every first attempt killed at a random call,
+/// every other thread also duplicated at once; returns the counter's final value.
+async fn counter_after_faults(seed: u64, canary: bool) -> i64 {
+    let faults = LocalFaults { seed, kill_attempts_below: 1, kill_within_calls: ADDS };
+    let executor = Local::builder().faults(faults).start().await.unwrap();
+    let key = format!("exactly-once-{seed}");
+    let mut handles = Vec::new();
+    for thread in 0..THREADS {
+        let mut builder = CloudThread::builder().retries(3).timeout(Duration::from_secs(30));
+        if thread % 2 == 0 {
+            builder = builder.backup_after(Duration::ZERO);
+        }
+        if canary {
+            builder = canary_switch(builder);
+        }
+        handles.push(builder.spawn(&executor, AddOnes { key: key.clone(), times: ADDS }));
+    }
+    for handle in handles {
+        let last = handle.join().await.expect("every thread finishes within its retries");
+        assert!(last >= ADDS as i64);
+    }
+    executor.dso().counter(&key).get().await.unwrap()
+}
+
+#[cfg(feature = "canary")]
+fn canary_switch(builder: Builder) -> Builder {
+    builder.canary_fresh_session_per_attempt()
+}
+
+#[cfg(not(feature = "canary"))]
+fn canary_switch(_builder: Builder) -> Builder {
+    unreachable!("the canary runs only with the `canary` feature")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_retried_and_duplicated_threads_add_exactly_once() {
+    for seed in 1..=5 {
+        assert_eq!(counter_after_faults(seed, false).await, (THREADS * ADDS) as i64, "seed {seed}");
+    }
+}
+
+#[cfg(feature = "canary")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fresh_session_canary_is_caught() {
+    for seed in 1..=3 {
+        let total = counter_after_faults(seed, true).await;
+        assert!(total > (THREADS * ADDS) as i64, "seed {seed}: the canary must over-count, got {total}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_after_completion_returns_the_stored_result_without_running() {
+    let executor = Local::embedded().await.unwrap();
+    let handle = CloudThread::spawn(&executor, AddOnes { key: "done".into(), times: 3 });
+    let thread = handle.thread_id();
+    assert_eq!(handle.join().await, Ok(3));
+    let late = Invocation {
+        thread,
+        session: thread.session(),
+        attempt: 7,
+        name: AddOnes::NAME.into(),
+        input: serde_json::to_value(AddOnes { key: "done".into(), times: 3 }).unwrap(),
+        dso: executor.dso_members(),
+    };
+    let options = InvokeOptions { timeout: Duration::from_secs(10), memory_mb: 128 };
+    let report = executor.invoke(late, options).await.unwrap();
+    assert!(report.stored, "the late duplicate must not run");
+    assert_eq!(report.outcome, Ok(serde_json::json!(3)));
+    assert_eq!(executor.dso().counter("done").get().await.unwrap(), 3);
+}
+
+/// Adds `1 + attempt` (non-deterministic: a retry sends another call under the same number).
+#[derive(Serialize, Deserialize)]
+struct AddsItsAttempt;
+
+impl Runnable for AddsItsAttempt {
+    const NAME: &'static str = "test.adds_its_attempt";
+    type Output = i64;
+    type Error = crucial_dso::DsoError;
+
+    async fn run(self, ctx: &Context) -> Result<i64, Self::Error> {
+        let counter = ctx.dso().counter("nondeterministic");
+        counter.add(1 + i64::from(ctx.attempt())).await?;
+        counter.add(1).await
+    }
+}
+
+crucial_threads::register!(AddsItsAttempt);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_deterministic_replay_is_refused_not_applied() {
+    let faults = LocalFaults { seed: 1, kill_attempts_below: 1, kill_within_calls: 1 };
+    let executor = Local::builder().faults(faults).start().await.unwrap();
+    let handle = CloudThread::builder().retries(2).spawn(&executor, AddsItsAttempt);
+    match handle.join().await {
+        Err(ThreadError::Nondeterministic { detail, .. }) => {
+            assert!(detail.contains("non-deterministic"), "{detail}")
+        }
+        other => panic!("expected a non-deterministic replay, got {other:?}"),
+    }
+    assert_eq!(
+        executor.dso().counter("nondeterministic").get().await.unwrap(),
+        1,
+        "only the first run's call applied"
+    );
+}
