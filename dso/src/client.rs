@@ -44,6 +44,10 @@ pub struct ClientConfig {
     pub connect_timeout_ms: u64,
     /// The largest frame accepted from the server.
     pub frame_bytes_max: usize,
+    /// Fault injection: the session sends this call and then stops dead, as if its process had
+    /// crashed (the call may be applied; its answer is never seen; later calls never leave).
+    /// [`Dso::halted`] says when. For tests and simulators of crashing cloud threads.
+    pub halt_at_call: Option<u64>,
 }
 
 impl Default for ClientConfig {
@@ -53,6 +57,7 @@ impl Default for ClientConfig {
             session_id: None,
             connect_timeout_ms: 5_000,
             frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
+            halt_at_call: None,
         }
     }
 }
@@ -89,6 +94,9 @@ struct Inner {
     /// The first call refused because of the session itself (a non-deterministic replay, a
     /// stale call, too many records), for a cloud thread to report.
     session_refusal: Mutex<Option<crate::CallError>>,
+    /// Set once the session reached `halt_at_call`; `halt` wakes whoever waits for that.
+    halted: std::sync::atomic::AtomicBool,
+    halt: tokio::sync::Notify,
     /// The keys called, for a session that retains its records (to release them later).
     used_keys: Mutex<std::collections::BTreeSet<String>>,
     generations: AtomicU64,
@@ -121,6 +129,8 @@ impl Dso {
             window: Semaphore::new(config.session.in_flight_max),
             used_keys: Mutex::new(std::collections::BTreeSet::new()),
             session_refusal: Mutex::new(None),
+            halted: std::sync::atomic::AtomicBool::new(false),
+            halt: tokio::sync::Notify::new(),
             generations: AtomicU64::new(0),
             config,
         });
@@ -137,6 +147,17 @@ impl Dso {
     /// How many calls this session has started (its last sequence number).
     pub fn calls_started(&self) -> u64 {
         self.inner.session.lock().calls_started()
+    }
+
+    /// Completes once the session stopped dead at [`ClientConfig::halt_at_call`].
+    pub async fn halted(&self) {
+        loop {
+            let notified = self.inner.halt.notified();
+            if self.inner.halted.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// The first call of this session that a node refused because of the session itself: a
@@ -201,9 +222,16 @@ impl Dso {
             .expect("the window semaphore bounds calls in flight");
         let seq = call.id.seq;
         tracing::debug!(key, type_name, seq, "dso call");
+        let halt_here = inner.config.halt_at_call.map(|halt| seq.cmp(&halt));
+        if halt_here == Some(std::cmp::Ordering::Greater) {
+            return inner.stop_dead().await;
+        }
         inner.pending.lock().insert(seq, answer_tx);
         let abandon = AbandonOnDrop { inner, seq };
         let mut last_error = inner.send(call).await.err();
+        if halt_here == Some(std::cmp::Ordering::Equal) {
+            return inner.stop_dead().await;
+        }
         loop {
             let Some(deadline) = inner.session.lock().call_deadline(seq) else {
                 // Answered between the check and now: the answer is in the channel.
@@ -276,6 +304,13 @@ impl Inner {
 
     fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
+    }
+
+    /// Marks the session halted and never returns (see [`ClientConfig::halt_at_call`]).
+    async fn stop_dead<T>(&self) -> T {
+        self.halted.store(true, Ordering::Release);
+        self.halt.notify_waiters();
+        std::future::pending().await
     }
 
     fn instant_at(&self, ms: u64) -> Instant {

@@ -229,6 +229,7 @@ const CLIENT: ClientConfig = ClientConfig {
     session_id: None,
     connect_timeout_ms: 1_000,
     frame_bytes_max: crucial_dso::codec::FRAME_BYTES_MAX_DEFAULT,
+    halt_at_call: None,
 };
 
 /// Runs the cluster, the workload and the kill; returns what was recorded.

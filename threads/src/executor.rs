@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crucial_dso::Dso;
+
 use crate::invocation::{Invocation, Report};
 use crate::{ThreadError, ThreadId};
 
@@ -37,6 +39,10 @@ pub trait Executor: Send + Sync + 'static {
 
     /// A fresh thread id in this executor's job.
     fn next_thread_id(&self) -> ThreadId;
+
+    /// The invoker's own DSO client (its own session): for the program's calls outside cloud
+    /// threads, stored results and event deliveries.
+    fn dso(&self) -> &Dso;
 }
 
 impl<E: Executor + ?Sized> Executor for Arc<E> {
@@ -54,6 +60,10 @@ impl<E: Executor + ?Sized> Executor for Arc<E> {
 
     fn next_thread_id(&self) -> ThreadId {
         (**self).next_thread_id()
+    }
+
+    fn dso(&self) -> &Dso {
+        (**self).dso()
     }
 }
 

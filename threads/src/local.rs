@@ -3,9 +3,10 @@
 //! invocation and report as JSON, so a type that could not travel to a Lambda function fails
 //! here too.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crucial_dso::{Dso, Server};
+use crucial_dso::{Dso, Server, ServerBuilder};
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -20,9 +21,9 @@ use crate::{ThreadError, ThreadId};
 pub struct LocalFaults {
     /// The seed of the fault choices.
     pub seed: u64,
-    /// Invocations with an attempt number below this are killed after a number of DSO calls
-    /// drawn uniformly from `1..=kill_within_calls` (a thread that makes fewer calls
-    /// finishes).
+    /// Invocations with an attempt number below this are killed right after sending their DSO
+    /// call number `n`, drawn uniformly from `1..=kill_within_calls` (a thread that makes
+    /// fewer calls finishes).
     pub kill_attempts_below: u32,
     /// The range of the kill point, in calls.
     pub kill_within_calls: u64,
@@ -60,17 +61,13 @@ impl Local {
     pub fn builder() -> LocalBuilder {
         LocalBuilder::default()
     }
-
-    /// The invoker's DSO client (its own session), for the program's own calls.
-    pub fn dso(&self) -> &Dso {
-        &self.inner.control
-    }
 }
 
 /// Builds a [`Local`] executor.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct LocalBuilder {
     members: Option<Vec<String>>,
+    server: Option<ServerBuilder>,
     job: Option<u64>,
     faults: Option<LocalFaults>,
 }
@@ -79,6 +76,13 @@ impl LocalBuilder {
     /// Use the DSO cluster at `members` instead of an embedded server.
     pub fn dso(mut self, members: Vec<String>) -> Self {
         self.members = Some(members);
+        self
+    }
+
+    /// The embedded server to start (to register the program's own object types); it is
+    /// bound to a free loopback port. Ignored with [`LocalBuilder::dso`].
+    pub fn embedded_server(mut self, server: ServerBuilder) -> Self {
+        self.server = Some(server);
         self
     }
 
@@ -100,7 +104,9 @@ impl LocalBuilder {
         let (members, embedded) = match self.members {
             Some(members) => (members, None),
             None => {
-                let server = Server::embedded()
+                let server = (self.server.unwrap_or_default())
+                    .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                    .start()
                     .await
                     .map_err(|error| ThreadError::DsoUnavailable { reason: error.to_string() })?;
                 (vec![server.local_addr().to_string()], Some(server))
@@ -118,7 +124,7 @@ impl LocalInner {
         match &self.faults {
             Some((faults, rng)) if invocation.attempt < faults.kill_attempts_below => {
                 let calls = rng.lock().random_range(1..=faults.kill_within_calls.max(1));
-                Hooks { kill_after_calls: Some(calls) }
+                Hooks { kill_at_call: Some(calls) }
             }
             _ => Hooks::default(),
         }
@@ -168,6 +174,10 @@ impl Executor for Local {
 
     fn next_thread_id(&self) -> ThreadId {
         self.inner.ids.next()
+    }
+
+    fn dso(&self) -> &Dso {
+        &self.inner.control
     }
 }
 

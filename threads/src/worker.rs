@@ -12,10 +12,7 @@
 //! replaying when the records went gets its calls refused as stale, and it too returns the
 //! stored result.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 
 use crucial_dso::client::ClientConfig;
 use crucial_dso::client_session::SessionConfig;
@@ -29,9 +26,9 @@ use crate::{Context, ThreadError, ThreadId};
 /// Faults an executor injects into an invocation (for tests and the simulator).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Hooks {
-    /// Stop the invocation dead once this many DSO calls were sent (the last one may be
-    /// applied, its answer is never seen), as a crash of the function would.
-    pub kill_after_calls: Option<u64>,
+    /// Kill the invocation right after it sent its DSO call number `kill_at_call` (that call
+    /// may be applied, its answer is never seen), as a crash of the function would.
+    pub kill_at_call: Option<u64>,
 }
 
 /// Runs one invocation; `None` if a hook killed it.
@@ -46,7 +43,7 @@ pub async fn run(control: &Dso, invocation: Invocation, hooks: Hooks) -> Option<
         Ok(None) => {}
         Err(error) => return Some(Report::error(unavailable(error))),
     }
-    let dso = match connect_session(&invocation).await {
+    let dso = match connect_session(&invocation, hooks).await {
         Ok(dso) => dso,
         Err(error) => return Some(Report::error(unavailable(error))),
     };
@@ -56,14 +53,18 @@ pub async fn run(control: &Dso, invocation: Invocation, hooks: Hooks) -> Option<
         Err(error) => return Some(store(control, thread, Report::error(error)).await),
     };
     let span = ctx.span().clone();
-    let task = tokio::spawn(
-        KillAfter { running, dso: dso.clone(), calls_max: hooks.kill_after_calls }.instrument(span),
-    );
-    let outcome = match task.await {
-        Ok(None) => return None,
-        Ok(Some(Ok(output))) => Ok(output),
-        Ok(Some(Err(RunFailure::Failed(message)))) => Err(failure(thread, &dso, message)),
-        Ok(Some(Err(RunFailure::Output(reason)))) => {
+    let mut task = tokio::spawn(running.instrument(span));
+    let joined = tokio::select! {
+        joined = &mut task => joined,
+        () = dso.halted() => {
+            task.abort();
+            return None;
+        }
+    };
+    let outcome = match joined {
+        Ok(Ok(output)) => Ok(output),
+        Ok(Err(RunFailure::Failed(message))) => Err(failure(thread, &dso, message)),
+        Ok(Err(RunFailure::Output(reason))) => {
             Err(ThreadError::BadOutput { thread: thread.to_string(), reason })
         }
         Err(join) if join.is_panic() => Err(ThreadError::Panicked {
@@ -141,10 +142,11 @@ async fn store(control: &Dso, thread: ThreadId, report: Report) -> Report {
 
 /// Connects the thread's own session (records retained for replays) to the first member that
 /// answers.
-async fn connect_session(invocation: &Invocation) -> Result<Dso, DsoError> {
+async fn connect_session(invocation: &Invocation, hooks: Hooks) -> Result<Dso, DsoError> {
     let config = ClientConfig {
         session_id: Some(invocation.session),
         session: SessionConfig { call_timeout_ms: None, retain_records: true, ..SessionConfig::default() },
+        halt_at_call: hooks.kill_at_call,
         ..ClientConfig::default()
     };
     let mut last = DsoError::Unavailable { addr: String::new(), reason: "no DSO member given".into() };
@@ -164,24 +166,5 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
             Ok(message) => message.to_string(),
             Err(_) => "a panic without a message".into(),
         },
-    }
-}
-
-/// Runs the runnable, unless `calls_max` DSO calls were sent: then stops it the moment it is
-/// polled again (it was waiting for the last call's answer), as a crash would.
-struct KillAfter {
-    running: crate::runnable::RunFuture,
-    dso: Dso,
-    calls_max: Option<u64>,
-}
-
-impl Future for KillAfter {
-    type Output = Option<Result<serde_json::Value, RunFailure>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        if self.calls_max.is_some_and(|calls_max| self.dso.calls_started() >= calls_max) {
-            return Poll::Ready(None);
-        }
-        self.running.as_mut().poll(cx).map(Some)
     }
 }

@@ -1,0 +1,116 @@
+//! What every example application shares: its command line (`--executor`, `--threads`,
+//! `--dso`) and the executor it asks for.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use crucial_threads::{Executor, Local, ThreadError};
+
+/// Where the cloud threads run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorKind {
+    /// In-process tasks (each with its own DSO session).
+    Local,
+    /// AWS Lambda (or an emulator at `--lambda-endpoint`); build with `--features lambda`.
+    Lambda,
+    /// Simulated serverless nodes under a seeded simulator (`--features sim`, `cargo simtest`).
+    Sim,
+}
+
+/// The options every application takes.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunArgs {
+    /// Where the cloud threads run.
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+    pub executor: ExecutorKind,
+    /// How many cloud threads.
+    #[arg(long, default_value_t = 8)]
+    pub threads: usize,
+    /// `embedded` (a DSO server in this process) or the members of a DSO cluster
+    /// (`HOST:PORT,...`) that knows the application's object types.
+    #[arg(long, default_value = "embedded")]
+    pub dso: String,
+    /// The Lambda function that runs the handler (`lambda` executor).
+    #[arg(long, default_value = "crucial-threads")]
+    pub function: String,
+    /// The Lambda API endpoint, for emulators such as `cargo lambda watch` (`lambda` executor).
+    #[arg(long)]
+    pub lambda_endpoint: Option<String>,
+    /// Invoke and wait for the response, or invoke asynchronously and take the result from
+    /// the DSO (`lambda` executor).
+    #[arg(long, value_enum, default_value = "request-response")]
+    pub invocation: InvocationMode,
+}
+
+/// How the `lambda` executor invokes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum InvocationMode {
+    /// `RequestResponse`: the result comes in the response.
+    RequestResponse,
+    /// `Event`: the handler puts the result in a DSO future.
+    Event,
+}
+
+impl RunArgs {
+    /// The executor asked for, with an embedded server that knows the applications' types when
+    /// `--dso embedded`.
+    pub async fn executor(&self) -> Result<Arc<dyn Executor>, ThreadError> {
+        match self.executor {
+            ExecutorKind::Local => {
+                let builder = match self.dso.as_str() {
+                    "embedded" => Local::builder().embedded_server(super::apps::server()),
+                    members => Local::builder().dso(members.split(',').map(str::to_string).collect()),
+                };
+                Ok(Arc::new(builder.start().await?))
+            }
+            ExecutorKind::Lambda => self.lambda().await,
+            ExecutorKind::Sim => Err(ThreadError::Invocation {
+                thread: String::new(),
+                reason:
+                    "the simulated executor runs under the simulator: see `cargo simtest -p crucial-threads`"
+                        .into(),
+            }),
+        }
+    }
+
+    #[cfg(feature = "lambda")]
+    async fn lambda(&self) -> Result<Arc<dyn Executor>, ThreadError> {
+        use crucial_threads::lambda::{Lambda, Mode};
+        let mode = match self.invocation {
+            InvocationMode::RequestResponse => Mode::RequestResponse,
+            InvocationMode::Event => Mode::Event,
+        };
+        let mut builder = Lambda::builder(&self.function).mode(mode);
+        if let Some(endpoint) = &self.lambda_endpoint {
+            builder = builder.endpoint(endpoint);
+        }
+        builder = match self.dso.as_str() {
+            "embedded" => builder.embedded_server(super::apps::server()),
+            members => builder.dso(members.split(',').map(str::to_string).collect()),
+        };
+        Ok(Arc::new(builder.start().await?))
+    }
+
+    #[cfg(not(feature = "lambda"))]
+    async fn lambda(&self) -> Result<Arc<dyn Executor>, ThreadError> {
+        Err(ThreadError::Invocation {
+            thread: String::new(),
+            reason: "this build has no Lambda executor: build with `--features crucial-threads/lambda`"
+                .into(),
+        })
+    }
+}
+
+/// Logs to stderr as `RUST_LOG` says (warnings by default).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// A run id for key prefixes, distinct per run.
+pub fn run_id(app: &str) -> String {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{app}.{nanos:x}")
+}

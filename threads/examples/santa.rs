@@ -1,0 +1,59 @@
+//! The Santa Claus problem on cloud threads: Santa, nine reindeer and the elves share a
+//! monitor object that parks them and a semaphore. Checks the invariants: Santa helps exactly
+//! three elves or delivers with all nine reindeer harnessed, one task at a time.
+//!
+//! `cargo run -p crucial-threads --example santa -- --threads 6`
+
+mod apps;
+mod common;
+
+use std::process::ExitCode;
+
+use apps::santa;
+use clap::Parser;
+use crucial_threads::{invoke_all, Builder};
+
+/// The Santa Claus problem on cloud threads (`--threads` elves, plus Santa and nine reindeer).
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    #[command(flatten)]
+    run: common::RunArgs,
+    /// Deliveries (rounds of the reindeer).
+    #[arg(long, default_value_t = 3)]
+    rounds: u64,
+    /// Times each elf asks for help (elves x times must be a multiple of 3).
+    #[arg(long, default_value_t = 3)]
+    times: u64,
+}
+
+#[tokio::main]
+async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
+    common::init_tracing();
+    let args = Args::parse();
+    let elves = args.run.threads as u64;
+    if elves * args.times % santa::ELVES_PER_HELP != 0 {
+        eprintln!("elves x times must be a multiple of {}", santa::ELVES_PER_HELP);
+        return Ok(ExitCode::FAILURE);
+    }
+    let executor = args.run.executor().await?;
+    let started = std::time::Instant::now();
+    let actors = santa::actors(args.rounds, elves, args.times, &common::run_id("santa"));
+    let threads = actors.len();
+    let mut seen = Vec::new();
+    for result in invoke_all(&executor, &Builder::default(), actors).await {
+        seen.push(result?);
+    }
+    println!(
+        "santa: {} deliveries and {} helps by {threads} cloud threads in {:.3} s",
+        args.rounds,
+        elves * args.times / santa::ELVES_PER_HELP,
+        started.elapsed().as_secs_f64()
+    );
+    if let Err(broken) = santa::check(&seen, args.rounds, elves, args.times) {
+        eprintln!("INVARIANT BROKEN: {broken}");
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("every invariant holds");
+    Ok(ExitCode::SUCCESS)
+}
