@@ -22,9 +22,9 @@ struct Args {
     /// Deliveries (rounds of the reindeer).
     #[arg(long, default_value_t = 3)]
     rounds: u64,
-    /// Times each elf asks for help (elves x times must be a multiple of 3).
-    #[arg(long, default_value_t = 3)]
-    times: u64,
+    /// Requests for help the elves make in all (a multiple of 3).
+    #[arg(long, default_value_t = 12)]
+    requests: u64,
 }
 
 #[tokio::main]
@@ -32,13 +32,16 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     common::init_tracing();
     let args = Args::parse();
     let elves = args.run.threads as u64;
-    if elves * args.times % santa::ELVES_PER_HELP != 0 {
-        eprintln!("elves x times must be a multiple of {}", santa::ELVES_PER_HELP);
+    if args.requests % santa::ELVES_PER_HELP != 0 || elves < santa::ELVES_PER_HELP {
+        eprintln!(
+            "--requests must be a multiple of {0} and --threads (elves) at least {0}",
+            santa::ELVES_PER_HELP
+        );
         return Ok(ExitCode::FAILURE);
     }
     let executor = args.run.executor().await?;
     let started = std::time::Instant::now();
-    let actors = santa::actors(args.rounds, elves, args.times, &common::run_id("santa"));
+    let actors = santa::actors(args.rounds, elves, args.requests, &common::run_id("santa"));
     let threads = actors.len();
     let mut seen = Vec::new();
     for result in invoke_all(&executor, &Builder::default(), actors).await {
@@ -47,10 +50,10 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     println!(
         "santa: {} deliveries and {} helps by {threads} cloud threads in {:.3} s",
         args.rounds,
-        elves * args.times / santa::ELVES_PER_HELP,
+        args.requests / santa::ELVES_PER_HELP,
         started.elapsed().as_secs_f64()
     );
-    if let Err(broken) = santa::check(&seen, args.rounds, elves, args.times) {
+    if let Err(broken) = santa::check(&seen, args.rounds, args.requests) {
         eprintln!("INVARIANT BROKEN: {broken}");
         return Ok(ExitCode::FAILURE);
     }
