@@ -172,12 +172,18 @@ impl Dso {
     /// Releases the records the nodes keep of this session's calls on every key it used (see
     /// [`SessionConfig::retain_records`]): one [`Action::Release`] per key. A cloud thread
     /// does this once its result is stored.
+    /// Every key is tried; the first error is returned after the rest were released, and the
+    /// keys that failed stay listed for another try.
     pub async fn release_records(&self) -> Result<(), DsoError> {
         let keys: Vec<String> = std::mem::take(&mut *self.inner.used_keys.lock()).into_iter().collect();
+        let mut first_error = None;
         for key in keys {
-            self.call_raw(&key, "", Action::Release).await?;
+            if let Err(error) = self.call_raw(&key, "", Action::Release).await {
+                self.inner.used_keys.lock().insert(key);
+                first_error.get_or_insert(error);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// A handle to the `T` under `key`, without contacting the server.
@@ -205,9 +211,21 @@ impl Dso {
     }
 
     /// Sends one encoded action and waits for its encoded answer, resending as the session decides.
+    ///
+    /// Once a node refused a call because of the session itself ([`Dso::session_refusal`]),
+    /// every later call fails with that refusal without being sent, except releases: a
+    /// replaying session that went astray must not make calls the earlier run never made.
     pub async fn call_raw(&self, key: &str, type_name: &str, action: Action) -> Result<Vec<u8>, DsoError> {
         let inner = &self.inner;
         let _permit = inner.window.acquire().await.expect("the window is never closed");
+        if let Some(refusal) =
+            inner.session_refusal.lock().clone().filter(|_| !matches!(action, Action::Release))
+        {
+            return Err(DsoError::Call(refusal));
+        }
+        if inner.config.halt_at_call.is_some_and(|halt| inner.session.lock().calls_started() >= halt) {
+            return inner.stop_dead().await;
+        }
         if inner.config.session.retain_records && !matches!(action, Action::Release) {
             let mut used = inner.used_keys.lock();
             if !used.contains(key) {
@@ -222,14 +240,10 @@ impl Dso {
             .expect("the window semaphore bounds calls in flight");
         let seq = call.id.seq;
         tracing::debug!(key, type_name, seq, "dso call");
-        let halt_here = inner.config.halt_at_call.map(|halt| seq.cmp(&halt));
-        if halt_here == Some(std::cmp::Ordering::Greater) {
-            return inner.stop_dead().await;
-        }
         inner.pending.lock().insert(seq, answer_tx);
         let abandon = AbandonOnDrop { inner, seq };
         let mut last_error = inner.send(call).await.err();
-        if halt_here == Some(std::cmp::Ordering::Equal) {
+        if inner.config.halt_at_call == Some(seq) {
             return inner.stop_dead().await;
         }
         loop {

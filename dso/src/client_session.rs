@@ -59,6 +59,8 @@ pub enum RetryDecision {
 pub struct ClientSession {
     session: u64,
     next_seq: u64,
+    /// Digest of the calls started so far (kept only by sessions that retain records).
+    history: u64,
     in_flight: BTreeMap<u64, InFlight>,
     config: SessionConfig,
 }
@@ -66,7 +68,7 @@ pub struct ClientSession {
 impl ClientSession {
     /// A session with id `session` (unique per client; a cloud thread derives it from its id).
     pub fn new(session: u64, config: SessionConfig) -> Self {
-        Self { session, next_seq: 1, in_flight: BTreeMap::new(), config }
+        Self { session, next_seq: 1, history: 0, in_flight: BTreeMap::new(), config }
     }
 
     /// The session id.
@@ -96,7 +98,10 @@ impl ClientSession {
             _ => self.acked_below(),
         };
         self.next_seq += 1;
-        let call = Call { id, acked_below, key, type_name, action };
+        let call = Call { id, acked_below, key, type_name, action, history: self.history };
+        if self.config.retain_records {
+            self.history = call.fingerprint();
+        }
         let give_up_at_ms = self.config.call_timeout_ms.map(|timeout| now_ms.saturating_add(timeout));
         let resend_at_ms = now_ms.saturating_add(self.config.resend_after_ms);
         self.in_flight.insert(id.seq, InFlight { call: call.clone(), resend_at_ms, give_up_at_ms });

@@ -9,7 +9,7 @@ use crate::shard::ShardImage;
 use crate::CallError;
 
 /// The protocol version this build speaks; a node refuses clients that speak another.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Identifies a connected client at a node (a connection in the server, a client in a simulator).
 pub type ClientAddr = u64;
@@ -52,6 +52,10 @@ pub struct Call {
     pub type_name: String,
     /// What to do.
     pub action: Action,
+    /// A digest of the session's earlier calls, in order (0 for sessions that do not replay):
+    /// part of the fingerprint, so that a replay that went another way before this call is
+    /// refused here even if this call itself is the same.
+    pub history: u64,
 }
 
 /// What a call does to its object.
@@ -77,11 +81,12 @@ pub enum Action {
 }
 
 impl Call {
-    /// What the call asks for (key, type and action, not its id), as a stable 64-bit hash
+    /// What the call asks for (key, type, action and history, not its id), as a stable 64-bit hash
     /// (FNV-1a): the session table keeps it beside each record, so that a replay sending a
     /// different call under a recorded sequence number is refused instead of applied.
     pub fn fingerprint(&self) -> u64 {
         let mut hash = Fnv1a::default();
+        hash.field(&self.history.to_le_bytes());
         hash.field(self.key.as_bytes());
         hash.field(self.type_name.as_bytes());
         match &self.action {

@@ -113,6 +113,7 @@ async fn bad_connections_are_closed_and_others_keep_working() {
         key: "steady".into(),
         type_name: "AtomicLong".into(),
         action: Action::Invoke { method: "increment_and_get".into(), args: vec![] },
+        history: 0,
     };
     encode_frame(&Request::Call(call), &mut early);
     assert_refused(&exchange(addr, &early, false).await, "before hello");

@@ -58,6 +58,7 @@ fn random_calls_get_answers_not_panics() {
             key: format!("k{}", random.below(5)),
             type_name: TYPES[random.below(6) as usize].into(),
             action,
+            history: random.below(2),
         };
         node.handle_request(seq, random.below(3), call);
         node.handle_timeout(seq);

@@ -34,7 +34,8 @@ pub trait Executor: Send + Sync + 'static {
         options: InvokeOptions,
     ) -> BoxFuture<'static, Result<Report, ThreadError>>;
 
-    /// The DSO members threads connect to (`HOST:PORT`).
+    /// The DSO members named in invocations, for threads to connect to (`HOST:PORT`; empty:
+    /// the function finds them itself).
     fn dso_members(&self) -> Vec<String>;
 
     /// A fresh thread id in this executor's job.

@@ -19,7 +19,7 @@
 //! crucial_threads::register!(Hello);
 //!
 //! # async fn main_() -> Result<(), Box<dyn std::error::Error>> {
-//! let executor = Local::embedded().await?;          // or Lambda::from_env(), or a simulated one
+//! let executor = Local::embedded().await?; // or lambda::Lambda::builder("fn").start().await?
 //! let handle = CloudThread::spawn(&executor, Hello { n: 5 });
 //! assert_eq!(handle.join().await?, 5);
 //! # Ok(()) }
@@ -55,6 +55,8 @@ mod error;
 mod executor;
 mod id;
 mod invocation;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 mod local;
 mod runnable;
 mod service;

@@ -198,7 +198,14 @@ impl<E: Executor> Supervisor<E> {
             input: input.clone(),
             dso: self.executor.dso_members(),
         };
-        self.executor.invoke(invocation, self.builder.options)
+        let invoked = self.executor.invoke(invocation, self.builder.options);
+        // A report of a failure that another invocation may not meet counts as that failure.
+        Box::pin(async move {
+            invoked.await.and_then(|report| match report.outcome {
+                Err(error) if error.is_retriable() => Err(error),
+                _ => Ok(report),
+            })
+        })
     }
 
     /// Invokes the thread, and a second time if the first has not finished after `after`;

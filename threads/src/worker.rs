@@ -36,7 +36,7 @@ pub async fn run(control: &Dso, invocation: Invocation, hooks: Hooks) -> Option<
     let thread = invocation.thread;
     let entry = match Registry::global().and_then(|registry| registry.get(&invocation.name)) {
         Ok(entry) => entry,
-        Err(error) => return Some(store(control, thread, Report::error(error)).await),
+        Err(error) => return Some(store(control, thread, Report::error(error)).await.0),
     };
     match stored_report(control, thread).await {
         Ok(Some(report)) => return Some(report),
@@ -50,7 +50,7 @@ pub async fn run(control: &Dso, invocation: Invocation, hooks: Hooks) -> Option<
     let ctx = Arc::new(Context::new(thread, invocation.attempt, dso.clone()));
     let running = match entry.start(invocation.input, ctx.clone()) {
         Ok(running) => running,
-        Err(error) => return Some(store(control, thread, Report::error(error)).await),
+        Err(error) => return Some(store(control, thread, Report::error(error)).await.0),
     };
     let span = ctx.span().clone();
     let mut task = tokio::spawn(running.instrument(span));
@@ -79,11 +79,29 @@ pub async fn run(control: &Dso, invocation: Invocation, hooks: Hooks) -> Option<
             return Some(report);
         }
     }
-    let report = store(control, thread, Report { outcome, logs: ctx.take_logs(), stored: false }).await;
-    if let Err(error) = dso.release_records().await {
-        tracing::warn!(%thread, %error, "could not release the thread's records (they stay until evicted)");
+    let report = Report { outcome, logs: ctx.take_logs(), stored: false };
+    let (report, stored) = store(control, thread, report).await;
+    if stored {
+        release(thread, &dso).await;
     }
     Some(report)
+}
+
+/// How long releasing a finished thread's records may take before the thread ends without
+/// (they then stay until evicted; the thread's result is stored either way).
+const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Releases the thread's records once its outcome is stored (never before: a duplicate that
+/// found no stored outcome would replay against released records).
+async fn release(thread: ThreadId, dso: &Dso) {
+    let released = tokio::time::timeout(RELEASE_TIMEOUT, dso.release_records()).await;
+    match released {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%thread, %error, "some of the thread's records stay until evicted"),
+        Err(_) => {
+            tracing::warn!(%thread, "releasing the thread's records timed out; they stay until evicted")
+        }
+    }
 }
 
 /// The error a runnable's own failure stands for: a refusal of the thread's session says more
@@ -123,19 +141,19 @@ pub(crate) fn decode_stored(thread: ThreadId, value: Value) -> Result<Report, Ds
 }
 
 /// Stores `report` as the thread's result unless one is stored already (then that one wins, so
-/// every invocation of a thread reports the same outcome). A report that cannot be stored is
-/// returned as it is.
-async fn store(control: &Dso, thread: ThreadId, report: Report) -> Report {
+/// every invocation of a thread reports the same outcome), and says whether an outcome is
+/// stored now. A report that cannot be stored is returned as it is.
+async fn store(control: &Dso, thread: ThreadId, report: Report) -> (Report, bool) {
     let json = String::from_utf8(report.to_json()).expect("JSON is UTF-8");
     match control.future(thread.result_key()).set(Value::Str(json)).await {
-        Ok(true) => report,
+        Ok(true) => (report, true),
         Ok(false) => match stored_report(control, thread).await {
-            Ok(Some(stored)) => stored,
-            _ => report,
+            Ok(Some(stored)) => (stored, true),
+            _ => (report, true),
         },
         Err(error) => {
             tracing::warn!(%thread, %error, "could not store the thread's result");
-            report
+            (report, false)
         }
     }
 }

@@ -388,6 +388,7 @@ impl Simulation {
                 key: key.key,
                 type_name: key.type_name,
                 action: Action::Create { state },
+                history: 0,
             };
             let slot = self.member_slots[&primary];
             self.with_node(slot, |node, now| node.handle_request(now, SETUP, call));

@@ -1,0 +1,195 @@
+//! Cloud threads through the real Lambda Invoke API: the example handler runs under
+//! `cargo lambda watch` on a free loopback port (installed from PyPI if missing), the `Lambda`
+//! executor invokes it in both modes, and Monte Carlo pi and k-means (8 concurrent threads
+//! waiting on one barrier) give the sequential answers. Also: a payload over the limit, an
+//! unreachable DSO reported by the function (HTTP 500 from the emulator), and an endpoint
+//! that refuses connections, each a distinct `ThreadError`.
+//!
+//! Skipped (with a message) where `cargo lambda` cannot be had, except under CI.
+
+#[path = "../examples/apps/mod.rs"]
+mod apps;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crucial_threads::lambda::{Lambda, Mode};
+use crucial_threads::{invoke_all, Builder, Executor, ThreadError};
+
+const THREADS: usize = 8;
+
+/// `cargo lambda watch` serving the example handler; stopped on drop.
+struct Emulator {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn cargo_lambda_available() -> bool {
+    let works =
+        || Command::new("cargo").args(["lambda", "--version"]).output().is_ok_and(|out| out.status.success());
+    if works() {
+        return true;
+    }
+    let _ = Command::new("python3").args(["-m", "pip", "install", "--quiet", "cargo-lambda"]).status();
+    works()
+}
+
+fn start_emulator() -> Option<Emulator> {
+    if !cargo_lambda_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "cargo lambda is needed under CI (pip install cargo-lambda)"
+        );
+        eprintln!("skipping: cargo lambda is not available");
+        return None;
+    }
+    let port = free_port();
+    let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut child = Command::new("cargo")
+        .current_dir(workspace)
+        .args(["lambda", "watch", "--quiet", "--ignore-changes", "-p", "crucial-threads"])
+        .args(["--bin", "crucial-lambda-handler", "--features", "lambda"])
+        .args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+        .args(["--concurrency", "16", "--timeout", "300"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(std::env::temp_dir().join("crucial-cargo-lambda-watch.log")).unwrap())
+        .spawn()
+        .expect("cargo lambda watch starts");
+    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    std::env::set_var("AWS_REGION", "us-east-1");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "cargo lambda watch did not listen within 60 s");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "cargo lambda watch exited: {status} (its log: {})",
+                std::env::temp_dir().join("crucial-cargo-lambda-watch.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(Emulator { child, endpoint })
+}
+
+async fn lambda(emulator: &Emulator, mode: Mode) -> Lambda {
+    Lambda::builder("crucial-lambda-handler")
+        .endpoint(&emulator.endpoint)
+        .mode(mode)
+        .embedded_server(apps::server())
+        .start()
+        .await
+        .unwrap()
+}
+
+async fn pi_and_kmeans(executor: &Lambda) {
+    let builder = Builder::default().timeout(Duration::from_secs(240));
+    let workers = apps::pi::workers(THREADS, 50_000, "pi");
+    let hits: u64 =
+        invoke_all(executor, &builder, workers.clone()).await.into_iter().map(Result::unwrap).sum();
+    let expected: u64 = workers.iter().map(|w| apps::pi::hits(w.samples, w.seed)).sum();
+    assert_eq!(hits, expected);
+    assert_eq!(executor.dso().atomic_long("pi").get().await.unwrap(), expected as i64);
+
+    let problem = apps::kmeans::Problem {
+        k: 3,
+        dims: 2,
+        points_per_block: 300,
+        blocks: THREADS,
+        iterations: 4,
+        seed: 9,
+    };
+    let results = invoke_all(executor, &builder, apps::kmeans::workers(problem, "km")).await;
+    let inertia: i64 = results.into_iter().map(Result::unwrap).sum();
+    assert_eq!(inertia, apps::kmeans::sequential(&problem).1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pi_and_kmeans_through_cargo_lambda_watch_in_both_modes() {
+    let Some(emulator) = start_emulator() else { return };
+    let request_response = lambda(&emulator, Mode::RequestResponse).await;
+    // The first call builds and starts the function: give it time.
+    let warm = Builder::default().timeout(Duration::from_secs(280));
+    let first = invoke_all(&request_response, &warm, apps::pi::workers(1, 10, "warm-up")).await;
+    assert_eq!(first.len(), 1);
+    first.into_iter().for_each(|result| {
+        result.unwrap();
+    });
+    pi_and_kmeans(&request_response).await;
+    pi_and_kmeans(&lambda(&emulator, Mode::Event).await).await;
+
+    // A payload over the limit never leaves.
+    let small = Lambda::builder("crucial-lambda-handler")
+        .endpoint(&emulator.endpoint)
+        .payload_limits(256, 256, 1 << 20)
+        .embedded_server(apps::server())
+        .start()
+        .await
+        .unwrap();
+    let big = apps::kmeans::KMeansWorker {
+        problem: apps::kmeans::Problem {
+            k: 1,
+            dims: 1,
+            points_per_block: 1,
+            blocks: 1,
+            iterations: 1,
+            seed: 0,
+        },
+        block: 0,
+        run: "x".repeat(300),
+    };
+    match crucial_threads::CloudThread::spawn(&small, big).join().await {
+        Err(ThreadError::PayloadTooLarge { what, limit: 256, .. }) => assert_eq!(what, "request"),
+        other => panic!("expected a payload over the limit, got {other:?}"),
+    }
+
+    // The function finds no DSO (no `CRUCIAL_DSO` in its environment): its function error
+    // (HTTP 500 from the emulator) comes back as the typed error it sent.
+    let no_members = Lambda::builder("crucial-lambda-handler")
+        .endpoint(&emulator.endpoint)
+        .dso_from_function_environment()
+        .embedded_server(apps::server())
+        .start()
+        .await
+        .unwrap();
+    match crucial_threads::CloudThread::spawn(&no_members, apps::pi::workers(1, 1, "k").remove(0))
+        .join()
+        .await
+    {
+        Err(ThreadError::DsoUnavailable { reason }) => assert!(reason.contains("no DSO member"), "{reason}"),
+        other => panic!("expected the function's unavailable DSO, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_endpoint_that_refuses_is_an_invocation_error() {
+    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    std::env::set_var("AWS_REGION", "us-east-1");
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let executor =
+        Lambda::builder("f").endpoint(endpoint).embedded_server(apps::server()).start().await.unwrap();
+    let started = Instant::now();
+    match crucial_threads::CloudThread::spawn(&executor, apps::pi::workers(1, 1, "k").remove(0)).join().await
+    {
+        Err(ThreadError::Invocation { reason, .. }) => {
+            assert!(reason.to_lowercase().contains("connect"), "{reason}")
+        }
+        other => panic!("expected an invocation failure, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
