@@ -60,6 +60,8 @@ pub mod lambda;
 mod local;
 mod runnable;
 mod service;
+#[cfg(madsim)]
+pub mod simulated;
 mod thread;
 pub mod worker;
 
