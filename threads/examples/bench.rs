@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use apps::kmeans::{self, Problem};
 use clap::Parser;
-use crucial_threads::{invoke_all, Builder, CloudThread, Context, Executor, Local, Runnable};
+use crucial_threads::{invoke_all, Builder, CloudThread, Context, Local, Runnable};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
@@ -127,10 +127,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 2. One barrier round of 8 cloud threads vs `std::sync::Barrier` with 8 threads.
     let (mut ours, mut floor) = (Vec::new(), Vec::new());
     for round in 0..args.rounds {
-        let runnables =
-            (0..8).map(|_| BarrierRounds { key: format!("bench.barrier.{round}"), parties: 8, rounds: 200 }).collect();
+        let runnables = (0..8)
+            .map(|_| BarrierRounds { key: format!("bench.barrier.{round}"), parties: 8, rounds: 200 })
+            .collect();
         let results = invoke_all(&executor, &Builder::default(), runnables).await;
-        let per_round: Vec<f64> = results[0].as_ref().map_err(Clone::clone)?.iter().map(|ns| *ns as f64 / 1e3).collect();
+        let per_round: Vec<f64> =
+            results[0].as_ref().map_err(Clone::clone)?.iter().map(|ns| *ns as f64 / 1e3).collect();
         ours.push(median(per_round));
         floor.push(native_barrier_round_us(8, 200));
         progress.inc(1);
@@ -149,7 +151,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut ours, mut native) = (Vec::new(), Vec::new());
     for round in 0..args.rounds {
         let started = Instant::now();
-        let results = invoke_all(&executor, &Builder::default(), kmeans::workers(problem, &format!("bench.km{round}"))).await;
+        let results =
+            invoke_all(&executor, &Builder::default(), kmeans::workers(problem, &format!("bench.km{round}")))
+                .await;
         let inertia: i64 = results.into_iter().map(Result::unwrap).sum();
         ours.push(ms(started.elapsed()));
         let started = Instant::now();
@@ -172,7 +176,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for round in 0..args.rounds {
         let workers = apps::pi::workers(8, 1_000_000, &format!("bench.pi{round}"));
         let started = Instant::now();
-        let hits: u64 = invoke_all(&executor, &Builder::default(), workers.clone()).await.into_iter().map(Result::unwrap).sum();
+        let hits: u64 = invoke_all(&executor, &Builder::default(), workers.clone())
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .sum();
         ours.push(ms(started.elapsed()));
         let started = Instant::now();
         let native_hits = native_pi(&workers);
@@ -227,7 +235,7 @@ fn native_barrier_round_us(parties: usize, rounds: usize) -> f64 {
 /// k-means on `std::thread`s with a mutex-guarded accumulator and `std::sync::Barrier`.
 fn native_kmeans(problem: Problem) -> i64 {
     let barrier = Arc::new(std::sync::Barrier::new(problem.blocks));
-    let sums: Arc<Vec<Mutex<Vec<(Vec<i64>, u64)>>>> = Arc::new(
+    let sums: Arc<Vec<Mutex<kmeans::ClusterSums>>> = Arc::new(
         (0..problem.iterations).map(|_| Mutex::new(vec![(vec![0; problem.dims], 0); problem.k])).collect(),
     );
     let threads: Vec<_> = (0..problem.blocks)
@@ -247,7 +255,11 @@ fn native_kmeans(problem: Problem) -> i64 {
                     }
                     barrier.wait();
                     let totals = sums[iteration].lock().unwrap().clone();
-                    centroids = totals.iter().zip(&centroids).map(|((s, c), old)| kmeans::centroid(s, *c, old)).collect();
+                    centroids = totals
+                        .iter()
+                        .zip(&centroids)
+                        .map(|((s, c), old)| kmeans::centroid(s, *c, old))
+                        .collect();
                 }
                 kmeans::inertia(&points, &centroids)
             })
@@ -263,7 +275,9 @@ fn native_pi(workers: &[apps::pi::PiWorker]) -> u64 {
         .iter()
         .map(|worker| {
             let (total, worker) = (total.clone(), worker.clone());
-            std::thread::spawn(move || total.fetch_add(apps::pi::hits(worker.samples, worker.seed), Ordering::Relaxed))
+            std::thread::spawn(move || {
+                total.fetch_add(apps::pi::hits(worker.samples, worker.seed), Ordering::Relaxed)
+            })
         })
         .collect();
     threads.into_iter().for_each(|thread| {
@@ -275,7 +289,11 @@ fn native_pi(workers: &[apps::pi::PiWorker]) -> u64 {
 #[cfg(feature = "lambda")]
 async fn lambda_latency(endpoint: &str, rounds: usize) -> Result<(), Box<dyn std::error::Error>> {
     use crucial_threads::lambda::Lambda;
-    let lambda = Lambda::builder("crucial-lambda-handler").endpoint(endpoint).embedded_server(apps::server()).start().await?;
+    let lambda = Lambda::builder("crucial-lambda-handler")
+        .endpoint(endpoint)
+        .embedded_server(apps::server())
+        .start()
+        .await?;
     let started = Instant::now();
     CloudThread::spawn(&lambda, Noop).join().await?;
     let first = ms(started.elapsed());
@@ -297,7 +315,9 @@ async fn lambda_latency(endpoint: &str, rounds: usize) -> Result<(), Box<dyn std
     };
     let later = median(later);
     println!();
-    println!("| Invoke of a no-op cloud thread through `cargo lambda watch` | latency | local executor | ratio |");
+    println!(
+        "| Invoke of a no-op cloud thread through `cargo lambda watch` | latency | local executor | ratio |"
+    );
     println!("|---|---|---|---|");
     println!("| first call (function starts) | {first:.1} ms | | |");
     println!("| later calls (median) | {later:.2} ms | {local:.3} ms | {:.1}x |", later / local);

@@ -31,6 +31,9 @@ pub struct ServerlessFaults {
     pub crash_probability: f64,
     /// The range of crash points, in calls.
     pub crash_within_calls: u64,
+    /// Chance that a crashing invocation hangs instead of dying (a stuck instance): the
+    /// provider kills it at its timeout.
+    pub hang_probability: f64,
     /// Chance that the invocation is delivered twice, the two running at once
     /// (at-least-once delivery).
     pub duplicate_probability: f64,
@@ -44,6 +47,7 @@ impl Default for ServerlessFaults {
             cold_start_ms: 0..200,
             crash_probability: 0.3,
             crash_within_calls: 20,
+            hang_probability: 0.3,
             duplicate_probability: 0.3,
             throttle_probability: 0.1,
         }
@@ -97,7 +101,11 @@ struct SimulatedInner {
 impl Simulated {
     /// An executor whose function instances use the DSO servers at `members`, with `faults`;
     /// fault choices and thread ids come from `seed` (take it from the simulation's seed).
-    pub async fn start(members: Vec<String>, faults: ServerlessFaults, seed: u64) -> Result<Simulated, ThreadError> {
+    pub async fn start(
+        members: Vec<String>,
+        faults: ServerlessFaults,
+        seed: u64,
+    ) -> Result<Simulated, ThreadError> {
         crate::Registry::global()?;
         let control = crate::connect_control(&members).await?;
         let inner = SimulatedInner {
@@ -130,6 +138,8 @@ impl Simulated {
 struct Delivery {
     cold_start_ms: u64,
     crash_at_call: Option<u64>,
+    /// At the crash point, hang until the timeout instead of dying.
+    hangs: bool,
 }
 
 impl SimulatedInner {
@@ -143,7 +153,8 @@ impl SimulatedInner {
         let cold_start_ms = if range.is_empty() { range.start } else { rng.random_range(range.clone()) };
         let crashes = rng.random_bool(self.faults.crash_probability.clamp(0.0, 1.0));
         let crash_at_call = crashes.then(|| rng.random_range(1..=self.faults.crash_within_calls.max(1)));
-        Delivery { cold_start_ms, crash_at_call }
+        let hangs = rng.random_bool(self.faults.hang_probability.clamp(0.0, 1.0));
+        Delivery { cold_start_ms, crash_at_call, hangs }
     }
 
     /// A simulated host address for a new function instance (TEST-NET-2, simulated only).
@@ -153,7 +164,11 @@ impl SimulatedInner {
     }
 
     /// Runs one delivery of `invocation` on a fresh node; `Err` if it crashed or timed out.
-    async fn deliver(self: Arc<Self>, invocation: Invocation, options: InvokeOptions) -> Result<Report, ThreadError> {
+    async fn deliver(
+        self: Arc<Self>,
+        invocation: Invocation,
+        options: InvokeOptions,
+    ) -> Result<Report, ThreadError> {
         let thread = invocation.thread;
         let delivery = self.delivery();
         let counters = &self.counters;
@@ -168,28 +183,44 @@ impl SimulatedInner {
         let run = node.spawn(async move {
             tokio::time::sleep(Duration::from_millis(delivery.cold_start_ms)).await;
             let control = crate::connect_control(&members).await.map_err(Some)?;
-            worker::run(&control, invocation, hooks).await.ok_or(None)
+            match worker::run(&control, invocation, hooks).await {
+                Some(report) => Ok(report),
+                None if delivery.hangs => std::future::pending().await,
+                None => Err(None),
+            }
         });
         let outcome = tokio::time::timeout(options.timeout, run).await;
         Handle::current().kill(node.id());
         match outcome {
             Err(_) => {
                 counters.timeouts.fetch_add(1, Ordering::Relaxed);
-                Err(ThreadError::TimedOut { thread: thread.to_string(), after_ms: options.timeout.as_millis() as u64 })
+                Err(ThreadError::TimedOut {
+                    thread: thread.to_string(),
+                    after_ms: options.timeout.as_millis() as u64,
+                })
             }
             Ok(Ok(Ok(report))) => Ok(report),
             Ok(Ok(Err(Some(error)))) => Err(error),
             Ok(Ok(Err(None))) => {
                 counters.crashes.fetch_add(1, Ordering::Relaxed);
-                Err(ThreadError::Invocation { thread: thread.to_string(), reason: "the function instance crashed".into() })
+                Err(ThreadError::Invocation {
+                    thread: thread.to_string(),
+                    reason: "the function instance crashed".into(),
+                })
             }
-            Ok(Err(join)) => Err(ThreadError::Invocation { thread: thread.to_string(), reason: join.to_string() }),
+            Ok(Err(join)) => {
+                Err(ThreadError::Invocation { thread: thread.to_string(), reason: join.to_string() })
+            }
         }
     }
 }
 
 impl Executor for Simulated {
-    fn invoke(&self, invocation: Invocation, options: InvokeOptions) -> BoxFuture<'static, Result<Report, ThreadError>> {
+    fn invoke(
+        &self,
+        invocation: Invocation,
+        options: InvokeOptions,
+    ) -> BoxFuture<'static, Result<Report, ThreadError>> {
         let inner = self.inner.clone();
         Box::pin(async move {
             let thread = invocation.thread;

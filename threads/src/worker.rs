@@ -67,10 +67,9 @@ pub async fn run(control: &Dso, invocation: Invocation, hooks: Hooks) -> Option<
         Ok(Err(RunFailure::Output(reason))) => {
             Err(ThreadError::BadOutput { thread: thread.to_string(), reason })
         }
-        Err(join) if join.is_panic() => Err(ThreadError::Panicked {
-            thread: thread.to_string(),
-            message: panic_message(join.into_panic()),
-        }),
+        Err(join) if join.is_panic() => {
+            Err(ThreadError::Panicked { thread: thread.to_string(), message: panic_message(join) })
+        }
         Err(join) => Err(ThreadError::Invocation { thread: thread.to_string(), reason: join.to_string() }),
     };
     if matches!(dso.session_refusal(), Some(CallError::StaleCall { .. })) {
@@ -177,12 +176,20 @@ async fn connect_session(invocation: &Invocation, hooks: Hooks) -> Result<Dso, D
     Err(last)
 }
 
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    match payload.downcast::<String>() {
+/// The message of the panic that ended a task.
+#[cfg(not(madsim))]
+fn panic_message(join: tokio::task::JoinError) -> String {
+    match join.into_panic().downcast::<String>() {
         Ok(message) => *message,
         Err(payload) => match payload.downcast::<&'static str>() {
             Ok(message) => message.to_string(),
             Err(_) => "a panic without a message".into(),
         },
     }
+}
+
+/// The message of the panic that ended a task (madsim's join errors carry no payload).
+#[cfg(madsim)]
+fn panic_message(join: tokio::task::JoinError) -> String {
+    join.to_string()
 }

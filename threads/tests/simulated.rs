@@ -55,12 +55,16 @@ fn host(index: u8) -> IpAddr {
 
 fn replay() -> String {
     let seed = Handle::current().seed();
-    format!("replay: MADSIM_TEST_SEED={seed} cargo simtest -p crucial-threads --features sim --test simulated")
+    format!(
+        "replay: MADSIM_TEST_SEED={seed} cargo simtest -p crucial-threads --features sim --test simulated"
+    )
 }
 
 /// Starts the DSO server node and runs `driver` on an invoker node.
 async fn with_cluster<T: Send + 'static>(
-    driver: impl FnOnce(Vec<String>) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>> + Send + 'static,
+    driver: impl FnOnce(Vec<String>) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>
+        + Send
+        + 'static,
 ) -> T {
     let handle = Handle::current();
     let addr = SocketAddr::new(host(DSO), 11222);
@@ -73,16 +77,24 @@ async fn with_cluster<T: Send + 'static>(
     invoker.spawn(driver(vec![addr.to_string()])).await.unwrap()
 }
 
+/// Generous retries; a speculative duplicate for any invocation slower than 20 s.
 fn builder() -> Builder {
-    Builder::default().retries(30).timeout(Duration::from_secs(60))
+    Builder::default().retries(30).timeout(Duration::from_secs(60)).backup_after(Duration::from_secs(20))
 }
 
 /// The counter workload: `threads` x `times` adds; the final value and every value returned.
-async fn counter_run(executor: &Simulated, builder: &Builder, key: &str, threads: usize, times: u64) -> (i64, Vec<i64>) {
+async fn counter_run(
+    executor: &Simulated,
+    builder: &Builder,
+    key: &str,
+    threads: usize,
+    times: u64,
+) -> (i64, Vec<i64>) {
     let runnables = vec![AddOnes { key: key.into(), times }; threads];
     let mut values = Vec::new();
     for result in invoke_all(executor, builder, runnables).await {
-        values.extend(result.unwrap_or_else(|error| panic!("a counter thread failed: {error} ({})", replay())));
+        values
+            .extend(result.unwrap_or_else(|error| panic!("a counter thread failed: {error} ({})", replay())));
     }
     values.sort_unstable();
     (executor.dso().counter(key).get().await.unwrap(), values)
@@ -94,12 +106,19 @@ async fn sweep(members: Vec<String>) -> FaultCounts {
     let builder = builder();
 
     let workers = apps::pi::workers(6, 2_000, "pi");
-    let hits: u64 = invoke_all(&executor, &builder, workers.clone()).await.into_iter().map(|r| r.unwrap()).sum();
+    let hits: u64 =
+        invoke_all(&executor, &builder, workers.clone()).await.into_iter().map(|r| r.unwrap()).sum();
     let expected: u64 = workers.iter().map(|w| apps::pi::hits(w.samples, w.seed)).sum();
     assert_eq!(hits, expected, "pi: threads' hits ({})", replay());
-    assert_eq!(executor.dso().atomic_long("pi").get().await.unwrap(), expected as i64, "pi: shared counter ({})", replay());
+    assert_eq!(
+        executor.dso().atomic_long("pi").get().await.unwrap(),
+        expected as i64,
+        "pi: shared counter ({})",
+        replay()
+    );
 
-    let problem = apps::kmeans::Problem { k: 3, dims: 2, points_per_block: 40, blocks: 4, iterations: 3, seed };
+    let problem =
+        apps::kmeans::Problem { k: 3, dims: 2, points_per_block: 40, blocks: 4, iterations: 3, seed };
     let inertia: i64 = invoke_all(&executor, &builder, apps::kmeans::workers(problem, "km"))
         .await
         .into_iter()
@@ -131,8 +150,12 @@ async fn applications_give_the_sequential_answers_under_serverless_faults() {
         use std::io::Write;
         let mut out = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
         let FaultCounts { invocations, cold_starts, crashes, timeouts, duplicates, throttles } = counts;
-        writeln!(out, "{} {invocations} {cold_starts} {crashes} {timeouts} {duplicates} {throttles}", Handle::current().seed())
-            .unwrap();
+        writeln!(
+            out,
+            "{} {invocations} {cold_starts} {crashes} {timeouts} {duplicates} {throttles}",
+            Handle::current().seed()
+        )
+        .unwrap();
     }
 }
 
@@ -141,7 +164,11 @@ async fn the_fresh_session_canary_over_counts() {
     let seed = Handle::current().seed();
     let (total, expected) = with_cluster(move |members| {
         Box::pin(async move {
-            let faults = ServerlessFaults { crash_probability: 0.5, crash_within_calls: 10, ..ServerlessFaults::default() };
+            let faults = ServerlessFaults {
+                crash_probability: 0.5,
+                crash_within_calls: 10,
+                ..ServerlessFaults::default()
+            };
             let executor = Simulated::start(members, faults, seed).await.unwrap();
             let builder = builder().canary_fresh_session_per_attempt();
             let mut total = 0;

@@ -59,9 +59,12 @@ impl Problem {
     }
 }
 
-/// Per-cluster sums of one block: fixed-point coordinate sums and counts.
-pub fn partial_sums(points: &[Vec<f64>], centroids: &[Vec<f64>]) -> Vec<(Vec<i64>, u64)> {
-    let mut sums: Vec<(Vec<i64>, u64)> = centroids.iter().map(|c| (vec![0; c.len()], 0)).collect();
+/// Per cluster: the fixed-point sum of its points' coordinates and their count.
+pub type ClusterSums = Vec<(Vec<i64>, u64)>;
+
+/// Per-cluster sums of one block.
+pub fn partial_sums(points: &[Vec<f64>], centroids: &[Vec<f64>]) -> ClusterSums {
+    let mut sums: ClusterSums = centroids.iter().map(|c| (vec![0; c.len()], 0)).collect();
     for point in points {
         let (nearest, _) = nearest(point, centroids);
         let (sum, count) = &mut sums[nearest];
@@ -103,7 +106,7 @@ pub fn sequential(problem: &Problem) -> (Vec<Vec<f64>>, i64) {
     let blocks: Vec<_> = (0..problem.blocks).map(|block| problem.block(block)).collect();
     let mut centroids = problem.initial_centroids();
     for _ in 0..problem.iterations {
-        let mut totals: Vec<(Vec<i64>, u64)> = vec![(vec![0; problem.dims], 0); problem.k];
+        let mut totals: ClusterSums = vec![(vec![0; problem.dims], 0); problem.k];
         for points in &blocks {
             for (total, (sum, count)) in totals.iter_mut().zip(partial_sums(points, &centroids)) {
                 total.0.iter_mut().zip(sum).for_each(|(t, s)| *t += s);

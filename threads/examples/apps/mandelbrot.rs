@@ -25,7 +25,7 @@ impl Image {
     /// Writes whole rows from `first_row` on; false (and nothing written) if they do not fit.
     pub fn put_rows(&mut self, first_row: u32, rows: Vec<u8>) -> bool {
         let start = first_row as usize * self.width as usize;
-        if rows.len() % self.width.max(1) as usize != 0 || start + rows.len() > self.pixels.len() {
+        if !rows.len().is_multiple_of(self.width.max(1) as usize) || start + rows.len() > self.pixels.len() {
             return false;
         }
         self.pixels[start..start + rows.len()].copy_from_slice(&rows);
