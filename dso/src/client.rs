@@ -77,6 +77,9 @@ impl fmt::Debug for Dso {
 struct Inner {
     /// The address the client was given.
     seed: String,
+    /// Other members to try when the seed cannot be reached, before a redirect told the
+    /// configuration.
+    other_seeds: Vec<String>,
     config: ClientConfig,
     started: Instant,
     session: Mutex<ClientSession>,
@@ -115,10 +118,26 @@ impl Dso {
 
     /// Connects with `config`; fails if the server cannot be reached now.
     pub async fn connect_with(addr: impl Into<String>, config: ClientConfig) -> Result<Dso, DsoError> {
+        let dso = Self::unconnected(vec![addr.into()], config);
+        let seed = dso.inner.seed.clone();
+        let link = Inner::open_link(&dso.inner, &seed).await?;
+        dso.inner.links.lock().await.insert(seed, link);
+        Ok(dso)
+    }
+
+    /// A client that connects on its first call: to the first of `members`, or, if that one
+    /// cannot be reached, to the others in turn. A cloud thread that makes no call opens no
+    /// connection. Unreachable members make calls wait and resend until their timeout.
+    pub fn lazy(members: Vec<String>, config: ClientConfig) -> Dso {
+        Self::unconnected(members, config)
+    }
+
+    fn unconnected(mut members: Vec<String>, config: ClientConfig) -> Dso {
         let session_id = config.session_id.unwrap_or_else(random_id);
-        let seed: String = addr.into();
+        let seed = if members.is_empty() { String::new() } else { members.remove(0) };
         let inner = Arc::new(Inner {
-            seed: seed.clone(),
+            seed,
+            other_seeds: members,
             started: Instant::now(),
             session: Mutex::new(ClientSession::new(session_id, config.session.clone())),
             pending: Mutex::new(HashMap::new()),
@@ -134,9 +153,7 @@ impl Dso {
             generations: AtomicU64::new(0),
             config,
         });
-        let link = Inner::open_link(&inner, &seed).await?;
-        inner.links.lock().await.insert(seed, link);
-        Ok(Dso { inner })
+        Dso { inner }
     }
 
     /// This client's session id.
@@ -345,7 +362,8 @@ impl Inner {
         let route = self.route.lock();
         let members = route.iter().flat_map(|routing| &routing.config().members).map(|m| m.addr.as_str());
         let mut targets: Vec<String> = Vec::new();
-        for addr in members.chain([self.seed.as_str()]) {
+        let seeds = std::iter::once(self.seed.as_str()).chain(self.other_seeds.iter().map(String::as_str));
+        for addr in members.chain(seeds) {
             if addr != primary && !targets.iter().any(|known| known == addr) {
                 targets.push(addr.to_string());
             }

@@ -44,11 +44,15 @@
 //! replaying when the records went has its calls refused as stale, and returns the stored
 //! outcome too. The stored outcomes themselves stay (one small object per thread).
 //!
-//! A replay that sends a different call under a recorded sequence number is refused by the
-//! node (never applied) and the thread fails with [`ThreadError::Nondeterministic`]. The node
-//! sees a divergence on a key that recorded that sequence number; a divergent call to a key
-//! the earlier run never used at that number is not recognisable there, and is caught at the
-//! next call that reaches a recorded key. Use [`Context::rng`] for randomness.
+//! Non-determinism: each call carries a digest of the session's earlier calls, and a node keeps
+//! it with the record. A replay whose call under a recorded sequence number differs, or
+//! follows a different history, is refused there (never applied); from then on the thread's
+//! session refuses every further call locally and the thread fails with
+//! [`ThreadError::Nondeterministic`]. A divergent call sent to a key that holds no record of
+//! that number cannot be recognised by that key and is applied; the divergence is caught at
+//! the next call that reaches a recorded key. So a thread must make its DSO calls one after
+//! another (not from concurrently spawned tasks, whose order could change) and draw
+//! randomness from [`Context::rng`].
 
 mod context;
 mod error;

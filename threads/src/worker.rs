@@ -43,10 +43,10 @@ pub async fn run(control: &Dso, invocation: Invocation, hooks: Hooks) -> Option<
         Ok(None) => {}
         Err(error) => return Some(Report::error(unavailable(error))),
     }
-    let dso = match connect_session(&invocation, hooks).await {
-        Ok(dso) => dso,
-        Err(error) => return Some(Report::error(unavailable(error))),
-    };
+    if invocation.dso.is_empty() {
+        return Some(Report::error(ThreadError::DsoUnavailable { reason: "no DSO member given".into() }));
+    }
+    let dso = thread_session(&invocation, hooks);
     let ctx = Arc::new(Context::new(thread, invocation.attempt, dso.clone()));
     let running = match entry.start(invocation.input, ctx.clone()) {
         Ok(running) => running,
@@ -157,23 +157,15 @@ async fn store(control: &Dso, thread: ThreadId, report: Report) -> (Report, bool
     }
 }
 
-/// Connects the thread's own session (records retained for replays) to the first member that
-/// answers.
-async fn connect_session(invocation: &Invocation, hooks: Hooks) -> Result<Dso, DsoError> {
+/// The thread's own session (records retained for replays), connecting on its first call.
+fn thread_session(invocation: &Invocation, hooks: Hooks) -> Dso {
     let config = ClientConfig {
         session_id: Some(invocation.session),
         session: SessionConfig { call_timeout_ms: None, retain_records: true, ..SessionConfig::default() },
         halt_at_call: hooks.kill_at_call,
         ..ClientConfig::default()
     };
-    let mut last = DsoError::Unavailable { addr: String::new(), reason: "no DSO member given".into() };
-    for member in &invocation.dso {
-        match Dso::connect_with(member.clone(), config.clone()).await {
-            Ok(dso) => return Ok(dso),
-            Err(error) => last = error,
-        }
-    }
-    Err(last)
+    Dso::lazy(invocation.dso.clone(), config)
 }
 
 /// The message of the panic that ended a task.

@@ -1,4 +1,4 @@
-//! The applications as cloud threads on simulated serverless nodes (madsim, `cargo simtest`),
+//! The five applications as cloud threads on simulated serverless nodes (madsim, `cargo simtest`),
 //! with every serverless fault drawn from the seed: cold starts, crashes mid-run, concurrent
 //! duplicate deliveries, throttling, timeouts, and client retries. Each seed must give the
 //! sequential answers, and a counter that K threads add to M times each must end at K x M with
@@ -125,6 +125,41 @@ async fn sweep(members: Vec<String>) -> FaultCounts {
         .map(|r| r.unwrap_or_else(|e| panic!("k-means: {e} ({})", replay())))
         .sum();
     assert_eq!(inertia, apps::kmeans::sequential(&problem).1, "k-means: inertia ({})", replay());
+
+    let problem = apps::logreg::Problem {
+        dims: 3,
+        points_per_block: 50,
+        blocks: 4,
+        epochs: 3,
+        learning_rate: 2.0,
+        seed,
+    };
+    let correct: u64 = invoke_all(&executor, &builder, apps::logreg::workers(problem, "lr"))
+        .await
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|e| panic!("logistic regression: {e} ({})", replay())))
+        .sum();
+    let (_, expected) = apps::logreg::sequential(&problem);
+    assert!(
+        (correct as f64 / 200.0 - expected).abs() <= 0.01,
+        "logistic regression: accuracy ({})",
+        replay()
+    );
+
+    let view = apps::mandelbrot::View { width: 24, height: 16, iterations_max: 32 };
+    let image =
+        executor.dso().object("img", apps::mandelbrot::Image::new(view.width, view.height)).await.unwrap();
+    let rows = crucial_threads::invoke_iterative(&executor, &builder, 4, 0..16, |rows| {
+        apps::mandelbrot::MandelbrotRows { view, rows, image: "img".into() }
+    })
+    .await;
+    assert!(rows.into_iter().all(|r| r == Ok(true)), "mandelbrot: rows ({})", replay());
+    assert_eq!(
+        image.pixels().await.unwrap().2,
+        apps::mandelbrot::sequential(&view),
+        "mandelbrot: pixels ({})",
+        replay()
+    );
 
     let actors = apps::santa::actors(2, 3, 6, "santa");
     let seen: Vec<_> = invoke_all(&executor, &builder, actors)
