@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use apps::kmeans::{self, Problem};
 use clap::Parser;
-use crucial_threads::{invoke_all, Builder};
+use crucial_threads::invoke_all;
 
 /// k-means on cloud threads.
 #[derive(Parser, Debug)]
@@ -51,7 +51,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let executor = args.run.executor().await?;
     let started = std::time::Instant::now();
     let results =
-        invoke_all(&executor, &Builder::default(), kmeans::workers(problem, &common::run_id("kmeans"))).await;
+        invoke_all(&executor, &args.run.builder(), kmeans::workers(problem, &common::run_id("kmeans"))).await;
     let mut inertia = 0;
     for result in results {
         inertia += result?;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use apps::logreg::{self, Problem};
 use clap::Parser;
-use crucial_threads::{invoke_all, Builder};
+use crucial_threads::invoke_all;
 
 /// Logistic regression on cloud threads.
 #[derive(Parser, Debug)]
@@ -47,7 +47,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let executor = args.run.executor().await?;
     let started = std::time::Instant::now();
     let results =
-        invoke_all(&executor, &Builder::default(), logreg::workers(problem, &common::run_id("logreg"))).await;
+        invoke_all(&executor, &args.run.builder(), logreg::workers(problem, &common::run_id("logreg"))).await;
     let mut correct = 0;
     for result in results {
         correct += result?;

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use apps::mandelbrot::{self, Image, MandelbrotRows, View};
 use clap::Parser;
-use crucial_threads::{invoke_iterative, Builder, Executor};
+use crucial_threads::{invoke_iterative, Executor};
 
 /// Mandelbrot on cloud threads.
 #[derive(Parser, Debug)]
@@ -44,7 +44,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let started = std::time::Instant::now();
     let results = invoke_iterative(
         &executor,
-        &Builder::default(),
+        &args.run.builder(),
         args.run.threads,
         0..u64::from(view.height),
         |rows| MandelbrotRows { view, rows, image: key.clone() },

@@ -9,7 +9,7 @@ mod common;
 use std::process::ExitCode;
 
 use clap::Parser;
-use crucial_threads::{invoke_all, Builder, Executor};
+use crucial_threads::{invoke_all, Executor};
 
 /// Monte Carlo pi on cloud threads.
 #[derive(Parser, Debug)]
@@ -30,7 +30,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let key = common::run_id("pi");
     let started = std::time::Instant::now();
     let workers = apps::pi::workers(args.run.threads, args.samples, &key);
-    let results = invoke_all(&executor, &Builder::default().retries(2), workers.clone()).await;
+    let results = invoke_all(&executor, &args.run.builder(), workers.clone()).await;
     let mut reported = 0;
     for result in results {
         reported += result?;

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use apps::santa;
 use clap::Parser;
-use crucial_threads::{invoke_all, Builder};
+use crucial_threads::invoke_all;
 
 /// The Santa Claus problem on cloud threads (`--threads` elves, plus Santa and nine reindeer).
 #[derive(Parser, Debug)]
@@ -44,7 +44,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let actors = santa::actors(args.rounds, elves, args.requests, &common::run_id("santa"));
     let threads = actors.len();
     let mut seen = Vec::new();
-    for result in invoke_all(&executor, &Builder::default(), actors).await {
+    for result in invoke_all(&executor, &args.run.builder(), actors).await {
         seen.push(result?);
     }
     println!(

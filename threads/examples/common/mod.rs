@@ -14,7 +14,9 @@ pub enum ExecutorKind {
     Local,
     /// AWS Lambda (or an emulator at `--lambda-endpoint`); build with `--features lambda`.
     Lambda,
-    /// Simulated serverless nodes under a seeded simulator (`--features sim`, `cargo simtest`).
+    /// Simulated serverless nodes with faults, under madsim: build with
+    /// `cargo simrun -p crucial-threads --features sim --example NAME -- --executor sim`
+    /// (`MADSIM_TEST_SEED=N` picks the seed).
     Sim,
 }
 
@@ -41,6 +43,9 @@ pub struct RunArgs {
     /// the DSO (`lambda` executor).
     #[arg(long, value_enum, default_value = "request-response")]
     pub invocation: InvocationMode,
+    /// Re-invocations allowed per thread after a crash, timeout or throttling.
+    #[arg(long, default_value_t = 5)]
+    pub retries: u32,
 }
 
 /// How the `lambda` executor invokes.
@@ -65,13 +70,45 @@ impl RunArgs {
                 Ok(Arc::new(builder.start().await?))
             }
             ExecutorKind::Lambda => self.lambda().await,
-            ExecutorKind::Sim => Err(ThreadError::Invocation {
-                thread: String::new(),
-                reason:
-                    "the simulated executor runs under the simulator: see `cargo simtest -p crucial-threads`"
-                        .into(),
-            }),
+            ExecutorKind::Sim => self.simulated().await,
         }
+    }
+
+    /// The settings every thread of the application gets.
+    pub fn builder(&self) -> crucial_threads::Builder {
+        let builder = crucial_threads::Builder::default().retries(self.retries);
+        match self.executor {
+            ExecutorKind::Sim => builder.backup_after(std::time::Duration::from_secs(20)),
+            _ => builder,
+        }
+    }
+
+    /// A simulated DSO server node and the simulated executor (faults from the seed).
+    #[cfg(madsim)]
+    async fn simulated(&self) -> Result<Arc<dyn Executor>, ThreadError> {
+        use crucial_threads::simulated::{ServerlessFaults, Simulated};
+        let handle = madsim::runtime::Handle::current();
+        let addr = std::net::SocketAddr::from(([192, 0, 2, 1], 11222));
+        handle.create_node().name("dso").ip(addr.ip()).build().spawn(async move {
+            let server = super::apps::server().bind(addr).start().await.expect("the simulated server starts");
+            server.wait().await;
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let executor =
+            Simulated::start(vec![addr.to_string()], ServerlessFaults::default(), handle.seed()).await?;
+        eprintln!("simulated serverless faults, seed {} (MADSIM_TEST_SEED replays it)", handle.seed());
+        Ok(Arc::new(executor))
+    }
+
+    #[cfg(not(madsim))]
+    async fn simulated(&self) -> Result<Arc<dyn Executor>, ThreadError> {
+        Err(ThreadError::Invocation {
+            thread: String::new(),
+            reason:
+                "the simulated executor runs under madsim: `cargo simrun -p crucial-threads --features sim \
+                     --example NAME -- --executor sim`"
+                    .into(),
+        })
     }
 
     #[cfg(feature = "lambda")]
