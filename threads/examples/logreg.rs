@@ -33,9 +33,13 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
+async fn main() -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
     common::init_tracing();
     let args = Args::parse();
+    common::run_app(move || run(args)).await
+}
+
+async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
     let problem = Problem {
         dims: args.dims,
         points_per_block: args.samples,

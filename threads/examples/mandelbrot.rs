@@ -34,9 +34,13 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
+async fn main() -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
     common::init_tracing();
     let args = Args::parse();
+    common::run_app(move || run(args)).await
+}
+
+async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
     let view = View { width: args.width, height: args.height, iterations_max: args.iterations };
     let executor = args.run.executor().await?;
     let key = common::run_id("mandelbrot");

@@ -28,9 +28,13 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
+async fn main() -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
     common::init_tracing();
     let args = Args::parse();
+    common::run_app(move || run(args)).await
+}
+
+async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
     let elves = args.run.threads as u64;
     if args.requests % santa::ELVES_PER_HELP != 0 || elves < santa::ELVES_PER_HELP {
         eprintln!(

@@ -78,7 +78,9 @@ impl RunArgs {
     pub fn builder(&self) -> crucial_threads::Builder {
         let builder = crucial_threads::Builder::default().retries(self.retries);
         match self.executor {
-            ExecutorKind::Sim => builder.backup_after(std::time::Duration::from_secs(20)),
+            ExecutorKind::Sim => builder
+                .timeout(std::time::Duration::from_secs(60))
+                .backup_after(std::time::Duration::from_secs(20)),
             _ => builder,
         }
     }
@@ -136,6 +138,29 @@ impl RunArgs {
             reason: "this build has no Lambda executor: build with `--features crucial-threads/lambda`"
                 .into(),
         })
+    }
+}
+
+/// Runs the application where the executor can reach the network: under madsim, on a
+/// simulated invoker node (the simulation's main node has no address); otherwise here.
+pub async fn run_app<F, Fut>(app: F) -> Fut::Output
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    #[cfg(madsim)]
+    {
+        let invoker = madsim::runtime::Handle::current()
+            .create_node()
+            .name("invoker")
+            .ip([192, 0, 2, 2].into())
+            .build();
+        invoker.spawn(app()).await.expect("the invoker node runs to the end")
+    }
+    #[cfg(not(madsim))]
+    {
+        app().await
     }
 }
 
