@@ -36,7 +36,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
 
 async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
     let elves = args.run.threads as u64;
-    if args.requests % santa::ELVES_PER_HELP != 0 || elves < santa::ELVES_PER_HELP {
+    if !args.requests.is_multiple_of(santa::ELVES_PER_HELP) || elves < santa::ELVES_PER_HELP {
         eprintln!(
             "--requests must be a multiple of {0} and --threads (elves) at least {0}",
             santa::ELVES_PER_HELP

@@ -1,12 +1,13 @@
 //! The [`Executor`] trait: where cloud threads run.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crucial_dso::Dso;
+use crucial_dso::{Dso, Server, ServerBuilder};
 
 use crate::invocation::{Invocation, Report};
 use crate::{ThreadError, ThreadId};
@@ -90,5 +91,47 @@ impl ThreadIds {
     /// The next id.
     pub fn next(&self) -> ThreadId {
         ThreadId { job: self.job, index: self.next_index.fetch_add(1, Ordering::Relaxed) }
+    }
+}
+
+/// Where an executor's threads find the DSO: a running cluster, or a server the executor
+/// starts on a free loopback port (it stops with the executor).
+#[derive(Debug, Default)]
+pub(crate) struct DsoTarget {
+    /// The cluster's members, if given.
+    pub members: Option<Vec<String>>,
+    /// The server to start when no cluster is given (built-in types only by default).
+    pub server: Option<ServerBuilder>,
+}
+
+/// An executor's DSO, reached.
+#[derive(Debug)]
+pub(crate) struct ConnectedDso {
+    /// The members threads are told about.
+    pub members: Vec<String>,
+    /// The invoker's own session.
+    pub control: Dso,
+    /// The server the executor started, if any.
+    pub embedded: Option<Server>,
+}
+
+impl DsoTarget {
+    /// Checks the runnable registry, starts the embedded server if needed and connects the
+    /// invoker's session.
+    pub async fn connect(self) -> Result<ConnectedDso, ThreadError> {
+        crate::Registry::global()?;
+        let (members, embedded) = match self.members {
+            Some(members) => (members, None),
+            None => {
+                let server = (self.server.unwrap_or_default())
+                    .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                    .start()
+                    .await
+                    .map_err(|error| ThreadError::DsoUnavailable { reason: error.to_string() })?;
+                (vec![server.local_addr().to_string()], Some(server))
+            }
+        };
+        let control = crate::connect_control(&members).await?;
+        Ok(ConnectedDso { members, control, embedded })
     }
 }

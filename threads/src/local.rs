@@ -3,7 +3,6 @@
 //! invocation and report as JSON, so a type that could not travel to a Lambda function fails
 //! here too.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crucial_dso::{Dso, Server, ServerBuilder};
@@ -11,7 +10,7 @@ use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::executor::{BoxFuture, Executor, InvokeOptions, ThreadIds};
+use crate::executor::{BoxFuture, ConnectedDso, DsoTarget, Executor, InvokeOptions, ThreadIds};
 use crate::invocation::{Invocation, Report};
 use crate::worker::{self, Hooks};
 use crate::{ThreadError, ThreadId};
@@ -66,8 +65,7 @@ impl Local {
 /// Builds a [`Local`] executor.
 #[derive(Debug, Default)]
 pub struct LocalBuilder {
-    members: Option<Vec<String>>,
-    server: Option<ServerBuilder>,
+    dso: DsoTarget,
     job: Option<u64>,
     faults: Option<LocalFaults>,
 }
@@ -75,14 +73,14 @@ pub struct LocalBuilder {
 impl LocalBuilder {
     /// Use the DSO cluster at `members` instead of an embedded server.
     pub fn dso(mut self, members: Vec<String>) -> Self {
-        self.members = Some(members);
+        self.dso.members = Some(members);
         self
     }
 
     /// The embedded server to start (to register the program's own object types); it is
     /// bound to a free loopback port. Ignored with [`LocalBuilder::dso`].
     pub fn embedded_server(mut self, server: ServerBuilder) -> Self {
-        self.server = Some(server);
+        self.dso.server = Some(server);
         self
     }
 
@@ -100,19 +98,7 @@ impl LocalBuilder {
 
     /// Starts the executor (and the embedded server, if no cluster was given).
     pub async fn start(self) -> Result<Local, ThreadError> {
-        crate::Registry::global()?;
-        let (members, embedded) = match self.members {
-            Some(members) => (members, None),
-            None => {
-                let server = (self.server.unwrap_or_default())
-                    .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-                    .start()
-                    .await
-                    .map_err(|error| ThreadError::DsoUnavailable { reason: error.to_string() })?;
-                (vec![server.local_addr().to_string()], Some(server))
-            }
-        };
-        let control = crate::connect_control(&members).await?;
+        let ConnectedDso { members, control, embedded } = self.dso.connect().await?;
         let ids = self.job.map_or_else(ThreadIds::random, ThreadIds::new);
         let faults = self.faults.map(|faults| (faults, Mutex::new(SmallRng::seed_from_u64(faults.seed))));
         Ok(Local { inner: Arc::new(LocalInner { members, control, ids, faults, _embedded: embedded }) })

@@ -1,6 +1,5 @@
 //! The [`Lambda`] executor.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use base64::Engine;
 use crucial_dso::{Dso, Server, ServerBuilder};
 use rand::{Rng, SeedableRng};
 
-use crate::executor::{BoxFuture, Executor, InvokeOptions, ThreadIds};
+use crate::executor::{BoxFuture, ConnectedDso, DsoTarget, Executor, InvokeOptions, ThreadIds};
 use crate::invocation::{Invocation, Report};
 use crate::worker::decode_stored;
 use crate::{ThreadError, ThreadId};
@@ -32,8 +31,7 @@ pub struct LambdaBuilder {
     function: String,
     endpoint: Option<String>,
     mode: Mode,
-    members: Option<Vec<String>>,
-    server: Option<ServerBuilder>,
+    dso: DsoTarget,
     job: Option<u64>,
     request_bytes_max_sync: usize,
     request_bytes_max_async: usize,
@@ -49,8 +47,7 @@ impl LambdaBuilder {
             function: function.into(),
             endpoint: None,
             mode: Mode::RequestResponse,
-            members: None,
-            server: None,
+            dso: DsoTarget::default(),
             job: None,
             request_bytes_max_sync: 6 << 20,
             request_bytes_max_async: 1 << 20,
@@ -82,14 +79,14 @@ impl LambdaBuilder {
 
     /// The DSO cluster's members, as the functions reach them.
     pub fn dso(mut self, members: Vec<String>) -> Self {
-        self.members = Some(members);
+        self.dso.members = Some(members);
         self
     }
 
     /// Start this server on a free loopback port and let the functions use it (for emulators
     /// running on this machine).
     pub fn embedded_server(mut self, server: ServerBuilder) -> Self {
-        self.server = Some(server);
+        self.dso.server = Some(server);
         self
     }
 
@@ -117,19 +114,7 @@ impl LambdaBuilder {
     /// Builds the AWS client (credentials and region from the standard chain) and connects to
     /// the DSO.
     pub async fn start(self) -> Result<Lambda, ThreadError> {
-        crate::Registry::global()?;
-        let (members, embedded) = match (self.members, self.server) {
-            (Some(members), _) => (members, None),
-            (None, server) => {
-                let server = (server.unwrap_or_default())
-                    .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-                    .start()
-                    .await
-                    .map_err(|error| ThreadError::DsoUnavailable { reason: error.to_string() })?;
-                (vec![server.local_addr().to_string()], Some(server))
-            }
-        };
-        let control = crate::connect_control(&members).await?;
+        let ConnectedDso { members, control, embedded } = self.dso.connect().await?;
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .retry_config(aws_config::retry::RetryConfig::disabled());
         if let Some(endpoint) = &self.endpoint {

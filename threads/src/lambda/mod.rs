@@ -6,7 +6,7 @@
 //! `Future` the handler stores it in ([`crate::ThreadId::result_key`]). The SDK's own retries
 //! are off (a retried Invoke is a second invocation); [`crate::Builder::retries`] decides. A
 //! throttled Invoke (429) is tried again after a jittered, growing pause, and reported as
-//! [`ThreadError::Throttled`] if it persists. Credentials and region come from the standard
+//! [`crate::ThreadError::Throttled`] if it persists. Credentials and region come from the standard
 //! AWS chain; `endpoint` points the client at an emulator such as `cargo lambda watch`.
 
 mod executor;
