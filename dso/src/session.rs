@@ -152,6 +152,11 @@ impl SessionTable {
         }
     }
 
+    /// Whether the table holds session `session`.
+    pub fn holds(&self, session: u64) -> bool {
+        self.sessions.contains_key(&session)
+    }
+
     /// The number of sessions held.
     pub fn len(&self) -> usize {
         self.sessions.len()

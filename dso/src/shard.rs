@@ -55,7 +55,12 @@ pub struct ShardImage {
 
 impl Shard {
     /// Classifies an arriving call (see [`SessionTable::admit`]); only `Apply` changes the shard.
+    /// A release for a session the key does not hold (never used here, or evicted) has nothing
+    /// to release: it is answered without creating the session (which could evict another).
     pub fn admit(&mut self, call: &Call, limits: SessionLimits) -> Admission {
+        if call.action == Action::Release && !self.sessions.holds(call.id.session) {
+            return Admission::Answered(Ok(Vec::new()));
+        }
         let fingerprint = call.fingerprint();
         self.sessions.admit(
             call.id,
@@ -216,5 +221,42 @@ struct Invoked {
 impl From<EncodedOutcome> for Invoked {
     fn from(outcome: EncodedOutcome) -> Self {
         Invoked { result: outcome.result, timeout_ms: outcome.timeout_ms, wakeups: outcome.wakeups }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: SessionLimits = SessionLimits { session_calls_max: 8, sessions_max: 8 };
+
+    fn call(seq: u64, acked_below: u64, action: Action) -> Call {
+        let id = CallId { session: 3, seq };
+        Call { id, acked_below, key: "k".into(), type_name: "Counter".into(), action, history: 0 }
+    }
+
+    fn add() -> Action {
+        Action::Invoke { method: "add".into(), args: encode(&(1i64,)) }
+    }
+
+    #[test]
+    fn a_release_drops_the_records_before_it_and_later_replays_are_stale() {
+        let registry = Registry::default();
+        let mut shard = Shard::default();
+        let first = call(1, 1, add());
+        assert_eq!(shard.admit(&first, LIMITS), Admission::Apply);
+        let answer = shard.apply(&registry, &first).answers[0].1.clone();
+        assert_eq!(shard.admit(&first, LIMITS), Admission::Answered(answer), "retained for replays");
+        let release = call(2, 2, Action::Release);
+        assert_eq!(shard.admit(&release, LIMITS), Admission::Apply);
+        assert_eq!(shard.apply(&registry, &release).answers, vec![(release.id, Ok(Vec::new()))]);
+        assert_eq!(shard.admit(&first, LIMITS), Admission::Stale);
+    }
+
+    #[test]
+    fn a_release_for_an_unknown_session_creates_nothing() {
+        let mut shard = Shard::default();
+        assert_eq!(shard.admit(&call(5, 5, Action::Release), LIMITS), Admission::Answered(Ok(Vec::new())));
+        assert!(shard.sessions.is_empty());
     }
 }

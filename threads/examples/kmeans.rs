@@ -15,7 +15,7 @@ use crucial_threads::invoke_all;
 
 /// k-means on cloud threads.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     #[command(flatten)]
     run: common::RunArgs,

@@ -14,7 +14,7 @@ use crucial_threads::invoke_all;
 
 /// Logistic regression on cloud threads.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     #[command(flatten)]
     run: common::RunArgs,

@@ -15,7 +15,7 @@ use crucial_threads::{invoke_iterative, Executor};
 
 /// Mandelbrot on cloud threads.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     #[command(flatten)]
     run: common::RunArgs,

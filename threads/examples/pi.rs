@@ -13,7 +13,7 @@ use crucial_threads::{invoke_all, Executor};
 
 /// Monte Carlo pi on cloud threads.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     #[command(flatten)]
     run: common::RunArgs,

@@ -15,7 +15,7 @@ use crucial_threads::invoke_all;
 
 /// The Santa Claus problem on cloud threads (`--threads` elves, plus Santa and nine reindeer).
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     #[command(flatten)]
     run: common::RunArgs,

@@ -34,7 +34,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "embedded")]
     pub dso: String,
     /// The Lambda function that runs the handler (`lambda` executor).
-    #[arg(long, default_value = "crucial-threads")]
+    #[arg(long, default_value = "crucial-lambda-handler")]
     pub function: String,
     /// The Lambda API endpoint, for emulators such as `cargo lambda watch` (`lambda` executor).
     #[arg(long)]
