@@ -37,6 +37,28 @@ pub fn shared(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// Registers a cloud thread's runnable type under its `NAME`: put `#[crucial_threads::runnable]`
+/// on its `impl Runnable for Type { ... }` block (the same as `crucial_threads::register!(Type)`
+/// after it), so that a Lambda handler linked with it can rebuild it by name.
+#[proc_macro_attribute]
+pub fn runnable(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if !attr.is_empty() {
+        let message = "#[runnable] takes no arguments: the name is the impl's `const NAME`";
+        return syn::Error::new(Span::call_site(), message).to_compile_error().into();
+    }
+    let item = parse_macro_input!(item as ItemImpl);
+    if item.trait_.is_none() {
+        let message = "#[runnable] goes on an `impl Runnable for Type` block";
+        return syn::Error::new(item.span(), message).to_compile_error().into();
+    }
+    let self_type = &item.self_ty;
+    quote! {
+        #item
+        ::crucial_threads::inventory::submit! { ::crucial_threads::RunnableEntry::of::<#self_type>() }
+    }
+    .into()
+}
+
 /// One `pub fn` that became an operation.
 struct Method {
     name: Ident,

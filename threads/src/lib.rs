@@ -8,6 +8,7 @@
 //! #[derive(Serialize, Deserialize)]
 //! struct Hello { n: i64 }
 //!
+//! #[crucial_threads::runnable]
 //! impl Runnable for Hello {
 //!     const NAME: &'static str = "hello";
 //!     type Output = i64;
@@ -16,7 +17,6 @@
 //!         ctx.dso().atomic_long("total").add_and_get(self.n).await
 //!     }
 //! }
-//! crucial_threads::register!(Hello);
 //!
 //! # async fn main_() -> Result<(), Box<dyn std::error::Error>> {
 //! let executor = Local::embedded().await?; // or lambda::Lambda::builder("fn").start().await?
@@ -80,6 +80,7 @@ pub use service::{blocks, invoke_all, invoke_iterative};
 pub use thread::{Builder, CloudThread, JoinHandle};
 
 pub use crucial_dso as dso;
+pub use crucial_dso_macros::runnable;
 #[doc(hidden)]
 pub use inventory;
 

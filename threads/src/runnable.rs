@@ -12,7 +12,8 @@ use serde::Serialize;
 use crate::{Context, ThreadError};
 
 /// The body of a cloud thread: a serde type (its fields are the thread's input) with an async
-/// `run`. Register each type with [`crate::register!`].
+/// `run`. Register each type: `#[crucial_threads::runnable]` on its `impl Runnable` block, or
+/// [`crate::register!`].
 ///
 /// `run` must be deterministic given the runnable, the results of its DSO calls and
 /// [`Context::rng`]: a retried or duplicated invocation replays it, and its DSO calls are
@@ -77,7 +78,8 @@ fn start_erased<T: Runnable>(input: serde_json::Value, ctx: Arc<Context>) -> Res
     }))
 }
 
-/// Registers runnable types under their [`Runnable::NAME`]s:
+/// Registers runnable types under their [`Runnable::NAME`]s, for impls that cannot carry
+/// `#[crucial_threads::runnable]` (written by another macro, say):
 /// `crucial_threads::register!(Pi, KMeansWorker);`.
 #[macro_export]
 macro_rules! register {

@@ -131,6 +131,7 @@ pub struct KMeansWorker {
     pub run: String,
 }
 
+#[crucial_threads::runnable]
 impl Runnable for KMeansWorker {
     const NAME: &'static str = "apps.kmeans";
     type Output = i64;
@@ -165,8 +166,6 @@ impl Runnable for KMeansWorker {
 fn accumulator(ctx: &Context, run: &str, iteration: usize, cluster: usize) -> crucial_dso::Shared<VectorSum> {
     ctx.dso().handle::<VectorSum>(format!("{run}.it{iteration}.c{cluster}"))
 }
-
-crucial_threads::register!(KMeansWorker);
 
 /// The threads' runnables.
 pub fn workers(problem: Problem, run: &str) -> Vec<KMeansWorker> {

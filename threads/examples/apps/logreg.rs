@@ -107,6 +107,7 @@ pub struct LogRegWorker {
     pub run: String,
 }
 
+#[crucial_threads::runnable]
 impl Runnable for LogRegWorker {
     const NAME: &'static str = "apps.logreg";
     type Output = u64;
@@ -131,8 +132,6 @@ impl Runnable for LogRegWorker {
         Ok(correct(&samples, &weights))
     }
 }
-
-crucial_threads::register!(LogRegWorker);
 
 /// The threads' runnables.
 pub fn workers(problem: Problem, run: &str) -> Vec<LogRegWorker> {

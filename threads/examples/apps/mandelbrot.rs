@@ -84,6 +84,7 @@ pub struct MandelbrotRows {
     pub image: String,
 }
 
+#[crucial_threads::runnable]
 impl Runnable for MandelbrotRows {
     const NAME: &'static str = "apps.mandelbrot";
     type Output = bool;
@@ -94,8 +95,6 @@ impl Runnable for MandelbrotRows {
         ctx.dso().handle::<Image>(&self.image).put_rows(self.rows.start as u32, pixels).await
     }
 }
-
-crucial_threads::register!(MandelbrotRows);
 
 /// Writes a grayscale PNG.
 pub fn write_png(

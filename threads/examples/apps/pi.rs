@@ -17,6 +17,7 @@ pub struct PiWorker {
     pub key: String,
 }
 
+#[crucial_threads::runnable]
 impl Runnable for PiWorker {
     const NAME: &'static str = "apps.pi";
     type Output = u64;
@@ -28,8 +29,6 @@ impl Runnable for PiWorker {
         Ok(hits)
     }
 }
-
-crucial_threads::register!(PiWorker);
 
 /// Darts inside the quarter circle, out of `samples` drawn from `seed`.
 pub fn hits(samples: u64, seed: u64) -> u64 {

@@ -179,6 +179,7 @@ pub struct SantaActor {
     pub run: String,
 }
 
+#[crucial_threads::runnable]
 impl Runnable for SantaActor {
     const NAME: &'static str = "apps.santa";
     type Output = Seen;
@@ -234,8 +235,6 @@ impl Runnable for SantaActor {
         }
     }
 }
-
-crucial_threads::register!(SantaActor);
 
 /// The threads: Santa, nine reindeer, `elves` elves (at least 3) sharing `requests` requests
 /// for help (a multiple of 3).
