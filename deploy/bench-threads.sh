@@ -41,7 +41,8 @@ kept=""
   echo "Measured $(date -u +%F) on this project's $(nproc)-core machine by \`deploy/bench-threads.sh $rounds\`"
   echo "(release build; medians of $rounds rounds; each row's counterpart measured in the same run)."
   echo "Local executor with an embedded DSO server on loopback; every cloud thread is encoded to JSON"
-  echo "and back, runs in its own DSO session, stores its result in the DSO and releases its records."
+  echo "and back, runs in its own DSO session, stores its result in the DSO and releases the records"
+  echo "of the keys it used."
   echo
   echo "$figures"
   echo

@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
 use tokio::time::Instant;
 
-use crate::client_session::{ClientSession, RetryDecision, SessionConfig};
+use crate::client_session::{ClientSession, NotStarted, RetryDecision, SessionConfig};
 use crate::cluster::{Configuration, Routing};
 use crate::codec::{decode_frame, encode_frame, FRAME_BYTES_MAX_DEFAULT};
 use crate::net::{split, ReadHalf, WriteHalf};
@@ -94,14 +94,9 @@ struct Inner {
     redirect: tokio::sync::Notify,
     /// Bounds calls in flight (the session's window).
     window: Semaphore,
-    /// The first call refused because of the session itself (a non-deterministic replay, a
-    /// stale call, too many records), for a cloud thread to report.
-    session_refusal: Mutex<Option<crate::CallError>>,
     /// Set once the session reached `halt_at_call`; `halt` wakes whoever waits for that.
     halted: std::sync::atomic::AtomicBool,
     halt: tokio::sync::Notify,
-    /// The keys called, for a session that retains its records (to release them later).
-    used_keys: Mutex<std::collections::BTreeSet<String>>,
     generations: AtomicU64,
 }
 
@@ -146,8 +141,6 @@ impl Dso {
             redirected: Mutex::new(std::collections::HashSet::new()),
             redirect: tokio::sync::Notify::new(),
             window: Semaphore::new(config.session.in_flight_max),
-            used_keys: Mutex::new(std::collections::BTreeSet::new()),
-            session_refusal: Mutex::new(None),
             halted: std::sync::atomic::AtomicBool::new(false),
             halt: tokio::sync::Notify::new(),
             generations: AtomicU64::new(0),
@@ -183,20 +176,19 @@ impl Dso {
     /// ([`crate::CallError::StaleCall`]) or one over the records a key keeps per session
     /// ([`crate::CallError::TooManyInFlight`]).
     pub fn session_refusal(&self) -> Option<crate::CallError> {
-        self.inner.session_refusal.lock().clone()
+        self.inner.session.lock().refusal().cloned()
     }
 
     /// Releases the records the nodes keep of this session's calls on every key it used (see
     /// [`SessionConfig::retain_records`]): one [`Action::Release`] per key. A cloud thread
     /// does this once its result is stored.
     /// Every key is tried; the first error is returned after the rest were released, and the
-    /// keys that failed stay listed for another try.
+    /// keys whose release went unanswered stay listed for another try.
     pub async fn release_records(&self) -> Result<(), DsoError> {
-        let keys: Vec<String> = std::mem::take(&mut *self.inner.used_keys.lock()).into_iter().collect();
+        let keys: Vec<String> = self.inner.session.lock().unreleased_keys().map(str::to_string).collect();
         let mut first_error = None;
         for key in keys {
             if let Err(error) = self.call_raw(&key, "", Action::Release).await {
-                self.inner.used_keys.lock().insert(key);
                 first_error.get_or_insert(error);
             }
         }
@@ -230,31 +222,21 @@ impl Dso {
     /// Sends one encoded action and waits for its encoded answer, resending as the session decides.
     ///
     /// Once a node refused a call because of the session itself ([`Dso::session_refusal`]),
-    /// every later call fails with that refusal without being sent, except releases: a
-    /// replaying session that went astray must not make calls the earlier run never made.
+    /// every later call fails with that refusal without being sent, except releases.
     pub async fn call_raw(&self, key: &str, type_name: &str, action: Action) -> Result<Vec<u8>, DsoError> {
         let inner = &self.inner;
         let _permit = inner.window.acquire().await.expect("the window is never closed");
-        if let Some(refusal) =
-            inner.session_refusal.lock().clone().filter(|_| !matches!(action, Action::Release))
-        {
-            return Err(DsoError::Call(refusal));
-        }
         if inner.config.halt_at_call.is_some_and(|halt| inner.session.lock().calls_started() >= halt) {
             return inner.stop_dead().await;
         }
-        if inner.config.session.retain_records && !matches!(action, Action::Release) {
-            let mut used = inner.used_keys.lock();
-            if !used.contains(key) {
-                used.insert(key.to_string());
-            }
-        }
         let (answer_tx, mut answer) = oneshot::channel();
-        let call = inner
-            .session
-            .lock()
-            .start_call(inner.now_ms(), key.to_string(), type_name.to_string(), action)
-            .expect("the window semaphore bounds calls in flight");
+        let started =
+            inner.session.lock().start_call(inner.now_ms(), key.to_string(), type_name.to_string(), action);
+        let call = match started {
+            Ok(call) => call,
+            Err(NotStarted::Refused(refusal)) => return Err(DsoError::Call(refusal)),
+            Err(NotStarted::WindowFull) => unreachable!("the window semaphore bounds calls in flight"),
+        };
         let seq = call.id.seq;
         tracing::debug!(key, type_name, seq, "dso call");
         inner.pending.lock().insert(seq, answer_tx);
@@ -271,8 +253,7 @@ impl Dso {
             tokio::select! {
                 result = &mut answer => {
                     std::mem::forget(abandon);
-                    let result = result.map_err(|_| DsoError::Protocol("client shut down".into()))?;
-                    return inner.note_refusal(result).map_err(DsoError::from);
+                    return result.map_err(|_| DsoError::Protocol("client shut down".into()))?.map_err(DsoError::from);
                 }
                 _ = tokio::time::sleep_until(inner.instant_at(deadline)) => {}
                 _ = inner.redirect.notified() => {
@@ -301,8 +282,7 @@ impl Dso {
             }
         }
         std::mem::forget(abandon);
-        let result = answer.await.map_err(|_| DsoError::Protocol("client shut down".into()))?;
-        inner.note_refusal(result).map_err(DsoError::from)
+        answer.await.map_err(|_| DsoError::Protocol("client shut down".into()))?.map_err(DsoError::from)
     }
 }
 
@@ -320,19 +300,6 @@ impl Drop for AbandonOnDrop<'_> {
 }
 
 impl Inner {
-    /// Remembers the first refusal that concerns the session itself (see [`Dso::session_refusal`]).
-    fn note_refusal(&self, result: CallResult) -> CallResult {
-        if let Err(
-            error @ (crate::CallError::Nondeterministic { .. }
-            | crate::CallError::StaleCall { .. }
-            | crate::CallError::TooManyInFlight { .. }),
-        ) = &result
-        {
-            self.session_refusal.lock().get_or_insert_with(|| error.clone());
-        }
-        result
-    }
-
     fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
@@ -503,7 +470,12 @@ async fn read_answers(
         let Some(inner) = inner.upgrade() else { return };
         match response {
             Response::Reply { id, result } => {
-                if inner.session.lock().handle_reply(id) {
+                let waiting = {
+                    let mut session = inner.session.lock();
+                    session.handle_result(&result);
+                    session.handle_reply(id)
+                };
+                if waiting {
                     if let Some(waiter) = inner.pending.lock().remove(&id.seq) {
                         let _ = waiter.send(result);
                     }

@@ -2,10 +2,12 @@
 //! resend (with the same sequence number) and when to give up. The async client
 //! ([`crate::client`]) and the simulator drive it; it does no I/O and reads no clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::object::CallId;
 use crate::protocol::{Action, Call};
+use crate::session::CallResult;
+use crate::CallError;
 
 /// Retry policy of a session.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -54,6 +56,17 @@ pub enum RetryDecision {
     Wait,
 }
 
+/// Why [`ClientSession::start_call`] started nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotStarted {
+    /// `in_flight_max` calls are unanswered.
+    WindowFull,
+    /// A node refused an earlier call because of the session itself (see
+    /// [`ClientSession::refusal`]): a replaying session that went astray makes no call the
+    /// earlier run never made.
+    Refused(CallError),
+}
+
 /// One client session.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClientSession {
@@ -61,6 +74,12 @@ pub struct ClientSession {
     next_seq: u64,
     /// Digest of the calls started so far (kept only by sessions that retain records).
     history: u64,
+    /// Keys holding records of this session not yet released (only for sessions that retain
+    /// records).
+    unreleased: BTreeSet<String>,
+    /// The first refusal of a call because of the session itself; no call but releases starts
+    /// after it.
+    refusal: Option<Box<CallError>>,
     in_flight: BTreeMap<u64, InFlight>,
     config: SessionConfig,
 }
@@ -68,7 +87,15 @@ pub struct ClientSession {
 impl ClientSession {
     /// A session with id `session` (unique per client; a cloud thread derives it from its id).
     pub fn new(session: u64, config: SessionConfig) -> Self {
-        Self { session, next_seq: 1, history: 0, in_flight: BTreeMap::new(), config }
+        Self {
+            session,
+            next_seq: 1,
+            history: 0,
+            unreleased: BTreeSet::new(),
+            refusal: None,
+            in_flight: BTreeMap::new(),
+            config,
+        }
     }
 
     /// The session id.
@@ -81,16 +108,24 @@ impl ClientSession {
         self.next_seq - 1
     }
 
-    /// Starts a call; `None` if `in_flight_max` calls are unanswered.
+    /// Starts a call, unless the window is full or the session was refused (releases still
+    /// start then).
     pub fn start_call(
         &mut self,
         now_ms: u64,
         key: String,
         type_name: String,
         action: Action,
-    ) -> Option<Call> {
+    ) -> Result<Call, NotStarted> {
         if self.in_flight.len() >= self.config.in_flight_max {
-            return None;
+            return Err(NotStarted::WindowFull);
+        }
+        let releases = matches!(action, Action::Release);
+        if let Some(refusal) = self.refusal.as_deref().filter(|_| !releases) {
+            return Err(NotStarted::Refused(refusal.clone()));
+        }
+        if self.config.retain_records && !releases && !self.unreleased.contains(&key) {
+            self.unreleased.insert(key.clone());
         }
         let id = CallId { session: self.session, seq: self.next_seq };
         let acked_below = match action {
@@ -105,12 +140,43 @@ impl ClientSession {
         let give_up_at_ms = self.config.call_timeout_ms.map(|timeout| now_ms.saturating_add(timeout));
         let resend_at_ms = now_ms.saturating_add(self.config.resend_after_ms);
         self.in_flight.insert(id.seq, InFlight { call: call.clone(), resend_at_ms, give_up_at_ms });
-        Some(call)
+        Ok(call)
     }
 
     /// An answer arrived; whether the call was still waiting for it (duplicates are not).
     pub fn handle_reply(&mut self, id: CallId) -> bool {
-        id.session == self.session && self.in_flight.remove(&id.seq).is_some()
+        if id.session != self.session {
+            return false;
+        }
+        let Some(answered) = self.in_flight.remove(&id.seq) else { return false };
+        if answered.call.action == Action::Release {
+            self.unreleased.remove(&answered.call.key);
+        }
+        true
+    }
+
+    /// Notes what an answered call got: a refusal because of the session itself (a
+    /// non-deterministic replay, a call whose record was released, too many records on one
+    /// key) stops the session from starting further calls.
+    pub fn handle_result(&mut self, result: &CallResult) {
+        if let Err(
+            error @ (CallError::Nondeterministic { .. }
+            | CallError::StaleCall { .. }
+            | CallError::TooManyInFlight { .. }),
+        ) = result
+        {
+            self.refusal.get_or_insert_with(|| Box::new(error.clone()));
+        }
+    }
+
+    /// The first call refused because of the session itself, if any.
+    pub fn refusal(&self) -> Option<&CallError> {
+        self.refusal.as_deref()
+    }
+
+    /// The keys holding records of this session that no answered release has freed yet.
+    pub fn unreleased_keys(&self) -> impl Iterator<Item = &str> {
+        self.unreleased.iter().map(String::as_str)
     }
 
     /// The timer of call `seq` fired at `now_ms`.
@@ -125,7 +191,7 @@ impl ClientSession {
             return RetryDecision::Wait;
         }
         in_flight.resend_at_ms = now_ms.saturating_add(self.config.resend_after_ms);
-        if in_flight.call.action != Action::Release {
+        if !matches!(in_flight.call.action, Action::Release) {
             in_flight.call.acked_below = acked_below;
         }
         RetryDecision::Resend(in_flight.call.clone())
@@ -189,7 +255,11 @@ mod tests {
         let first = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
         let second = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
         assert_eq!((first.id.seq, second.id.seq, second.acked_below), (1, 2, 1));
-        assert!(session.start_call(0, "k".into(), "Counter".into(), invoke()).is_none(), "window is full");
+        assert_eq!(
+            session.start_call(0, "k".into(), "Counter".into(), invoke()),
+            Err(NotStarted::WindowFull),
+            "window is full"
+        );
         assert_eq!(session.handle_call_timeout(5, 2), RetryDecision::Wait);
         assert!(session.handle_reply(first.id));
         assert!(!session.handle_reply(first.id), "a duplicate answer is not news");
@@ -210,8 +280,27 @@ mod tests {
         let second = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
         assert_eq!(second.acked_below, 1, "the first answer stays recorded for replays");
         assert!(session.handle_reply(second.id));
+        assert_eq!(session.unreleased_keys().collect::<Vec<_>>(), vec!["k"]);
         let release = session.start_call(0, "k".into(), String::new(), Action::Release).unwrap();
-        assert_eq!((release.id.seq, release.acked_below, release.action), (3, 3, Action::Release));
+        assert_eq!((release.id.seq, release.acked_below, &release.action), (3, 3, &Action::Release));
         assert_eq!(session.calls_started(), 3);
+        assert!(session.handle_reply(release.id));
+        assert_eq!(session.unreleased_keys().count(), 0, "an answered release frees the key");
+    }
+
+    #[test]
+    fn after_a_session_refusal_only_releases_start() {
+        let config = SessionConfig { retain_records: true, ..SessionConfig::default() };
+        let mut session = ClientSession::new(5, config);
+        let first = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
+        let refusal = CallError::Nondeterministic { session: 5, seq: first.id.seq };
+        assert!(session.handle_reply(first.id));
+        session.handle_result(&Err(refusal.clone()));
+        assert_eq!(session.refusal(), Some(&refusal));
+        assert_eq!(
+            session.start_call(0, "j".into(), "Counter".into(), invoke()),
+            Err(NotStarted::Refused(refusal))
+        );
+        assert!(session.start_call(0, "k".into(), String::new(), Action::Release).is_ok());
     }
 }

@@ -72,7 +72,8 @@ pub struct SessionTable {
 }
 
 impl SessionTable {
-    /// Classifies an arriving call. Only a call to apply changes the table (it forgets what the
+    /// Classifies an arriving call; `fingerprint` is asked for only when a call is recorded
+    /// under its sequence number. Only a call to apply changes the table (it forgets what the
     /// call's `acked_below` releases, and evicts the least recently used session if a new one
     /// would exceed `sessions_max`): duplicates leave it as it was, so replicas that apply the
     /// same calls hold the same table, and a network that repeats messages does not grow the
@@ -81,7 +82,7 @@ impl SessionTable {
         &mut self,
         id: CallId,
         acked_below: u64,
-        fingerprint: u64,
+        fingerprint: impl FnOnce() -> u64,
         session_calls_max: usize,
         sessions_max: usize,
     ) -> Admission {
@@ -94,7 +95,7 @@ impl SessionTable {
                     Admission::Stale
                 } else {
                     match session.calls.get(&id.seq) {
-                        Some(recorded) if recorded.fingerprint != fingerprint => Admission::Diverged,
+                        Some(recorded) if recorded.fingerprint != fingerprint() => Admission::Diverged,
                         Some(Recorded { record: CallRecord::Done(result), .. }) => {
                             Admission::Answered(result.clone())
                         }
@@ -186,38 +187,38 @@ mod tests {
     #[test]
     fn retries_get_the_recorded_answer_until_acknowledged() {
         let mut table = SessionTable::default();
-        assert_eq!(table.admit(id(1), 1, 9, 8, 8), Admission::Apply);
+        assert_eq!(table.admit(id(1), 1, || 9, 8, 8), Admission::Apply);
         table.record(id(1), 9, CallRecord::Done(Ok(vec![42])));
-        assert_eq!(table.admit(id(1), 1, 9, 8, 8), Admission::Answered(Ok(vec![42])));
-        assert_eq!(table.admit(id(2), 2, 9, 8, 8), Admission::Apply);
-        assert_eq!(table.admit(id(1), 2, 9, 8, 8), Admission::Stale);
+        assert_eq!(table.admit(id(1), 1, || 9, 8, 8), Admission::Answered(Ok(vec![42])));
+        assert_eq!(table.admit(id(2), 2, || 9, 8, 8), Admission::Apply);
+        assert_eq!(table.admit(id(1), 2, || 9, 8, 8), Admission::Stale);
     }
 
     #[test]
     fn a_different_call_under_a_recorded_sequence_number_is_refused() {
         let mut table = SessionTable::default();
-        assert_eq!(table.admit(id(1), 1, 9, 8, 8), Admission::Apply);
+        assert_eq!(table.admit(id(1), 1, || 9, 8, 8), Admission::Apply);
         table.record(id(1), 9, CallRecord::Parked);
-        assert_eq!(table.admit(id(1), 1, 10, 8, 8), Admission::Diverged);
+        assert_eq!(table.admit(id(1), 1, || 10, 8, 8), Admission::Diverged);
         table.complete(id(1), Ok(vec![1]));
-        assert_eq!(table.admit(id(1), 1, 10, 8, 8), Admission::Diverged);
-        assert_eq!(table.admit(id(1), 1, 9, 8, 8), Admission::Answered(Ok(vec![1])));
+        assert_eq!(table.admit(id(1), 1, || 10, 8, 8), Admission::Diverged);
+        assert_eq!(table.admit(id(1), 1, || 9, 8, 8), Admission::Answered(Ok(vec![1])));
     }
 
     #[test]
     fn parked_calls_reattach_and_limits_hold() {
         let mut table = SessionTable::default();
-        assert_eq!(table.admit(id(1), 1, 0, 1, 8), Admission::Apply);
+        assert_eq!(table.admit(id(1), 1, || 0, 1, 8), Admission::Apply);
         table.record(id(1), 0, CallRecord::Parked);
-        assert_eq!(table.admit(id(1), 1, 0, 1, 8), Admission::StillParked);
-        assert_eq!(table.admit(id(2), 1, 0, 1, 8), Admission::Full);
+        assert_eq!(table.admit(id(1), 1, || 0, 1, 8), Admission::StillParked);
+        assert_eq!(table.admit(id(2), 1, || 0, 1, 8), Admission::Full);
     }
 
     #[test]
     fn least_recently_used_session_is_evicted() {
         let mut table = SessionTable::default();
         for session in 0..3 {
-            table.admit(CallId { session, seq: 1 }, 1, 0, 8, 2);
+            table.admit(CallId { session, seq: 1 }, 1, || 0, 8, 2);
         }
         assert_eq!(table.len(), 2);
         assert!(!table.sessions.contains_key(&0));

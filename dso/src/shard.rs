@@ -58,14 +58,13 @@ impl Shard {
     /// A release for a session the key does not hold (never used here, or evicted) has nothing
     /// to release: it is answered without creating the session (which could evict another).
     pub fn admit(&mut self, call: &Call, limits: SessionLimits) -> Admission {
-        if call.action == Action::Release && !self.sessions.holds(call.id.session) {
+        if matches!(call.action, Action::Release) && !self.sessions.holds(call.id.session) {
             return Admission::Answered(Ok(Vec::new()));
         }
-        let fingerprint = call.fingerprint();
         self.sessions.admit(
             call.id,
             call.acked_below,
-            fingerprint,
+            || call.fingerprint(),
             limits.session_calls_max,
             limits.sessions_max,
         )

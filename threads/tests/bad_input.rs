@@ -77,7 +77,26 @@ impl Runnable for Sleeps {
     }
 }
 
-crucial_threads::register!(Panics, Fails, SaysHello, Sleeps);
+/// Adds 1 to one counter `times` times.
+#[derive(Serialize, Deserialize)]
+struct ManyAdds {
+    times: u64,
+}
+
+impl Runnable for ManyAdds {
+    const NAME: &'static str = "test.many_adds";
+    type Output = ();
+    type Error = crucial_dso::DsoError;
+
+    async fn run(self, ctx: &Context) -> Result<(), Self::Error> {
+        for _ in 0..self.times {
+            ctx.dso().counter("many").add(1).await?;
+        }
+        Ok(())
+    }
+}
+
+crucial_threads::register!(Panics, Fails, SaysHello, Sleeps, ManyAdds);
 
 fn invocation(executor: &Local, name: &str, input: serde_json::Value) -> Invocation {
     let thread = executor.next_thread_id();
@@ -164,4 +183,18 @@ async fn a_thread_past_its_timeout_is_stopped() {
     let handle =
         CloudThread::builder().timeout(Duration::from_millis(200)).retries(1).spawn(&executor, Sleeps);
     assert!(matches!(handle.join().await, Err(ThreadError::TimedOut { after_ms: 200, .. })));
+}
+
+#[tokio::test]
+async fn a_thread_past_the_records_a_key_keeps_gets_a_clear_error() {
+    let node = crucial_dso::node::NodeConfig { session_calls_max: 8, ..Default::default() };
+    let server = crucial_dso::ServerBuilder::new().node_config(node);
+    let executor = Local::builder().embedded_server(server).start().await.unwrap();
+    match CloudThread::spawn(&executor, ManyAdds { times: 20 }).join().await {
+        Err(ThreadError::RecordsExceeded { detail, .. }) => {
+            assert!(detail.contains("session_calls_max"), "{detail}")
+        }
+        other => panic!("expected the records bound, got {other:?}"),
+    }
+    assert_eq!(executor.dso().counter("many").get().await.unwrap(), 8, "nothing applied past the bound");
 }
