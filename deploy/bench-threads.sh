@@ -38,7 +38,7 @@ kept=""
 {
   echo "# Cloud threads: benchmarks"
   echo
-  echo "Measured $(date -u +%F) on this project's $(nproc)-core machine by \`deploy/bench-threads.sh $rounds\`"
+  echo "Measured $(date -u +%F) at commit $(git rev-parse --short HEAD) on this project's $(nproc)-core machine by \`deploy/bench-threads.sh $rounds\`"
   echo "(release build; medians of $rounds rounds; each row's counterpart measured in the same run)."
   echo "Local executor with an embedded DSO server on loopback; every cloud thread is encoded to JSON"
   echo "and back, runs in its own DSO session, stores its result in the DSO and releases the records"
