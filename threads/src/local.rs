@@ -16,16 +16,16 @@ use crate::worker::{self, Hooks};
 use crate::{ThreadError, ThreadId};
 
 /// Faults the local executor injects, from a seed (for tests of exactly-once effects).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalFaults {
     /// The seed of the fault choices.
     pub seed: u64,
     /// Invocations with an attempt number below this are killed right after sending their DSO
-    /// call number `n`, drawn uniformly from `1..=kill_within_calls` (a thread that makes
-    /// fewer calls finishes).
+    /// call number `n`, drawn uniformly from `kill_at_calls` (a thread that makes fewer calls
+    /// finishes). The call sent last may or may not apply; every earlier one was answered.
     pub kill_attempts_below: u32,
-    /// The range of the kill point, in calls.
-    pub kill_within_calls: u64,
+    /// The range of the kill point, in calls (numbered from 1).
+    pub kill_at_calls: std::ops::RangeInclusive<u64>,
 }
 
 /// The in-process executor. Cheap to clone; clones share the DSO connection and the job.
@@ -100,7 +100,10 @@ impl LocalBuilder {
     pub async fn start(self) -> Result<Local, ThreadError> {
         let ConnectedDso { members, control, embedded } = self.dso.connect().await?;
         let ids = self.job.map_or_else(ThreadIds::random, ThreadIds::new);
-        let faults = self.faults.map(|faults| (faults, Mutex::new(SmallRng::seed_from_u64(faults.seed))));
+        let faults = self.faults.map(|faults| {
+            let rng = Mutex::new(SmallRng::seed_from_u64(faults.seed));
+            (faults, rng)
+        });
         Ok(Local { inner: Arc::new(LocalInner { members, control, ids, faults, _embedded: embedded }) })
     }
 }
@@ -109,7 +112,8 @@ impl LocalInner {
     fn hooks(&self, invocation: &Invocation) -> Hooks {
         match &self.faults {
             Some((faults, rng)) if invocation.attempt < faults.kill_attempts_below => {
-                let calls = rng.lock().random_range(1..=faults.kill_within_calls.max(1));
+                let (first, last) = (*faults.kill_at_calls.start(), *faults.kill_at_calls.end());
+                let calls = rng.lock().random_range(first.max(1)..=last.max(first).max(1));
                 Hooks { kill_at_call: Some(calls) }
             }
             _ => Hooks::default(),

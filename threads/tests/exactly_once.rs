@@ -40,7 +40,7 @@ const ADDS: u64 = 40;
 /// Runs `THREADS` threads of `ADDS` additions, every first attempt killed at a random call,
 /// every other thread also duplicated at once; returns the counter's final value.
 async fn counter_after_faults(seed: u64, canary: bool) -> i64 {
-    let faults = LocalFaults { seed, kill_attempts_below: 1, kill_within_calls: ADDS };
+    let faults = LocalFaults { seed, kill_attempts_below: 1, kill_at_calls: 1..=ADDS };
     let executor = Local::builder().faults(faults).start().await.unwrap();
     let key = format!("exactly-once-{seed}");
     let mut handles = Vec::new();
@@ -108,7 +108,8 @@ async fn a_duplicate_after_completion_returns_the_stored_result_without_running(
     assert_eq!(executor.dso().counter("done").get().await.unwrap(), 3);
 }
 
-/// Adds `1 + attempt` (non-deterministic: a retry sends another call under the same number).
+/// Adds `1 + attempt` (non-deterministic: a retry sends another call under the same number),
+/// then reads the counter.
 #[derive(Serialize, Deserialize)]
 struct AddsItsAttempt;
 
@@ -120,7 +121,7 @@ impl Runnable for AddsItsAttempt {
     async fn run(self, ctx: &Context) -> Result<i64, Self::Error> {
         let counter = ctx.dso().counter("nondeterministic");
         counter.add(1 + i64::from(ctx.attempt())).await?;
-        counter.add(1).await
+        counter.get().await
     }
 }
 
@@ -128,7 +129,8 @@ crucial_threads::register!(AddsItsAttempt);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_deterministic_replay_is_refused_not_applied() {
-    let faults = LocalFaults { seed: 1, kill_attempts_below: 1, kill_within_calls: 1 };
+    // Killed at its second call, so the first (the one a retry changes) was answered and applied.
+    let faults = LocalFaults { seed: 1, kill_attempts_below: 1, kill_at_calls: 2..=2 };
     let executor = Local::builder().faults(faults).start().await.unwrap();
     let handle = CloudThread::builder().retries(2).spawn(&executor, AddsItsAttempt);
     match handle.join().await {
