@@ -33,6 +33,8 @@ pub(super) struct Transfer {
     pulled: bool,
     /// The parts of this member's install each backup has not confirmed yet.
     installs_pending: BTreeMap<MemberId, BTreeSet<u32>>,
+    /// Primaries whose install this member started to take: it holds exactly their keys.
+    installs_from: BTreeSet<MemberId>,
 }
 
 /// A shard on the wire: key, image, version.
@@ -270,6 +272,7 @@ impl Node {
             parts_received: BTreeMap::new(),
             pulled: false,
             installs_pending: BTreeMap::new(),
+            installs_from: BTreeSet::new(),
         });
         self.resend_transfer();
         self.check_pulled();
@@ -342,6 +345,16 @@ impl Node {
         for (part, shards) in in_parts(shards, self.config.transfer_bytes_max) {
             self.send(from, PeerMessage::Shards { epoch: config.epoch, part, shards });
         }
+    }
+
+    #[cfg(feature = "canary")]
+    fn keeps_keys_missing_from_installs(&self) -> bool {
+        self.config.canary.non_authoritative_installs
+    }
+
+    #[cfg(not(feature = "canary"))]
+    fn keeps_keys_missing_from_installs(&self) -> bool {
+        false
     }
 
     #[cfg(feature = "canary")]
@@ -425,6 +438,15 @@ impl Node {
             return;
         }
         if !self.cluster.is_active() {
+            let Some(transfer) = &mut self.transfer else { return };
+            // The install is authoritative: a backup ends up with exactly its primary's keys.
+            // A copy the primary lacks (an entry that reached this backup but not the new
+            // primary, never acknowledged) would otherwise diverge from the key the primary
+            // creates afresh.
+            if transfer.installs_from.insert(from) && !self.keeps_keys_missing_from_installs() {
+                let placement = &self.placement;
+                self.keys.retain(|key, _| placement.primary(key) != from);
+            }
             for (key, image, version) in shards {
                 if self.placement.primary(&key) == from {
                     self.adopt(key, image, version);

@@ -67,6 +67,9 @@ pub struct Canary {
     /// A member asked to leave while a configuration was not yet active forgets it when that
     /// configuration activates: its departure never completes (a bug this project once had).
     pub forget_leave_on_activation: bool,
+    /// A backup keeps the keys its new primary's install does not mention (installs are not
+    /// authoritative): a key whose first entry reached it but not the new primary diverges.
+    pub non_authoritative_installs: bool,
 }
 
 impl Default for NodeConfig {
@@ -354,6 +357,17 @@ impl Node {
     /// The object this member holds under `key`, if any (for checkers and tools).
     pub fn object(&self, key: &str) -> Option<&ObjectBox> {
         self.keys.get(key).and_then(|state| state.shard.object())
+    }
+
+    /// The keys this member holds (served, replicated or in transfer).
+    pub fn held_keys(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
+    /// A key as this member holds it, for checkers: the log position it is at (epoch, index)
+    /// and its shard (object, session records, parked calls).
+    pub fn replica(&self, key: &str) -> Option<((u64, u64), &Shard)> {
+        self.keys.get(key).map(|state| (state.version, &state.shard))
     }
 
     /// The next deadline at which [`Node::handle_timeout`] has work, if any.
