@@ -35,7 +35,7 @@ fn correct_node_survives_a_sweep() {
             "seed {seed}: {:?} (replay: cargo run -p crucial-sim -- replay --seed {seed})",
             verdict.violation
         );
-        assert_eq!(outcome.liveness_failure(), None, "seed {seed}");
+        assert_eq!(outcome.run_failure(), None, "seed {seed}");
         operations += verdict.operations;
     }
     assert!(operations > 10_000, "the sweep checked {operations} operations");
@@ -55,7 +55,7 @@ fn first_failing_seed(
         if verdict.verdict == Verdict::NotLinearizable {
             Some((seed, format!("not linearizable on {}", verdict.violation.unwrap().key)))
         } else {
-            outcome.liveness_failure().map(|reason| (seed, reason))
+            outcome.run_failure().map(|reason| (seed, reason))
         }
     })
 }

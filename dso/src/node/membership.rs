@@ -33,8 +33,9 @@ pub(super) struct Transfer {
     pulled: bool,
     /// The parts of this member's install each backup has not confirmed yet.
     installs_pending: BTreeMap<MemberId, BTreeSet<u32>>,
-    /// Primaries whose install this member started to take: it holds exactly their keys.
-    installs_from: BTreeSet<MemberId>,
+    /// The keys this member took from its primaries' installs: at activation it keeps, of
+    /// the keys it backs up, exactly these.
+    installed: BTreeSet<String>,
 }
 
 /// A shard on the wire: key, image, version.
@@ -222,11 +223,21 @@ impl Node {
             self.phase = Phase::Joined;
         }
         self.serving = true;
-        self.transfer = None;
+        let installed = self.transfer.take().map(|transfer| transfer.installed);
         let epoch = self.cluster.epoch;
         let me = self.me.id;
         let placement = &self.placement;
-        self.keys.retain(|key, _| placement.replicas(key).contains(&me));
+        // Installs are authoritative: of the keys it backs up, a member keeps exactly those its
+        // primaries installed (every part of every install arrived before anyone was ready).
+        // A copy its primary lacks (an entry that reached this backup but not the new primary,
+        // never acknowledged) would otherwise diverge from the key the primary creates afresh.
+        // Until now such copies stayed: a later configuration may still have pulled them.
+        let keeps_uninstalled = self.keeps_keys_missing_from_installs();
+        self.keys.retain(|key, _| {
+            let replicas = placement.replicas(key);
+            let installed_here = installed.as_ref().is_none_or(|installed| installed.contains(key));
+            replicas.contains(&me) && (replicas[0] == me || installed_here || keeps_uninstalled)
+        });
         let mut parked = Vec::new();
         for (key, state) in &mut self.keys {
             state.version = (epoch, 0);
@@ -272,7 +283,7 @@ impl Node {
             parts_received: BTreeMap::new(),
             pulled: false,
             installs_pending: BTreeMap::new(),
-            installs_from: BTreeSet::new(),
+            installed: BTreeSet::new(),
         });
         self.resend_transfer();
         self.check_pulled();
@@ -439,13 +450,10 @@ impl Node {
         }
         if !self.cluster.is_active() {
             let Some(transfer) = &mut self.transfer else { return };
-            // The install is authoritative: a backup ends up with exactly its primary's keys.
-            // A copy the primary lacks (an entry that reached this backup but not the new
-            // primary, never acknowledged) would otherwise diverge from the key the primary
-            // creates afresh.
-            if transfer.installs_from.insert(from) && !self.keeps_keys_missing_from_installs() {
-                let placement = &self.placement;
-                self.keys.retain(|key, _| placement.primary(key) != from);
+            for (key, _, _) in &shards {
+                if self.placement.primary(key) == from {
+                    transfer.installed.insert(key.clone());
+                }
             }
             for (key, image, version) in shards {
                 if self.placement.primary(&key) == from {

@@ -70,7 +70,7 @@ struct Scenario {
     #[arg(long, default_value_t = 6)]
     faults: usize,
     /// Deliberate bugs to switch on: skip-deduplication, stale-reads, drop-timeouts,
-    /// reply-before-backup-acks, accept-old-epochs, forget-leave.
+    /// reply-before-backup-acks, accept-old-epochs, forget-leave, non-authoritative-installs.
     #[arg(long, value_delimiter = ',')]
     canary: Vec<String>,
 }
@@ -86,6 +86,7 @@ impl Scenario {
                 "reply-before-backup-acks" => canary.reply_before_backup_acks = true,
                 "accept-old-epochs" => canary.accept_old_epochs = true,
                 "forget-leave" => canary.forget_leave_on_activation = true,
+                "non-authoritative-installs" => canary.non_authoritative_installs = true,
                 other => return Err(format!("unknown canary {other:?}")),
             }
         }
@@ -323,7 +324,7 @@ fn failure(outcome: &SimOutcome, verdict: &RunVerdict) -> Option<String> {
         let key = &verdict.violation.as_ref().expect("violations carry details").key;
         return Some(format!("NOT linearizable on {key}"));
     }
-    outcome.liveness_failure()
+    outcome.run_failure()
 }
 
 fn replay_command(seed: u64, scenario: &Scenario) -> String {

@@ -135,9 +135,24 @@ pub struct SimOutcome {
     pub departures_stuck: Vec<(MemberId, u64)>,
     /// The run hit `events_max` before its end (a livelock, e.g. a timer re-armed forever).
     pub hit_event_limit: bool,
+    /// After quiescence: the keys whose replicas in the final active configuration hold
+    /// different states or session records, or why agreement could not be checked.
+    pub replica_disagreements: Vec<String>,
 }
 
 impl SimOutcome {
+    /// Why the run failed, apart from its history's linearizability: replicas that disagree
+    /// once everything settled, or no progress.
+    pub fn run_failure(&self) -> Option<String> {
+        if let Some(first) = self.replica_disagreements.first() {
+            return Some(format!(
+                "replicas disagree: {first} ({} keys in all)",
+                self.replica_disagreements.len()
+            ));
+        }
+        self.liveness_failure()
+    }
+
     /// Why the run failed to make progress, if it did.
     pub fn liveness_failure(&self) -> Option<String> {
         if self.hit_event_limit {
@@ -296,6 +311,8 @@ const LIVENESS_GRACE_MS: u64 = 3_000;
 const SETUP: u64 = u64::MAX;
 /// State transfers travel in parts of about this many bytes (a few keys each).
 const TRANSFER_BYTES_MAX: usize = 256;
+/// After the workload, how long the cluster runs on to settle before replicas are compared.
+const QUIESCE_MS: u64 = 3_000;
 /// Spare slots for members that join during the run.
 const SPARE_SLOTS: usize = 2;
 /// The simulated store fails this share of requests (the caller retries on its next tick).
@@ -452,6 +469,8 @@ impl Simulation {
                 break;
             }
         }
+        self.quiesce();
+        let replica_disagreements = self.replica_disagreements();
         let heal_ms = self.config.fault_phase_ms;
         let stuck_after_heal = (self.history.iter().enumerate())
             .filter(|(_, op)| op.call_ms >= heal_ms && !matches!(op.output, Some(Ok(_))))
@@ -468,8 +487,69 @@ impl Simulation {
             history: self.history,
             stuck_after_heal,
             departures_stuck: self.departing.into_iter().collect(),
+            replica_disagreements,
             config: self.config,
         }
+    }
+
+    /// After the workload: lets the cluster run on, with every fault healed and no new call,
+    /// until it settles (replication caught up, pending configurations complete).
+    fn quiesce(&mut self) {
+        let end_ms = self.now_ms.max(self.config.fault_phase_ms) + QUIESCE_MS;
+        self.active.clear();
+        while let Some(Scheduled { at_ms, event, .. }) = self.queue.pop() {
+            if at_ms > end_ms || self.events >= self.config.events_max {
+                break;
+            }
+            self.now_ms = at_ms;
+            self.events += 1;
+            (at_ms, &event).hash(&mut self.hasher);
+            if self.config.trace {
+                self.trace.push(format!("{at_ms:>7} ms  {event:?}"));
+            }
+            self.dispatch(event);
+        }
+    }
+
+    /// Every key whose replicas in the stored configuration disagree: each serving replica
+    /// must hold the primary's log position, object, session records and parked calls.
+    fn replica_disagreements(&self) -> Vec<String> {
+        let Some(config) = self.store.as_ref() else { return Vec::new() };
+        if !config.is_active() {
+            return vec![format!("configuration {} still pending after quiescence", config.epoch)];
+        }
+        let serving = |id: MemberId| {
+            let slot = *self.member_slots.get(&id)?;
+            let node = self.slots[slot].node.as_ref()?;
+            (node.id() == id && node.is_serving() && node.configuration().epoch == config.epoch).then_some(node)
+        };
+        let placement = Placement::new(config);
+        let keys: BTreeSet<&str> = (self.slots.iter())
+            .filter_map(|slot| slot.node.as_ref())
+            .filter(|node| node.is_serving())
+            .flat_map(|node| node.held_keys())
+            .collect();
+        let mut found = Vec::new();
+        for key in keys {
+            let replicas = placement.replicas(key);
+            let Some(primary) = serving(replicas[0]) else { continue };
+            for backup in replicas[1..].iter().filter_map(|id| serving(*id)) {
+                let (theirs, ours) = (backup.replica(key), primary.replica(key));
+                if theirs != ours {
+                    let position = |copy: Option<((u64, u64), _)>| copy.map(|(version, _)| version);
+                    found.push(format!(
+                        "{key}: member {} at {:?} holds {:?}, its primary {} at {:?} holds {:?}",
+                        backup.id(),
+                        position(theirs),
+                        theirs.and_then(|(_, shard)| shard.object()),
+                        primary.id(),
+                        position(ours),
+                        ours.and_then(|(_, shard)| shard.object()),
+                    ));
+                }
+            }
+        }
+        found
     }
 
     fn schedule(&mut self, at_ms: u64, event: Event) {
