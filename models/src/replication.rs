@@ -385,7 +385,7 @@ impl Actor for ClusterActor {
                 let mut state = Node::member(node.clone(), registry.clone(), member.clone(), *rf, TIMING)
                     .expect("valid member config");
                 if let Some(config) = initial {
-                    state.handle_config(0, config.clone());
+                    state.bootstrap(0, config.clone());
                 }
                 Self::drain(&mut state, o);
                 ClusterState::Member { node: Box::new(state), ticks: 0 }

@@ -63,6 +63,20 @@ impl Node {
             self.transfer = None;
         }
         let listed = self.cluster.is_member(self.me.id);
+        let in_source = self.cluster.source.as_ref().is_some_and(|source| source.is_member(self.me.id));
+        if !self.entered && (listed || in_source) && !self.trusts_reused_ids() {
+            // Listed, but this process never put itself in: it restarted under the id of an
+            // earlier process whose state it does not have. It must neither serve, nor answer
+            // pulls, nor take installs as that process; the others remove the id as they would
+            // a crashed member's.
+            tracing::error!(
+                member = self.me.id,
+                epoch = self.cluster.epoch,
+                "this member id is listed, but by an earlier process: start under a new id"
+            );
+            self.retire();
+            return;
+        }
         if self.cluster.epoch < self.fence {
             // A newer epoch exists somewhere: find out which.
             self.outputs.push_back(Output::LoadConfig);
@@ -88,7 +102,26 @@ impl Node {
     pub fn handle_empty_store(&mut self) {
         if self.phase == Phase::Joining && self.timing.is_some() {
             let next = Configuration::initial(vec![self.me.clone()], self.rf);
+            self.enter(next.epoch);
             self.outputs.push_back(Output::Propose { current: None, next });
+        }
+    }
+
+    /// Starts this member in a cluster's first configuration formed out of band: every member
+    /// it lists starts with it, empty, and the store holds `first` already.
+    pub fn bootstrap(&mut self, now_ms: u64, first: Configuration) {
+        if first.epoch == 1 && first.is_active() && first.is_member(self.me.id) {
+            self.enter(first.epoch);
+        }
+        self.handle_config(now_ms, first);
+    }
+
+    /// Notes that this process puts its own id into the cluster; in the first configuration
+    /// (nothing to take over) it is ready at once.
+    fn enter(&mut self, epoch: u64) {
+        self.entered = true;
+        if epoch == 1 {
+            self.ready_for = Some(1);
         }
     }
 
@@ -162,7 +195,10 @@ impl Node {
         let listed = self.cluster.is_member(self.me.id);
         let mut members = self.cluster.members.clone();
         match self.phase {
-            Phase::Joining if !listed => members.push(self.me.clone()),
+            Phase::Joining if !listed => {
+                self.entered = true;
+                members.push(self.me.clone());
+            }
             Phase::Leaving if listed && members.len() > 1 => members.retain(|member| member.id != self.me.id),
             Phase::Joined | Phase::Leaving if listed => {
                 let silent = |id: MemberId| {
@@ -205,9 +241,9 @@ impl Node {
     /// Starts serving the (active) configuration: keeps the keys this member replicates,
     /// opens a log for each it is primary of and re-arms its parked calls' timeouts.
     fn activate(&mut self, now_ms: u64) {
-        // The first configuration has nothing to take over; any later one needs this member's
-        // ready mark, that is, its state transfer.
-        if self.cluster.epoch != 1 && self.ready_for != Some(self.cluster.epoch) {
+        // The first configuration has nothing to take over (its members entered ready); any
+        // later one needs this member's ready mark, that is, its state transfer.
+        if self.ready_for != Some(self.cluster.epoch) {
             // Listed in an active configuration this member never took state for: it is a
             // restarted process under an old identity. Holding nothing, it must not serve.
             tracing::error!(
@@ -356,6 +392,16 @@ impl Node {
         for (part, shards) in in_parts(shards, self.config.transfer_bytes_max) {
             self.send(from, PeerMessage::Shards { epoch: config.epoch, part, shards });
         }
+    }
+
+    #[cfg(feature = "canary")]
+    fn trusts_reused_ids(&self) -> bool {
+        self.config.canary.trust_reused_member_ids
+    }
+
+    #[cfg(not(feature = "canary"))]
+    fn trusts_reused_ids(&self) -> bool {
+        false
     }
 
     #[cfg(feature = "canary")]
@@ -584,7 +630,7 @@ mod tests {
         let timing = ClusterTiming::default();
         let mut node = Node::member(NodeConfig::default(), registry, member(1), 2, timing).unwrap();
         let first = Configuration::initial(vec![member(1)], 2);
-        node.handle_config(0, first.clone());
+        node.bootstrap(0, first.clone());
         let second = first.next(vec![member(1), member(2)]);
         node.handle_config(1, second.clone());
         node.handle_peer(2, 2, PeerMessage::Installed { epoch: 2, part: 0 });

@@ -70,6 +70,9 @@ pub struct Canary {
     /// A backup keeps the keys its new primary's install does not mention (installs are not
     /// authoritative): a key whose first entry reached it but not the new primary diverges.
     pub non_authoritative_installs: bool,
+    /// A member restarted under the id of an earlier process is taken for that process: it
+    /// answers pulls with nothing and counts as a source that answered.
+    pub trust_reused_member_ids: bool,
 }
 
 impl Default for NodeConfig {
@@ -200,6 +203,10 @@ pub struct Node {
     transfer: Option<Transfer>,
     /// This member's lifecycle: whether it asks to join, has joined, asks to leave.
     phase: Phase,
+    /// This process put its id into the cluster (proposed itself, or started in the first
+    /// configuration): a listing of its id is its own, not an earlier process's under the
+    /// same id (which held state this one never had).
+    entered: bool,
     /// The epoch this member marked itself ready in (it may activate that one).
     ready_for: Option<u64>,
     /// Parked calls of served keys: their key and deadline (volatile, re-armed on failover).
@@ -241,6 +248,7 @@ impl PartialEq for Node {
             && self.keys == other.keys
             && self.transfer == other.transfer
             && self.phase == other.phase
+            && self.entered == other.entered
             && self.ready_for == other.ready_for
             && self.parked == other.parked
             && self.deadlines == other.deadlines
@@ -255,7 +263,7 @@ impl Eq for Node {}
 impl std::hash::Hash for Node {
     fn hash<H: std::hash::Hasher>(&self, hasher: &mut H) {
         (&self.config, &self.me, &self.cluster, self.fence, self.serving, &self.keys).hash(hasher);
-        (&self.transfer, self.phase, self.ready_for, &self.parked, &self.deadlines).hash(hasher);
+        (&self.transfer, self.phase, self.entered, self.ready_for, &self.parked, &self.deadlines).hash(hasher);
         (&self.routes, &self.suspected, &self.outputs).hash(hasher);
     }
 }
@@ -268,6 +276,7 @@ impl Node {
         let mut node = Self::build(config, registry, me, 1, None, cluster)?;
         node.serving = true;
         node.phase = Phase::Joined;
+        node.entered = true;
         Ok(node)
     }
 
@@ -312,6 +321,7 @@ impl Node {
             keys: BTreeMap::new(),
             transfer: None,
             phase: Phase::Joining,
+            entered: false,
             ready_for: None,
             parked: BTreeMap::new(),
             deadlines: BTreeSet::new(),

@@ -62,7 +62,12 @@ impl Harness {
         let listed = (1..=members).map(member).collect();
         harness.store = Some(Configuration::initial(listed, rf));
         for id in 1..=members {
-            harness.start(id);
+            let node = Node::member(harness.config.clone(), harness.registry.clone(), member(id), rf, TIMING)
+                .expect("valid node");
+            harness.nodes.insert(id, node);
+            let first = harness.stored().clone();
+            harness.nodes.get_mut(&id).expect("inserted").bootstrap(0, first);
+            harness.drain(id);
         }
         harness.run_until_quiet();
         harness

@@ -63,14 +63,16 @@ struct Scenario {
     keys: usize,
     /// Fault kinds, comma-separated (default: every kind the rf survives; with rf 1 all but
     /// crash and replace): loss, duplication, reorder, delay, isolate, halves, one-way, ring,
-    /// crash, pause, clock-jump, clock-skew, client-retry, join, leave, replace.
+    /// bridge, peer-one-way, isolate-peers, store-cut, store-flaky, crash, restart, pause,
+    /// clock-jump, clock-skew, client-retry, join, leave, replace.
     #[arg(long, value_delimiter = ',')]
     nemesis: Vec<FaultKind>,
     /// Faults per run.
     #[arg(long, default_value_t = 6)]
     faults: usize,
     /// Deliberate bugs to switch on: skip-deduplication, stale-reads, drop-timeouts,
-    /// reply-before-backup-acks, accept-old-epochs, forget-leave, non-authoritative-installs.
+    /// reply-before-backup-acks, accept-old-epochs, forget-leave, non-authoritative-installs,
+    /// trust-reused-ids.
     #[arg(long, value_delimiter = ',')]
     canary: Vec<String>,
 }
@@ -87,6 +89,7 @@ impl Scenario {
                 "accept-old-epochs" => canary.accept_old_epochs = true,
                 "forget-leave" => canary.forget_leave_on_activation = true,
                 "non-authoritative-installs" => canary.non_authoritative_installs = true,
+                "trust-reused-ids" => canary.trust_reused_member_ids = true,
                 other => return Err(format!("unknown canary {other:?}")),
             }
         }

@@ -19,8 +19,24 @@ pub enum FaultKind {
     Delay,
     /// One node cut off from everyone.
     IsolateNode,
-    /// Endpoints split into a majority and a minority half.
+    /// The members split into a majority and a minority, clients on both sides; the store
+    /// stays reachable from both.
     Halves,
+    /// The members split in two groups that cannot reach each other, one member (the target)
+    /// reaching both; clients on both sides.
+    Bridge,
+    /// One member's messages to one other member are lost; the reverse direction works.
+    PeerOneWay,
+    /// One member cut from every other member, but not from clients or the store.
+    IsolatePeers,
+    /// One member cannot reach the configuration store; everything else works.
+    StoreCut,
+    /// The store misbehaves: requests lost before they apply, compare-and-swaps that applied
+    /// but whose answer is lost (indeterminate), and latency spikes.
+    StoreFlaky,
+    /// A member crashes and restarts at once under the same member id, empty (an operator or
+    /// a process manager reusing `--member-id`).
+    Restart,
     /// Replies lost on one node's outgoing links only.
     OneWay,
     /// Each client reaches only a ring-neighbourhood of nodes (a bridge when there are two).
@@ -45,13 +61,19 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 16] = [
+    pub const ALL: [FaultKind; 22] = [
         FaultKind::Loss,
         FaultKind::Duplication,
         FaultKind::Reorder,
         FaultKind::Delay,
         FaultKind::IsolateNode,
         FaultKind::Halves,
+        FaultKind::Bridge,
+        FaultKind::PeerOneWay,
+        FaultKind::IsolatePeers,
+        FaultKind::StoreCut,
+        FaultKind::StoreFlaky,
+        FaultKind::Restart,
         FaultKind::OneWay,
         FaultKind::Ring,
         FaultKind::Crash,
@@ -65,9 +87,10 @@ impl FaultKind {
     ];
 
     /// The kinds a cluster with `rf` copies of each key survives: all of them with two copies
-    /// or more; with one copy, everything but losing a member's state (crash, replace).
+    /// or more; with one copy, everything but losing a member's state (crash, replace, restart).
     pub fn survivable(rf: usize) -> BTreeSet<FaultKind> {
-        let loses_state = |kind: &FaultKind| matches!(kind, FaultKind::Crash | FaultKind::Replace);
+        let loses_state =
+            |kind: &FaultKind| matches!(kind, FaultKind::Crash | FaultKind::Replace | FaultKind::Restart);
         FaultKind::ALL.into_iter().filter(|kind| rf >= 2 || !loses_state(kind)).collect()
     }
 
@@ -78,10 +101,15 @@ impl FaultKind {
             self,
             FaultKind::Crash
                 | FaultKind::Replace
+                | FaultKind::Restart
                 | FaultKind::Leave
                 | FaultKind::Pause
                 | FaultKind::IsolateNode
                 | FaultKind::Halves
+                | FaultKind::Bridge
+                | FaultKind::PeerOneWay
+                | FaultKind::IsolatePeers
+                | FaultKind::StoreCut
         )
     }
 
@@ -93,6 +121,12 @@ impl FaultKind {
             FaultKind::Delay => "delay",
             FaultKind::IsolateNode => "isolate",
             FaultKind::Halves => "halves",
+            FaultKind::Bridge => "bridge",
+            FaultKind::PeerOneWay => "peer-one-way",
+            FaultKind::IsolatePeers => "isolate-peers",
+            FaultKind::StoreCut => "store-cut",
+            FaultKind::StoreFlaky => "store-flaky",
+            FaultKind::Restart => "restart",
             FaultKind::OneWay => "one-way",
             FaultKind::Ring => "ring",
             FaultKind::Crash => "crash",

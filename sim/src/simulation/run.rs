@@ -138,6 +138,11 @@ pub struct SimOutcome {
     /// After quiescence: the keys whose replicas in the final active configuration hold
     /// different states or session records, or why agreement could not be checked.
     pub replica_disagreements: Vec<String>,
+    /// For each fault: whether it was active while a configuration waited for its state
+    /// transfer.
+    pub faults_during_transfer: Vec<bool>,
+    /// Store answers lost after their compare-and-swap or read applied (indeterminate).
+    pub store_answers_lost: u64,
 }
 
 impl SimOutcome {
@@ -292,6 +297,10 @@ pub struct Simulation {
     network_rng: Rng,
     workload_rng: Rng,
     history: Vec<Recorded>,
+    /// Faults that were active while a configuration waited for its state transfer.
+    transfer_overlaps: BTreeSet<usize>,
+    /// Store answers lost after their request applied.
+    store_answers_lost: u64,
     hasher: DefaultHasher,
     events: u64,
     trace: Vec<String>,
@@ -317,6 +326,9 @@ const QUIESCE_MS: u64 = 3_000;
 const SPARE_SLOTS: usize = 2;
 /// The simulated store fails this share of requests (the caller retries on its next tick).
 const STORE_ERROR_RATE: f64 = 0.05;
+/// While the store is flaky: the share of requests lost before they apply, and the share of
+/// answers lost after they applied.
+const STORE_FLAKY_ERROR_RATE: f64 = 0.15;
 
 impl Simulation {
     /// Prepares a run: members, clients, keys created, faults scheduled.
@@ -363,6 +375,8 @@ impl Simulation {
             network_rng: root.fork(2),
             workload_rng: root.fork(3),
             history: Vec::new(),
+            transfer_overlaps: BTreeSet::new(),
+            store_answers_lost: 0,
             hasher: DefaultHasher::new(),
             events: 0,
             trace: Vec::new(),
@@ -393,7 +407,7 @@ impl Simulation {
         let initial = Configuration::initial(listed, self.config.rf);
         self.store = Some(initial.clone());
         for slot in 0..members {
-            self.with_node(slot, |node, now| node.handle_config(now, initial.clone()));
+            self.with_node(slot, |node, now| node.bootstrap(now, initial.clone()));
         }
         self.settle();
         for (index, key) in self.keys.clone().into_iter().enumerate() {
@@ -471,6 +485,8 @@ impl Simulation {
         }
         self.quiesce();
         let replica_disagreements = self.replica_disagreements();
+        let faults_during_transfer =
+            (0..self.faults.len()).map(|index| self.transfer_overlaps.contains(&index)).collect();
         let heal_ms = self.config.fault_phase_ms;
         let stuck_after_heal = (self.history.iter().enumerate())
             .filter(|(_, op)| op.call_ms >= heal_ms && !matches!(op.output, Some(Ok(_))))
@@ -488,6 +504,8 @@ impl Simulation {
             stuck_after_heal,
             departures_stuck: self.departing.into_iter().collect(),
             replica_disagreements,
+            faults_during_transfer,
+            store_answers_lost: self.store_answers_lost,
             config: self.config,
         }
     }
@@ -595,15 +613,21 @@ impl Simulation {
     /// Whether the link between two endpoints (slots, then clients; `STORE` for the store) is cut.
     fn link_blocked(&self, from: usize, to: usize) -> bool {
         let slots = self.slots.len();
-        let endpoints = slots + self.clients.len();
+        let members = self.config.nodes.max(1);
+        let is_slot = |endpoint: usize| endpoint < slots;
         self.active_kinds().any(|fault| {
-            let target = fault.target as usize;
+            let target = fault.target as usize % members;
             match fault.kind {
                 FaultKind::IsolateNode => from == target || to == target,
-                FaultKind::Halves => {
-                    from != STORE && to != STORE && (from < endpoints / 2) != (to < endpoints / 2)
+                FaultKind::Halves | FaultKind::Bridge => {
+                    from != STORE && to != STORE && self.split_side(fault, from).apart(self.split_side(fault, to))
                 }
                 FaultKind::OneWay => from == target && to >= slots && to != STORE,
+                FaultKind::PeerOneWay => from == target && to == one_way_peer(fault, members),
+                FaultKind::IsolatePeers => {
+                    is_slot(from) && is_slot(to) && (from == target || to == target) && from != to
+                }
+                FaultKind::StoreCut => (from == target && to == STORE) || (from == STORE && to == target),
                 FaultKind::Ring => {
                     // Clients reach only two neighbouring slots; members reach each other.
                     let (node, client) = match (from < slots, to < slots) {
@@ -617,6 +641,28 @@ impl Simulation {
                 _ => false,
             }
         })
+    }
+
+    /// Where `endpoint` (not the store) is in the split a `Halves` or `Bridge` fault makes:
+    /// members by the fault's target; spare slots and clients alternate between the sides.
+    fn split_side(&self, fault: &Fault, endpoint: usize) -> Side {
+        let members = self.config.nodes.max(1);
+        let alternate = |index: usize| if index.is_multiple_of(2) { Side::A } else { Side::B };
+        if endpoint >= self.slots.len() {
+            return alternate(endpoint - self.slots.len());
+        }
+        if endpoint >= members {
+            return alternate(endpoint - members);
+        }
+        let target = fault.target as usize % members;
+        let offset = (endpoint + members - target) % members;
+        match fault.kind {
+            // The minority: the target and the members after it, fewer than half.
+            FaultKind::Halves if offset < (members - 1) / 2 => Side::B,
+            FaultKind::Halves => Side::A,
+            FaultKind::Bridge if offset == 0 => Side::Both,
+            _ => alternate(offset),
+        }
     }
 
     fn send(&mut self, from: usize, to: usize, message: Message) {
@@ -690,20 +736,41 @@ impl Simulation {
         member: MemberId,
         proposal: Option<(Option<Configuration>, Configuration)>,
     ) {
-        if self.link_blocked(slot, STORE) || self.network_rng.chance(STORE_ERROR_RATE) {
+        let flaky = self.active_kinds().any(|fault| fault.kind == FaultKind::StoreFlaky);
+        let error_rate = if flaky { STORE_FLAKY_ERROR_RATE } else { STORE_ERROR_RATE };
+        if self.link_blocked(slot, STORE) || self.network_rng.chance(error_rate) {
             return;
         }
-        let latency = self.network_rng.between(3, 25);
+        let latency = self.store_latency(flaky);
         self.schedule(self.now_ms + latency, Event::StoreApply(StoreRequest { slot, member, proposal }));
+    }
+
+    /// One way to or from the store: a few ms, sometimes far more while it is flaky.
+    fn store_latency(&mut self, flaky: bool) -> u64 {
+        if flaky && self.network_rng.chance(0.2) {
+            self.network_rng.between(200, 1_500)
+        } else {
+            self.network_rng.between(3, 25)
+        }
     }
 
     fn on_store_apply(&mut self, request: StoreRequest) {
         if let Some((current, next)) = request.proposal {
             if self.store == current && next.validate().is_ok() {
                 self.store = Some(next);
+                if !next_active(&self.store) {
+                    self.transfer_overlaps.extend(self.active.iter().copied());
+                }
             }
         }
-        let latency = self.network_rng.between(3, 25);
+        let flaky = self.active_kinds().any(|fault| fault.kind == FaultKind::StoreFlaky);
+        if flaky && self.network_rng.chance(STORE_FLAKY_ERROR_RATE) {
+            // Applied, but the answer is lost: the member does not know whether its
+            // compare-and-swap took effect.
+            self.store_answers_lost += 1;
+            return;
+        }
+        let latency = self.store_latency(flaky);
         let answer =
             Event::StoreAnswer { slot: request.slot, member: request.member, record: self.store.clone() };
         self.schedule(self.now_ms + latency, answer);
@@ -725,9 +792,14 @@ impl Simulation {
 
     /// Starts a new member (a new identity, empty) in `slot`; it joins through the store.
     fn start_member(&mut self, slot: usize) {
+        self.slots[slot].starts += 1;
+        let id = slot as u64 * 1_000 + self.slots[slot].starts;
+        self.start_member_as(slot, id);
+    }
+
+    /// Starts a member, empty, under `id` in `slot` (a new id, or its old one for a restart).
+    fn start_member_as(&mut self, slot: usize, id: MemberId) {
         let state = &mut self.slots[slot];
-        state.starts += 1;
-        let id = slot as u64 * 1_000 + state.starts;
         let member = Member { id, addr: format!("sim-{slot}") };
         // Small transfer parts: every state transfer here travels in several.
         let node_config = NodeConfig {
@@ -943,6 +1015,9 @@ impl Simulation {
 
     fn on_fault_start(&mut self, index: usize) {
         self.active.insert(index);
+        if !next_active(&self.store) {
+            self.transfer_overlaps.insert(index);
+        }
         let fault = self.faults[index].clone();
         let members = self.config.nodes.max(1);
         let slot = fault.target as usize % members;
@@ -952,6 +1027,13 @@ impl Simulation {
                 self.stop_member(slot);
                 self.start_member(slot);
                 self.after_node_input(slot);
+            }
+            FaultKind::Restart => {
+                if let Some(id) = self.slots[slot].node.as_ref().map(Node::id) {
+                    self.stop_member(slot);
+                    self.start_member_as(slot, id);
+                    self.after_node_input(slot);
+                }
             }
             FaultKind::Leave => self.ask_to_leave(slot),
             FaultKind::Join => {
@@ -1037,6 +1119,27 @@ impl Simulation {
 /// The store's endpoint, for [`Simulation::link_blocked`].
 const STORE: usize = usize::MAX;
 
+/// A side of a split network.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    A,
+    B,
+    /// A bridge: reaches both sides.
+    Both,
+}
+
+impl Side {
+    fn apart(self, other: Side) -> bool {
+        matches!((self, other), (Side::A, Side::B) | (Side::B, Side::A))
+    }
+}
+
+/// The member whose messages from the target a `PeerOneWay` fault loses.
+fn one_way_peer(fault: &Fault, members: usize) -> usize {
+    let target = fault.target as usize % members;
+    (target + 1 + fault.amount.unsigned_abs() as usize % members.saturating_sub(1).max(1)) % members
+}
+
 /// How many members a run may take out ([`FaultKind::impairs_member`]): the `rf - 1` failures
 /// that `rf` copies survive. Single-copy runs leave out the faults that lose state instead
 /// (see [`FaultKind::survivable`]), and survive any number of the others.
@@ -1046,6 +1149,11 @@ fn impairing_budget(rf: usize, fault_count: usize) -> usize {
     } else {
         rf - 1
     }
+}
+
+/// Whether the stored configuration is active (or absent).
+fn next_active(store: &Option<Configuration>) -> bool {
+    store.as_ref().is_none_or(Configuration::is_active)
 }
 
 /// A distinct session id per client and per restart of that client.
