@@ -83,3 +83,32 @@ fn a_member_restarted_under_its_old_id_is_not_a_source() {
     assert_eq!(read_counter(&mut cluster, 2, &key).as_deref(), Some("Get(5)"), "the acknowledged write survives");
     assert_eq!(cluster.disagreements(), vec![]);
 }
+
+/// Finding 4: with as many members as copies, `rf - 1` crashes leave a minority of members;
+/// a removal needed a majority to agree, so the survivors stopped until a member joined. The
+/// copies they hold are all a transfer needs: they must remove the dead and serve.
+#[test]
+fn rf_copies_survive_rf_minus_one_crashes_with_rf_members() {
+    for (members, rf) in [(2, 2), (3, 3)] {
+        let mut cluster = Harness::new(members, rf);
+        let key = "survivor".to_string();
+        let write = add(1, 1, &key, 5);
+        let primary = Placement::new(cluster.stored()).primary(&key);
+        cluster.call(primary, write.clone());
+        cluster.run_until_quiet();
+        assert!(matches!(cluster.answer(write.id), Some(Ok(_))), "the write is acknowledged");
+        for dead in 1..u64::try_from(rf).unwrap() {
+            cluster.crash(dead);
+        }
+        cluster.advance(1_000, |_| true);
+        let survivor = u64::try_from(rf).unwrap();
+        assert_eq!(
+            cluster.stored().members,
+            vec![harness::member(survivor)],
+            "{members} members, rf {rf}: the survivor removes the dead ({:?})",
+            cluster.stored()
+        );
+        assert!(cluster.stored().is_active());
+        assert_eq!(read_counter(&mut cluster, 2, &key).as_deref(), Some("Get(5)"), "{members} members, rf {rf}");
+    }
+}

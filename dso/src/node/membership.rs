@@ -11,7 +11,8 @@
 //!
 //! Members send each other heartbeats every tick; one that stays silent for
 //! `suspect_after_ms` is proposed for removal, which starts the same transfer. Only a member
-//! that hears from a majority of the configuration proposes removals.
+//! that hears from a majority of the configuration, or from enough of it to complete the
+//! transfer, proposes removals.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -142,7 +143,7 @@ impl Node {
     }
 
     /// An outside failure detector reports `member` dead: this member proposes its removal (if
-    /// it hears a majority) on every tick until a configuration without it appears.
+    /// it hears enough of the cluster) on every tick until a configuration without it appears.
     pub fn suspect(&mut self, member: MemberId) {
         if member != self.me.id && self.cluster.is_member(member) {
             self.suspected.insert(member);
@@ -208,9 +209,7 @@ impl Node {
                             || heard.is_some_and(|heard| now_ms.saturating_sub(*heard) >= suspect_after_ms))
                 };
                 members.retain(|member| !silent(member.id));
-                // Only a member that hears a majority proposes removals: one cut off from the
-                // others would otherwise shrink the cluster to itself.
-                if members.len() * 2 <= self.cluster.members.len() {
+                if !self.may_remove_all_but(&members) {
                     return;
                 }
             }
@@ -226,6 +225,25 @@ impl Node {
             next.rf = self.rf;
         }
         self.outputs.push_back(Output::Propose { current: Some(self.cluster.clone()), next });
+    }
+
+    /// Whether this member, hearing only `heard`, may propose removing the others: if it
+    /// hears a majority of the configuration (one cut off from the others must not shrink the
+    /// cluster to itself while the rest is alive), or if what it hears is all the state
+    /// transfer needs, that is, every key's copies minus the `rf - 1` any key may lose. The
+    /// second makes `rf` copies survive `rf - 1` crashes however few members remain; it is
+    /// safe under partitions too, because a configuration changes only by compare-and-swap in
+    /// the store and takes effect only through that transfer, which fences the old epoch.
+    fn may_remove_all_but(&self, heard: &[crate::cluster::Member]) -> bool {
+        if heard.len() * 2 > self.cluster.members.len() {
+            return true;
+        }
+        let (sources, rf) = match &self.cluster.source {
+            Some(source) => (&source.members, source.effective_rf()),
+            None => (&self.cluster.members, self.cluster.effective_rf()),
+        };
+        let heard_sources = sources.iter().filter(|member| heard.contains(member)).count();
+        heard_sources + rf > sources.len()
     }
 
     fn stop_serving(&mut self) {

@@ -467,6 +467,13 @@ fn replay(args: SeedArgs) -> Result<ExitCode, String> {
     let verdict = verify(&outcome, CHECK_BUDGET);
     let replay = replay_command(args.seed, &args.scenario);
     let report = write_report(&args.report_dir, &outcome, &verdict, &replay)?;
+    for (fault, during_transfer) in outcome.faults.iter().zip(&outcome.faults_during_transfer) {
+        let transfer = if *during_transfer { ", during a state transfer" } else { "" };
+        println!(
+            "fault {} on slot {} from {} to {} ms (amount {}){transfer}",
+            fault.kind, fault.target, fault.start_ms, fault.end_ms, fault.amount
+        );
+    }
     println!(
         "trace hash {:016x}, {} events, {} operations",
         outcome.trace_hash,
