@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::replication::PrimaryLog;
 use super::{KeyState, Node, Output, Phase};
-use crate::cluster::{Configuration, MemberId, Placement};
+use crate::cluster::{Configuration, Member, MemberId, Placement};
 use crate::protocol::{Part, PeerMessage};
 use crate::shard::{Shard, ShardImage};
 
@@ -38,6 +38,10 @@ pub(super) struct Transfer {
     /// the keys it backs up, exactly these.
     installed: BTreeSet<String>,
 }
+
+/// A member without a majority removes only members silent this many times longer than
+/// `suspect_after_ms`.
+const LONG_SILENCE_FACTOR: u64 = 3;
 
 /// A shard on the wire: key, image, version.
 type ShardCopy = (String, ShardImage, (u64, u64));
@@ -154,6 +158,13 @@ impl Node {
     /// Periodic chores: heartbeats, suspicion, resends, store polling.
     pub(super) fn tick(&mut self, now_ms: u64) {
         let Some(timing) = self.timing.clone() else { return };
+        if self.next_tick_ms.is_some_and(|due| now_ms > due.saturating_add(timing.tick_ms)) {
+            // This member did not run for a while (it was paused, or its clock jumped): its
+            // own silence, not its peers', explains what it did not hear meanwhile.
+            for heard in self.last_heard.values_mut() {
+                *heard = (*heard).max(now_ms);
+            }
+        }
         self.next_tick_ms = Some(now_ms + timing.tick_ms);
         self.ticks += 1;
         if self.phase == Phase::Gone {
@@ -171,6 +182,10 @@ impl Node {
             }
         }
         if self.serving {
+            #[cfg(feature = "canary")]
+            if self.config.canary.answer_without_silent_backups {
+                self.forget_silent_backups(now_ms, timing.suspect_after_ms);
+            }
             self.resend_lagging();
         }
         self.resend_transfer();
@@ -202,14 +217,23 @@ impl Node {
             }
             Phase::Leaving if listed && members.len() > 1 => members.retain(|member| member.id != self.me.id),
             Phase::Joined | Phase::Leaving if listed => {
-                let silent = |id: MemberId| {
+                let silent_for = |id: MemberId, after_ms: u64| {
                     let heard = self.last_heard.get(&id);
                     id != self.me.id
                         && (self.suspected.contains(&id)
-                            || heard.is_some_and(|heard| now_ms.saturating_sub(*heard) >= suspect_after_ms))
+                            || heard.is_some_and(|heard| now_ms.saturating_sub(*heard) >= after_ms))
                 };
-                members.retain(|member| !silent(member.id));
-                if !self.may_remove_all_but(&members) {
+                let heard: Vec<Member> =
+                    members.iter().filter(|member| !silent_for(member.id, suspect_after_ms)).cloned().collect();
+                if heard.len() * 2 > self.cluster.members.len() {
+                    members = heard;
+                } else if self.holds_every_copy_needed(&heard) {
+                    // No majority: the dead may be most of the cluster. Only members silent
+                    // for far longer go, so that where the others are alive and merely cut
+                    // off from this member, their own proposal (with a majority) comes first.
+                    let long_ms = suspect_after_ms.saturating_mul(LONG_SILENCE_FACTOR);
+                    members.retain(|member| !silent_for(member.id, long_ms));
+                } else {
                     return;
                 }
             }
@@ -227,17 +251,13 @@ impl Node {
         self.outputs.push_back(Output::Propose { current: Some(self.cluster.clone()), next });
     }
 
-    /// Whether this member, hearing only `heard`, may propose removing the others: if it
-    /// hears a majority of the configuration (one cut off from the others must not shrink the
-    /// cluster to itself while the rest is alive), or if what it hears is all the state
-    /// transfer needs, that is, every key's copies minus the `rf - 1` any key may lose. The
-    /// second makes `rf` copies survive `rf - 1` crashes however few members remain; it is
-    /// safe under partitions too, because a configuration changes only by compare-and-swap in
-    /// the store and takes effect only through that transfer, which fences the old epoch.
-    fn may_remove_all_but(&self, heard: &[crate::cluster::Member]) -> bool {
-        if heard.len() * 2 > self.cluster.members.len() {
-            return true;
-        }
+    /// Whether the members in `heard` hold every copy a state transfer needs: of the
+    /// configuration whose state the next one takes over, all but the `rf - 1` members any
+    /// key may lose. Removing the rest then keeps every acknowledged operation, which makes
+    /// `rf` copies survive `rf - 1` crashes however few members remain. It is safe under
+    /// partitions too: a configuration changes only by compare-and-swap in the store and takes
+    /// effect only through that transfer, which fences the old epoch.
+    fn holds_every_copy_needed(&self, heard: &[Member]) -> bool {
         let (sources, rf) = match &self.cluster.source {
             Some(source) => (&source.members, source.effective_rf()),
             None => (&self.cluster.members, self.cluster.effective_rf()),

@@ -73,6 +73,10 @@ pub struct Canary {
     /// A member restarted under the id of an earlier process is taken for that process: it
     /// answers pulls with nothing and counts as a source that answered.
     pub trust_reused_member_ids: bool,
+    /// A primary stops waiting for backups it has not heard from for `suspect_after_ms` and
+    /// answers without them: on the far side of a partition between members, it goes on
+    /// alone while the others reconfigure and serve the same keys.
+    pub answer_without_silent_backups: bool,
 }
 
 impl Default for NodeConfig {

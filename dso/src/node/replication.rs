@@ -159,6 +159,29 @@ impl Node {
         }
     }
 
+    /// The `answer_without_silent_backups` canary: every key's log stops waiting for the
+    /// backups not heard from for `suspect_after_ms`, releasing the answers they held back.
+    #[cfg(feature = "canary")]
+    pub(super) fn forget_silent_backups(&mut self, now_ms: u64, suspect_after_ms: u64) {
+        let heard = self.last_heard.clone();
+        let silent = |id: &MemberId| heard.get(id).is_none_or(|at| now_ms.saturating_sub(*at) >= suspect_after_ms);
+        let mut released = Vec::new();
+        for state in self.keys.values_mut() {
+            let Some(log) = state.primary.as_mut() else { continue };
+            let tail = state.version.1;
+            for acked in log.acked.iter_mut().filter(|(id, _)| silent(id)).map(|(_, acked)| acked) {
+                *acked = tail;
+            }
+            let everywhere = log.everywhere();
+            while log.held.front().is_some_and(|(index, ..)| *index <= everywhere) {
+                released.push(log.held.pop_front().expect("checked"));
+            }
+        }
+        for (_, to, id, result) in released {
+            self.reply(to, id, result);
+        }
+    }
+
     /// Sends every backup that lags behind the entries it lacks (lost or reordered messages).
     pub(super) fn resend_lagging(&mut self) {
         let epoch = self.cluster.epoch;

@@ -72,7 +72,7 @@ struct Scenario {
     faults: usize,
     /// Deliberate bugs to switch on: skip-deduplication, stale-reads, drop-timeouts,
     /// reply-before-backup-acks, accept-old-epochs, forget-leave, non-authoritative-installs,
-    /// trust-reused-ids.
+    /// trust-reused-ids, answer-without-silent-backups.
     #[arg(long, value_delimiter = ',')]
     canary: Vec<String>,
 }
@@ -90,6 +90,7 @@ impl Scenario {
                 "forget-leave" => canary.forget_leave_on_activation = true,
                 "non-authoritative-installs" => canary.non_authoritative_installs = true,
                 "trust-reused-ids" => canary.trust_reused_member_ids = true,
+                "answer-without-silent-backups" => canary.answer_without_silent_backups = true,
                 other => return Err(format!("unknown canary {other:?}")),
             }
         }

@@ -320,6 +320,12 @@ const LIVENESS_GRACE_MS: u64 = 3_000;
 const SETUP: u64 = u64::MAX;
 /// State transfers travel in parts of about this many bytes (a few keys each).
 const TRANSFER_BYTES_MAX: usize = 256;
+/// The share of operations on young keys (see [`Simulation::young_key`]).
+const YOUNG_KEY_SHARE: f64 = 0.25;
+/// A new generation of young keys this often.
+const YOUNG_KEY_MS: u64 = 300;
+/// The types of young keys: created by their first call, with non-commuting operations.
+const YOUNG_KEY_TYPES: [&str; 4] = ["Counter", "List", "Map", "AtomicReference"];
 /// After the workload, how long the cluster runs on to settle before replicas are compared.
 const QUIESCE_MS: u64 = 3_000;
 /// Spare slots for members that join during the run.
@@ -913,7 +919,11 @@ impl Simulation {
             return;
         }
         self.clients[client].remaining -= 1;
-        let key = self.keys[self.workload_rng.below(self.keys.len() as u64) as usize].clone();
+        let key = if self.workload_rng.chance(YOUNG_KEY_SHARE) {
+            self.young_key()
+        } else {
+            self.keys[self.workload_rng.below(self.keys.len() as u64) as usize].clone()
+        };
         let (method, args) = operation(&mut self.workload_rng, &key);
         let action = Action::Invoke { method: method.clone(), args: args.clone() };
         let now = self.now_ms;
@@ -941,6 +951,20 @@ impl Simulation {
         self.clients[client].current = Some((call.id.seq, self.history.len() - 1));
         self.send_call(client, call);
         self.arm_client_timer(client);
+    }
+
+    /// A key of the current generation: a new one every `YOUNG_KEY_MS`, created by its first
+    /// call, which several clients then race to use (during faults too).
+    fn young_key(&mut self) -> KeySpec {
+        let generation = self.now_ms / YOUNG_KEY_MS;
+        let type_name = YOUNG_KEY_TYPES[(generation % YOUNG_KEY_TYPES.len() as u64) as usize];
+        let name = format!("young-{}-{generation}", type_name.to_lowercase());
+        if let Some(known) = self.keys.iter().find(|key| key.key == name) {
+            return known.clone();
+        }
+        let key = KeySpec { key: name, type_name: type_name.to_string(), initial: None };
+        self.keys.push(key.clone());
+        key
     }
 
     /// Sends a call to the primary of its key in the client's configuration.
