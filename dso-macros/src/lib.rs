@@ -149,6 +149,7 @@ fn expand(args: Punctuated<Meta, Token![,]>, mut item: ItemImpl) -> syn::Result<
         let fields: Vec<_> = m.args.iter().map(|(name, _)| name).collect();
         quote!(#op::#variant { #(#fields),* } => #krate::object::encode_args(&(#(#fields,)*)))
     });
+    let method_names: Vec<String> = methods.iter().map(|m| m.name.to_string()).collect();
     let decode_arms = methods.iter().map(|m| {
         let variant = &m.variant;
         let name = m.name.to_string();
@@ -222,6 +223,7 @@ fn expand(args: Punctuated<Meta, Token![,]>, mut item: ItemImpl) -> syn::Result<
         pub enum #ret { #(#ret_variants),* }
 
         impl #krate::object::Operation for #op {
+            const METHODS: &'static [&'static str] = &[#(#method_names),*];
             fn method(&self) -> &'static str {
                 match self { #(#method_name_arms),* }
             }

@@ -81,6 +81,8 @@ impl<R> ApplyContext<R> {
 
 /// An operation enum: names its method and encodes its arguments for the wire.
 pub trait Operation: Clone + Debug + Eq + Hash + Serialize + DeserializeOwned + Send + Sync {
+    /// Every method's name, in declaration order.
+    const METHODS: &'static [&'static str];
     /// The method name, as sent on the wire.
     fn method(&self) -> &'static str;
     /// Whether the method takes `&self` (changes nothing).

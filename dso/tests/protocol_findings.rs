@@ -34,7 +34,6 @@ fn a_new_primary_install_is_authoritative_for_its_backups() {
     assert!(cluster.answer(get(2, 2, &key).id).is_some());
 }
 
-
 /// The value a counter read answered, if it was answered.
 fn read_value(cluster: &Harness, call: &crucial_dso::protocol::Call) -> Option<String> {
     use crucial_dso::object::SharedObject;
@@ -80,7 +79,11 @@ fn a_member_restarted_under_its_old_id_is_not_a_source() {
     cluster.cut.clear();
     cluster.advance(1_000, |_| true);
     assert!(cluster.stored().is_active(), "the cluster settles: {:?}", cluster.stored());
-    assert_eq!(read_counter(&mut cluster, 2, &key).as_deref(), Some("Get(5)"), "the acknowledged write survives");
+    assert_eq!(
+        read_counter(&mut cluster, 2, &key).as_deref(),
+        Some("Get(5)"),
+        "the acknowledged write survives"
+    );
     assert_eq!(cluster.disagreements(), vec![]);
 }
 
@@ -109,6 +112,10 @@ fn rf_copies_survive_rf_minus_one_crashes_with_rf_members() {
             cluster.stored()
         );
         assert!(cluster.stored().is_active());
-        assert_eq!(read_counter(&mut cluster, 2, &key).as_deref(), Some("Get(5)"), "{members} members, rf {rf}");
+        assert_eq!(
+            read_counter(&mut cluster, 2, &key).as_deref(),
+            Some("Get(5)"),
+            "{members} members, rf {rf}"
+        );
     }
 }

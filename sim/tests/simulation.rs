@@ -152,3 +152,76 @@ fn losing_every_copy_stalls_instead_of_inventing_state() {
     }
     assert!(stalled > 0, "some crash must hit a member holding the only copy of a used key");
 }
+
+#[test]
+fn canary_non_authoritative_installs_is_caught_by_replica_agreement() {
+    // One member's messages to another are lost while clients die with calls in flight: a
+    // key's first entries reach one backup but not the member that becomes its primary.
+    let split = |config: SimConfig| SimConfig {
+        nodes: 3,
+        rf: 3,
+        faults: [FaultKind::PeerOneWay, FaultKind::ClientCrash].into(),
+        ..config
+    };
+    let found =
+        first_failing_seed(Canary { non_authoritative_installs: true, ..Canary::default() }, 200, split);
+    let (seed, reason) = found.expect("non-authoritative installs went unnoticed for 200 seeds");
+    assert!(reason.contains("replicas disagree"), "seed {seed} failed for another reason: {reason}");
+}
+
+#[test]
+fn canary_trust_reused_member_ids_is_caught() {
+    let restarts = |config: SimConfig| SimConfig {
+        faults: [FaultKind::Restart, FaultKind::Loss, FaultKind::Delay].into(),
+        fault_count: 10,
+        ..config
+    };
+    let found =
+        first_failing_seed(Canary { trust_reused_member_ids: true, ..Canary::default() }, 200, restarts);
+    assert!(found.is_some(), "members restarted under their old ids went unnoticed for 200 seeds");
+    eprintln!("trust_reused_member_ids caught: seed {found:?}");
+}
+
+/// The faults that separate members from each other.
+const MEMBER_PARTITIONS: [FaultKind; 4] =
+    [FaultKind::Halves, FaultKind::Bridge, FaultKind::IsolatePeers, FaultKind::PeerOneWay];
+
+#[test]
+fn canary_answer_without_silent_backups_needs_member_partitions_and_is_caught() {
+    let canary = Canary { answer_without_silent_backups: true, ..Canary::default() };
+    let partitions = |config: SimConfig| SimConfig { faults: MEMBER_PARTITIONS.into(), ..config };
+    let found = first_failing_seed(canary.clone(), 200, partitions);
+    assert!(found.is_some(), "a primary going on alone went unnoticed for 200 seeds of member partitions");
+    // Faults that never separate two members: the canary's branch never matters.
+    let no_member_partition = |config: SimConfig| SimConfig {
+        faults: [
+            FaultKind::Loss,
+            FaultKind::Delay,
+            FaultKind::OneWay,
+            FaultKind::Ring,
+            FaultKind::ClientRetry,
+        ]
+        .into(),
+        ..config
+    };
+    assert_eq!(first_failing_seed(canary, 50, no_member_partition), None);
+}
+
+#[test]
+fn every_fault_kind_is_injected_and_some_overlap_a_state_transfer() {
+    let mut injected = std::collections::BTreeMap::<FaultKind, (usize, usize)>::new();
+    for seed in 0..60 {
+        let outcome = Simulation::new(SimConfig { fault_count: 10, ..SimConfig::new(seed) }).run();
+        assert_eq!(outcome.run_failure(), None, "seed {seed}");
+        for (fault, during) in outcome.faults.iter().zip(&outcome.faults_during_transfer) {
+            let counts = injected.entry(fault.kind).or_default();
+            counts.0 += 1;
+            counts.1 += usize::from(*during);
+        }
+    }
+    for kind in FaultKind::survivable(2) {
+        let (count, during_transfer) = injected.get(&kind).copied().unwrap_or_default();
+        assert!(count > 0, "{kind} never injected");
+        assert!(during_transfer > 0, "{kind} never overlapped a state transfer ({count} injected)");
+    }
+}

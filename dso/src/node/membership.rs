@@ -223,8 +223,11 @@ impl Node {
                         && (self.suspected.contains(&id)
                             || heard.is_some_and(|heard| now_ms.saturating_sub(*heard) >= after_ms))
                 };
-                let heard: Vec<Member> =
-                    members.iter().filter(|member| !silent_for(member.id, suspect_after_ms)).cloned().collect();
+                let heard: Vec<Member> = members
+                    .iter()
+                    .filter(|member| !silent_for(member.id, suspect_after_ms))
+                    .cloned()
+                    .collect();
                 if heard.len() * 2 > self.cluster.members.len() {
                     members = heard;
                 } else if self.holds_every_copy_needed(&heard) {

@@ -267,7 +267,8 @@ impl Eq for Node {}
 impl std::hash::Hash for Node {
     fn hash<H: std::hash::Hasher>(&self, hasher: &mut H) {
         (&self.config, &self.me, &self.cluster, self.fence, self.serving, &self.keys).hash(hasher);
-        (&self.transfer, self.phase, self.entered, self.ready_for, &self.parked, &self.deadlines).hash(hasher);
+        (&self.transfer, self.phase, self.entered, self.ready_for, &self.parked, &self.deadlines)
+            .hash(hasher);
         (&self.routes, &self.suspected, &self.outputs).hash(hasher);
     }
 }

@@ -41,6 +41,19 @@ impl PrimaryLog {
     fn everywhere(&self) -> u64 {
         self.acked.values().copied().min().unwrap_or(u64::MAX)
     }
+
+    /// Drops the entries every backup holds and returns the answers they held back.
+    fn release(&mut self) -> Vec<(u64, ClientAddr, CallId, CallResult)> {
+        let everywhere = self.everywhere();
+        while self.first_unacked <= everywhere && self.unacked.pop_front().is_some() {
+            self.first_unacked += 1;
+        }
+        let mut released = Vec::new();
+        while self.held.front().is_some_and(|(index, ..)| *index <= everywhere) {
+            released.push(self.held.pop_front().expect("checked"));
+        }
+        released
+    }
 }
 
 impl Node {
@@ -146,15 +159,7 @@ impl Node {
             return;
         }
         *acked = applied.min(tail);
-        let everywhere = log.everywhere();
-        while log.first_unacked <= everywhere && log.unacked.pop_front().is_some() {
-            log.first_unacked += 1;
-        }
-        let mut released = Vec::new();
-        while log.held.front().is_some_and(|(index, ..)| *index <= everywhere) {
-            released.push(log.held.pop_front().expect("checked"));
-        }
-        for (_, to, id, result) in released {
+        for (_, to, id, result) in log.release() {
             self.reply(to, id, result);
         }
     }
@@ -164,7 +169,8 @@ impl Node {
     #[cfg(feature = "canary")]
     pub(super) fn forget_silent_backups(&mut self, now_ms: u64, suspect_after_ms: u64) {
         let heard = self.last_heard.clone();
-        let silent = |id: &MemberId| heard.get(id).is_none_or(|at| now_ms.saturating_sub(*at) >= suspect_after_ms);
+        let silent =
+            |id: &MemberId| heard.get(id).is_none_or(|at| now_ms.saturating_sub(*at) >= suspect_after_ms);
         let mut released = Vec::new();
         for state in self.keys.values_mut() {
             let Some(log) = state.primary.as_mut() else { continue };
@@ -172,10 +178,7 @@ impl Node {
             for acked in log.acked.iter_mut().filter(|(id, _)| silent(id)).map(|(_, acked)| acked) {
                 *acked = tail;
             }
-            let everywhere = log.everywhere();
-            while log.held.front().is_some_and(|(index, ..)| *index <= everywhere) {
-                released.push(log.held.pop_front().expect("checked"));
-            }
+            released.extend(log.release());
         }
         for (_, to, id, result) in released {
             self.reply(to, id, result);

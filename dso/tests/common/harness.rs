@@ -208,7 +208,8 @@ impl Harness {
         let mut found = Vec::new();
         for key in keys {
             let replicas = placement.replicas(&key);
-            let held = |id: &MemberId| self.nodes.get(id).filter(|node| node.is_serving()).map(|n| n.replica(&key));
+            let held =
+                |id: &MemberId| self.nodes.get(id).filter(|node| node.is_serving()).map(|n| n.replica(&key));
             let Some(primary) = held(&replicas[0]) else { continue };
             for backup in &replicas[1..] {
                 if let Some(copy) = held(backup) {

@@ -64,7 +64,7 @@ struct Scenario {
     /// Fault kinds, comma-separated (default: every kind the rf survives; with rf 1 all but
     /// crash and replace): loss, duplication, reorder, delay, isolate, halves, one-way, ring,
     /// bridge, peer-one-way, isolate-peers, store-cut, store-flaky, crash, restart, pause,
-    /// clock-jump, clock-skew, client-retry, join, leave, replace.
+    /// clock-jump, clock-skew, client-retry, client-crash, join, leave, replace.
     #[arg(long, value_delimiter = ',')]
     nemesis: Vec<FaultKind>,
     /// Faults per run.

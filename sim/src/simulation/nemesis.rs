@@ -51,6 +51,9 @@ pub enum FaultKind {
     ClockSkew,
     /// Client calls time out and are retried (short resend interval).
     ClientRetry,
+    /// Half the clients die with their calls in flight, never retried (a cloud thread killed
+    /// mid-call); each continues as a new process.
+    ClientCrash,
     /// A new member joins (with state transfer) and leaves again when the fault ends.
     Join,
     /// A member leaves gracefully (its keys move first), then rejoins as a new member.
@@ -61,7 +64,7 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 22] = [
+    pub const ALL: [FaultKind; 23] = [
         FaultKind::Loss,
         FaultKind::Duplication,
         FaultKind::Reorder,
@@ -81,6 +84,7 @@ impl FaultKind {
         FaultKind::ClockJump,
         FaultKind::ClockSkew,
         FaultKind::ClientRetry,
+        FaultKind::ClientCrash,
         FaultKind::Join,
         FaultKind::Leave,
         FaultKind::Replace,
@@ -134,6 +138,7 @@ impl FaultKind {
             FaultKind::ClockJump => "clock-jump",
             FaultKind::ClockSkew => "clock-skew",
             FaultKind::ClientRetry => "client-retry",
+            FaultKind::ClientCrash => "client-crash",
             FaultKind::Join => "join",
             FaultKind::Leave => "leave",
             FaultKind::Replace => "replace",

@@ -13,6 +13,7 @@ use crucial_dso::object::CallId;
 use crucial_dso::protocol::{Action, Call, PeerMessage};
 use crucial_dso::registry::Registry;
 use crucial_dso::session::CallResult;
+use crucial_dso::shard::Shard;
 
 use super::nemesis::{schedule, Fault, FaultKind};
 use super::rng::Rng;
@@ -135,8 +136,9 @@ pub struct SimOutcome {
     pub departures_stuck: Vec<(MemberId, u64)>,
     /// The run hit `events_max` before its end (a livelock, e.g. a timer re-armed forever).
     pub hit_event_limit: bool,
-    /// After quiescence: the keys whose replicas in the final active configuration hold
-    /// different states or session records, or why agreement could not be checked.
+    /// Keys whose replicas started an epoch from different copies, and, after quiescence,
+    /// keys whose replicas in the final active configuration hold different states or session
+    /// records (or why agreement could not be checked).
     pub replica_disagreements: Vec<String>,
     /// For each fault: whether it was active while a configuration waited for its state
     /// transfer.
@@ -252,6 +254,8 @@ impl Ord for Scheduled {
 struct Slot {
     /// The member running here (`None`: crashed, removed, or a spare never started).
     node: Option<Node>,
+    /// The member and epoch it was last seen serving in (to notice each activation).
+    serving: Option<(MemberId, u64)>,
     /// Members started here so far (each start is a new identity).
     starts: u64,
     paused: bool,
@@ -299,6 +303,11 @@ pub struct Simulation {
     history: Vec<Recorded>,
     /// Faults that were active while a configuration waited for its state transfer.
     transfer_overlaps: BTreeSet<usize>,
+    /// Each member's copies of the keys it replicates, at the moment it started serving an
+    /// epoch, by epoch.
+    activations: BTreeMap<u64, Vec<(MemberId, Copies)>>,
+    /// Keys whose replicas started an epoch from different states.
+    activation_disagreements: Vec<String>,
     /// Store answers lost after their request applied.
     store_answers_lost: u64,
     hasher: DefaultHasher,
@@ -345,6 +354,7 @@ impl Simulation {
         let slots = (0..members + SPARE_SLOTS)
             .map(|_| Slot {
                 node: None,
+                serving: None,
                 starts: 0,
                 paused: false,
                 stay_out: false,
@@ -382,6 +392,8 @@ impl Simulation {
             workload_rng: root.fork(3),
             history: Vec::new(),
             transfer_overlaps: BTreeSet::new(),
+            activations: BTreeMap::new(),
+            activation_disagreements: Vec::new(),
             store_answers_lost: 0,
             hasher: DefaultHasher::new(),
             events: 0,
@@ -490,7 +502,8 @@ impl Simulation {
             }
         }
         self.quiesce();
-        let replica_disagreements = self.replica_disagreements();
+        let mut replica_disagreements = std::mem::take(&mut self.activation_disagreements);
+        replica_disagreements.extend(self.replica_disagreements());
         let faults_during_transfer =
             (0..self.faults.len()).map(|index| self.transfer_overlaps.contains(&index)).collect();
         let heal_ms = self.config.fault_phase_ms;
@@ -545,7 +558,8 @@ impl Simulation {
         let serving = |id: MemberId| {
             let slot = *self.member_slots.get(&id)?;
             let node = self.slots[slot].node.as_ref()?;
-            (node.id() == id && node.is_serving() && node.configuration().epoch == config.epoch).then_some(node)
+            (node.id() == id && node.is_serving() && node.configuration().epoch == config.epoch)
+                .then_some(node)
         };
         let placement = Placement::new(config);
         let keys: BTreeSet<&str> = (self.slots.iter())
@@ -626,7 +640,9 @@ impl Simulation {
             match fault.kind {
                 FaultKind::IsolateNode => from == target || to == target,
                 FaultKind::Halves | FaultKind::Bridge => {
-                    from != STORE && to != STORE && self.split_side(fault, from).apart(self.split_side(fault, to))
+                    from != STORE
+                        && to != STORE
+                        && self.split_side(fault, from).apart(self.split_side(fault, to))
                 }
                 FaultKind::OneWay => from == target && to >= slots && to != STORE,
                 FaultKind::PeerOneWay => from == target && to == one_way_peer(fault, members),
@@ -843,6 +859,7 @@ impl Simulation {
     }
 
     fn after_node_input(&mut self, slot: usize) {
+        self.note_activation(slot);
         loop {
             let Some(node) = self.slots[slot].node.as_mut() else { return };
             let id = node.id();
@@ -874,6 +891,41 @@ impl Simulation {
             }
         }
         self.arm_timer(slot);
+    }
+
+    /// If the member in `slot` just started serving an epoch, compares its copies with those
+    /// of the other replicas that started it: nothing of an epoch applies before a replica
+    /// serves it, so every replica of a key starts the epoch from the same state.
+    fn note_activation(&mut self, slot: usize) {
+        let state = &mut self.slots[slot];
+        let Some(node) = state.node.as_ref().filter(|node| node.is_serving()) else { return };
+        let (me, epoch) = (node.id(), node.configuration().epoch);
+        if state.serving == Some((me, epoch)) {
+            return;
+        }
+        state.serving = Some((me, epoch));
+        let placement = Placement::new(node.configuration());
+        let copies: Copies = (node.held_keys())
+            .filter(|key| placement.replicas(key).contains(&me))
+            .filter_map(|key| node.replica(key).map(|(_, shard)| (key.to_string(), shard.clone())))
+            .collect();
+        let started = self.activations.entry(epoch).or_default();
+        for (other, theirs) in started.iter() {
+            let keys: BTreeSet<&String> = copies.keys().chain(theirs.keys()).collect();
+            for key in keys {
+                let replicas = placement.replicas(key);
+                let (ours, others) = (copies.get(key), theirs.get(key));
+                if replicas.contains(&me) && replicas.contains(other) && ours != others {
+                    self.activation_disagreements.push(format!(
+                        "{key}: members {me} and {other} started epoch {epoch} from different copies \
+                         ({:?} and {:?})",
+                        ours.and_then(Shard::object),
+                        others.and_then(Shard::object)
+                    ));
+                }
+            }
+        }
+        started.push((me, copies));
     }
 
     fn arm_timer(&mut self, slot: usize) {
@@ -994,16 +1046,19 @@ impl Simulation {
                 self.arm_client_timer(client);
             }
             RetryDecision::Wait => self.arm_client_timer(client),
-            RetryDecision::GiveUp => {
-                // Unknown outcome: this process is done; the client continues as a new one.
-                let state = &mut self.clients[client];
-                state.current = None;
-                state.process += self.config.clients as u64;
-                state.sessions_started += 1;
-                state.session = ClientSession::new(session_id(client, state.sessions_started), SESSION);
-                self.schedule(now + 1, Event::ClientNext(client));
-            }
+            RetryDecision::GiveUp => self.restart_client(client),
         }
+    }
+
+    /// The client's call in flight ends with an unknown outcome (it gave up, or its process
+    /// died): that process is done, and the client continues as a new one, with a new session.
+    fn restart_client(&mut self, client: usize) {
+        let state = &mut self.clients[client];
+        state.current = None;
+        state.process += self.config.clients as u64;
+        state.sessions_started += 1;
+        state.session = ClientSession::new(session_id(client, state.sessions_started), SESSION);
+        self.schedule(self.now_ms + 1, Event::ClientNext(client));
     }
 
     fn on_redirect(&mut self, client: usize, id: CallId, config: Configuration) {
@@ -1076,6 +1131,14 @@ impl Simulation {
             // The slot's clock runs 50% slower to 50% faster until the fault ends.
             FaultKind::ClockSkew => self.set_clock_rate(slot, 100 + fault.amount / 20),
             FaultKind::ClientRetry => self.on_retry_tick(index),
+            // Half the clients die with their calls in flight (a cloud thread killed mid-call).
+            FaultKind::ClientCrash => {
+                for client in (0..self.clients.len()).filter(|c| c % 2 == fault.target as usize % 2) {
+                    if self.clients[client].current.is_some() {
+                        self.restart_client(client);
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -1142,6 +1205,9 @@ impl Simulation {
 
 /// The store's endpoint, for [`Simulation::link_blocked`].
 const STORE: usize = usize::MAX;
+
+/// A member's copies of the keys it replicates.
+type Copies = BTreeMap<String, Shard>;
 
 /// A side of a split network.
 #[derive(Clone, Copy, PartialEq, Eq)]
