@@ -119,3 +119,23 @@ fn rf_copies_survive_rf_minus_one_crashes_with_rf_members() {
         );
     }
 }
+
+/// Finding 3: a member that cannot reach the store can never mark itself ready, so every new
+/// configuration that lists it waits forever, while every member has stopped serving the old
+/// one; its heartbeats kept it from being suspected. It must stop them, and be removed.
+#[test]
+fn a_member_cut_from_the_store_does_not_stall_reconfiguration() {
+    let mut cluster = Harness::new(3, 2);
+    let key = "kept".to_string();
+    let write = add(1, 1, &key, 5);
+    let primary = Placement::new(cluster.stored()).primary(&key);
+    cluster.call(primary, write.clone());
+    cluster.run_until_quiet();
+    cluster.store_cut.insert(3);
+    cluster.start(4);
+    cluster.advance(2_000, |_| true);
+    let stored = cluster.stored().clone();
+    assert!(stored.is_active(), "the join completes: {stored:?}");
+    assert!(stored.is_member(4) && !stored.is_member(3), "{stored:?}");
+    assert_eq!(read_counter(&mut cluster, 2, &key).as_deref(), Some("Get(5)"));
+}

@@ -49,6 +49,29 @@ type ShardCopy = (String, ShardImage, (u64, u64));
 impl Node {
     /// The store holds this configuration record.
     pub fn handle_config(&mut self, now_ms: u64, record: Configuration) {
+        self.store_heard_ms = now_ms;
+        self.take_config(now_ms, record);
+    }
+
+    /// A peer or the store told of `epoch`: if it is newer than this member's, read the store.
+    pub(super) fn hear_of_epoch(&mut self, epoch: u64) {
+        if epoch > self.cluster.epoch {
+            self.newest_epoch_heard = self.newest_epoch_heard.max(epoch);
+            self.outputs.push_back(Output::LoadConfig);
+        }
+    }
+
+    /// Whether this member needs the store (it is in transition, or peers are in a newer
+    /// epoch) and has not heard from it for long: it then stops sending heartbeats, so that
+    /// the others remove it instead of waiting forever for a ready mark it cannot store.
+    fn cut_from_store(&self, now_ms: u64, timing: &super::ClusterTiming) -> bool {
+        let needs_store = !self.serving || self.newest_epoch_heard > self.cluster.epoch;
+        let long_ms = timing.suspect_after_ms.saturating_mul(LONG_SILENCE_FACTOR);
+        needs_store && self.phase != Phase::Joining && now_ms.saturating_sub(self.store_heard_ms) >= long_ms
+    }
+
+    /// Adopts a configuration record from the store or a peer, if it is further along.
+    fn take_config(&mut self, now_ms: u64, record: Configuration) {
         if record.validate().is_err() || !record.supersedes(&self.cluster) || self.phase == Phase::Gone {
             return;
         }
@@ -176,7 +199,7 @@ impl Node {
         }
         peers.remove(&self.me.id);
         // Heartbeats feed the failure detector only; without one they are not sent.
-        if self.cluster.epoch > 0 && timing.suspect_after_ms != u64::MAX {
+        if self.cluster.epoch > 0 && timing.suspect_after_ms != u64::MAX && !self.cut_from_store(now_ms, &timing) {
             for peer in peers {
                 self.send(peer, PeerMessage::Heartbeat { epoch: self.cluster.epoch });
             }
@@ -412,7 +435,7 @@ impl Node {
         if !self.fences_on_pull() {
             // The canary: hand the state over but go on serving the old epoch.
         } else if config.supersedes(&self.cluster) {
-            self.handle_config(now_ms, config.clone());
+            self.take_config(now_ms, config.clone());
         }
         if self.fences_on_pull() {
             // Fenced: nothing of an older epoch is served or acknowledged from here on.
@@ -530,9 +553,7 @@ impl Node {
 
     pub(super) fn on_install(&mut self, from: MemberId, epoch: u64, part: Part, shards: Vec<ShardCopy>) {
         if epoch != self.cluster.epoch || epoch < self.fence {
-            if epoch > self.cluster.epoch {
-                self.outputs.push_back(Output::LoadConfig);
-            }
+            self.hear_of_epoch(epoch);
             return;
         }
         if !self.cluster.is_active() {

@@ -211,6 +211,10 @@ pub struct Node {
     /// configuration): a listing of its id is its own, not an earlier process's under the
     /// same id (which held state this one never had).
     entered: bool,
+    /// The newest epoch peers spoke of (see `Node::hear_of_epoch`).
+    newest_epoch_heard: u64,
+    /// When the store last answered (`Node::handle_config`).
+    store_heard_ms: u64,
     /// The epoch this member marked itself ready in (it may activate that one).
     ready_for: Option<u64>,
     /// Parked calls of served keys: their key and deadline (volatile, re-armed on failover).
@@ -253,6 +257,7 @@ impl PartialEq for Node {
             && self.transfer == other.transfer
             && self.phase == other.phase
             && self.entered == other.entered
+            && self.newest_epoch_heard == other.newest_epoch_heard
             && self.ready_for == other.ready_for
             && self.parked == other.parked
             && self.deadlines == other.deadlines
@@ -327,6 +332,8 @@ impl Node {
             transfer: None,
             phase: Phase::Joining,
             entered: false,
+            newest_epoch_heard: 0,
+            store_heard_ms: 0,
             ready_for: None,
             parked: BTreeMap::new(),
             deadlines: BTreeSet::new(),
@@ -475,11 +482,7 @@ impl Node {
     pub fn handle_peer(&mut self, now_ms: u64, from: MemberId, message: PeerMessage) {
         self.last_heard.insert(from, now_ms);
         match message {
-            PeerMessage::Heartbeat { epoch } => {
-                if epoch > self.cluster.epoch {
-                    self.outputs.push_back(Output::LoadConfig);
-                }
-            }
+            PeerMessage::Heartbeat { epoch } => self.hear_of_epoch(epoch),
             PeerMessage::Pull { config } => self.on_pull(now_ms, from, config),
             PeerMessage::Shards { epoch, part, shards } => self.on_shards(from, epoch, part, shards),
             PeerMessage::Install { epoch, part, shards } => self.on_install(from, epoch, part, shards),

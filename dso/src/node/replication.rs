@@ -102,9 +102,7 @@ impl Node {
         entries: Vec<Entry>,
     ) {
         if !self.accepts_replication(epoch) {
-            if epoch > self.cluster.epoch {
-                self.outputs.push_back(crate::node::Output::LoadConfig);
-            }
+            self.hear_of_epoch(epoch);
             return;
         }
         let replicas = self.placement.replicas(&key);
