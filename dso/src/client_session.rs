@@ -130,7 +130,7 @@ impl ClientSession {
         let id = CallId { session: self.session, seq: self.next_seq };
         let acked_below = match action {
             Action::Release => id.seq,
-            _ => self.acked_below(),
+            _ => self.acked_below(&key),
         };
         self.next_seq += 1;
         let call = Call { id, acked_below, key, type_name, action, history: self.history };
@@ -157,14 +157,20 @@ impl ClientSession {
 
     /// Notes what an answered call got: a refusal because of the session itself (a
     /// non-deterministic replay, a call whose record was released, too many records on one
-    /// key) stops the session from starting further calls.
+    /// key, records a replaying session needs evicted) stops the session from starting
+    /// further calls.
     pub fn handle_result(&mut self, result: &CallResult) {
-        if let Err(
-            error @ (CallError::Nondeterministic { .. }
-            | CallError::StaleCall { .. }
-            | CallError::TooManyInFlight { .. }),
-        ) = result
-        {
+        let refusal = match result {
+            Err(
+                error @ (CallError::Nondeterministic { .. }
+                | CallError::StaleCall { .. }
+                | CallError::TooManyInFlight { .. }),
+            ) => Some(error),
+            // A replaying session cannot replay without its records.
+            Err(error @ CallError::SessionExpired { .. }) if self.config.retain_records => Some(error),
+            _ => None,
+        };
+        if let Some(error) = refusal {
             self.refusal.get_or_insert_with(|| Box::new(error.clone()));
         }
     }
@@ -181,7 +187,10 @@ impl ClientSession {
 
     /// The timer of call `seq` fired at `now_ms`.
     pub fn handle_call_timeout(&mut self, now_ms: u64, seq: u64) -> RetryDecision {
-        let acked_below = self.acked_below();
+        let Some(key) = self.in_flight.get(&seq).map(|in_flight| in_flight.call.key.clone()) else {
+            return RetryDecision::Wait;
+        };
+        let acked_below = self.acked_below(&key);
         let Some(in_flight) = self.in_flight.get_mut(&seq) else { return RetryDecision::Wait };
         if in_flight.give_up_at_ms.is_some_and(|give_up| now_ms >= give_up) {
             self.in_flight.remove(&seq);
@@ -210,11 +219,10 @@ impl ClientSession {
 
     /// Every unanswered call, oldest first, for resending on a new connection.
     pub fn unanswered(&self) -> Vec<Call> {
-        let acked_below = self.acked_below();
         (self.in_flight.values())
             .map(|in_flight| match in_flight.call.action {
                 Action::Release => in_flight.call.clone(),
-                _ => Call { acked_below, ..in_flight.call.clone() },
+                _ => Call { acked_below: self.acked_below(&in_flight.call.key), ..in_flight.call.clone() },
             })
             .collect()
     }
@@ -224,14 +232,17 @@ impl ClientSession {
         self.in_flight.remove(&seq);
     }
 
-    /// What the session's calls acknowledge: every call below the oldest unanswered one, or
-    /// nothing for a session that retains its records.
-    fn acked_below(&self) -> u64 {
+    /// What the session's calls on `key` acknowledge to that key's records: every call below
+    /// the oldest one on `key` still unanswered (calls on other keys have no records there, so
+    /// a long wait elsewhere holds nothing back), or nothing for a session that retains its
+    /// records.
+    fn acked_below(&self, key: &str) -> u64 {
         if self.config.retain_records {
-            1
-        } else {
-            self.in_flight.keys().next().copied().unwrap_or(self.next_seq)
+            return 1;
         }
+        (self.in_flight.values())
+            .find(|in_flight| in_flight.call.key == key)
+            .map_or(self.next_seq, |in_flight| in_flight.call.id.seq)
     }
 }
 
@@ -269,6 +280,22 @@ mod tests {
         }
         assert_eq!(session.handle_call_timeout(100, 2), RetryDecision::GiveUp);
         assert_eq!(session.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_long_wait_on_one_key_holds_back_no_acknowledgement_on_another() {
+        let mut session = ClientSession::new(5, SessionConfig::default());
+        let parked = session.start_call(0, "barrier".into(), "CyclicBarrier".into(), invoke()).unwrap();
+        let mut last = None;
+        for _ in 0..5_000 {
+            let call = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
+            assert!(session.handle_reply(call.id));
+            last = Some(call);
+        }
+        let last = last.unwrap();
+        assert_eq!(last.acked_below, last.id.seq, "every earlier call on k was answered");
+        let next_on_barrier = session.start_call(0, "barrier".into(), "CyclicBarrier".into(), invoke()).unwrap();
+        assert_eq!(next_on_barrier.acked_below, parked.id.seq, "the parked call is still unanswered");
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub enum Admission {
     /// A different call was recorded under this sequence number: the client is replaying
     /// non-deterministically. Refused, never applied.
     Diverged,
+    /// The session was evicted: its records are gone. Refused, never applied.
+    Expired,
 }
 
 /// The session table, bounded in sessions and in unacknowledged calls per session.
@@ -69,6 +71,10 @@ pub struct SessionTable {
     /// Sessions by `last_used`, oldest first.
     by_last_use: BTreeMap<u64, u64>,
     ticks: u64,
+    /// Sessions evicted, by eviction order (the last `sessions_max` of them): their calls
+    /// are refused as expired.
+    evicted: BTreeMap<u64, u64>,
+    evicted_order: std::collections::VecDeque<u64>,
 }
 
 impl SessionTable {
@@ -87,6 +93,7 @@ impl SessionTable {
         sessions_max: usize,
     ) -> Admission {
         let admission = match self.sessions.get(&id.session) {
+            None if self.evicted.contains_key(&id.session) => Admission::Expired,
             None if id.seq < acked_below => Admission::Stale,
             None => Admission::Apply,
             Some(session) => {
@@ -120,7 +127,7 @@ impl SessionTable {
     /// calls below `acked_below` and marks the session used.
     fn enter(&mut self, id: u64, acked_below: u64, sessions_max: usize) {
         if !self.sessions.contains_key(&id) && self.sessions.len() >= sessions_max {
-            self.evict_oldest();
+            self.evict_oldest(sessions_max);
         }
         let session = self.sessions.entry(id).or_default();
         if acked_below > session.acked_below {
@@ -168,10 +175,18 @@ impl SessionTable {
         self.sessions.is_empty()
     }
 
-    fn evict_oldest(&mut self) {
-        if let Some((_, session)) = self.by_last_use.pop_first() {
-            tracing::warn!(session, "session table full: evicting the least recently used session");
-            self.sessions.remove(&session);
+    /// Evicts the least recently used session, remembering its id among the last
+    /// `sessions_max` evicted (so its late retries are refused, not applied again).
+    fn evict_oldest(&mut self, sessions_max: usize) {
+        let Some((_, session)) = self.by_last_use.pop_first() else { return };
+        tracing::warn!(session, "session table full: evicting the least recently used session");
+        self.sessions.remove(&session);
+        self.evicted.insert(session, self.ticks);
+        self.evicted_order.push_back(session);
+        while self.evicted_order.len() > sessions_max {
+            if let Some(forgotten) = self.evicted_order.pop_front() {
+                self.evicted.remove(&forgotten);
+            }
         }
     }
 }
@@ -212,6 +227,22 @@ mod tests {
         table.record(id(1), 0, CallRecord::Parked);
         assert_eq!(table.admit(id(1), 1, || 0, 1, 8), Admission::StillParked);
         assert_eq!(table.admit(id(2), 1, || 0, 1, 8), Admission::Full);
+    }
+
+    #[test]
+    fn an_evicted_session_is_refused_as_expired_not_applied_again() {
+        let mut table = SessionTable::default();
+        assert_eq!(table.admit(CallId { session: 1, seq: 1 }, 1, || 0, 8, 2), Admission::Apply);
+        table.record(CallId { session: 1, seq: 1 }, 0, CallRecord::Done(Ok(vec![1])));
+        for session in 2..4 {
+            table.admit(CallId { session, seq: 1 }, 1, || 0, 8, 2);
+        }
+        assert_eq!(table.admit(CallId { session: 1, seq: 1 }, 1, || 0, 8, 2), Admission::Expired);
+        assert_eq!(table.admit(CallId { session: 1, seq: 2 }, 2, || 0, 8, 2), Admission::Expired);
+        for session in 4..8 {
+            table.admit(CallId { session, seq: 1 }, 1, || 0, 8, 2);
+        }
+        assert!(table.evicted.len() <= 2, "only the last sessions_max evictions are remembered");
     }
 
     #[test]

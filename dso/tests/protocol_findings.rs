@@ -139,3 +139,65 @@ fn a_member_cut_from_the_store_does_not_stall_reconfiguration() {
     assert!(stored.is_member(4) && !stored.is_member(3), "{stored:?}");
     assert_eq!(read_counter(&mut cluster, 2, &key).as_deref(), Some("Get(5)"));
 }
+
+/// Finding 5, first half: once a full session table evicted a session, a late retry of one
+/// of its calls was applied a second time. It must be refused with `SessionExpired`.
+#[test]
+fn a_late_retry_from_an_evicted_session_is_refused_not_applied_again() {
+    let mut cluster = Harness::with_config(
+        3,
+        2,
+        crucial_dso::node::NodeConfig { sessions_max: 2, ..Default::default() },
+    );
+    let key = "tally".to_string();
+    let primary = Placement::new(cluster.stored()).primary(&key);
+    let first = add(1, 1, &key, 5);
+    cluster.call(primary, first.clone());
+    cluster.run_until_quiet();
+    for session in 2..4 {
+        cluster.call(primary, add(session, 1, &key, 1));
+        cluster.run_until_quiet();
+    }
+    cluster.call(primary, first.clone());
+    cluster.run_until_quiet();
+    assert!(
+        matches!(cluster.answer(first.id), Some(Err(crucial_dso::CallError::SessionExpired { .. }))),
+        "{:?}",
+        cluster.answer(first.id)
+    );
+    assert_eq!(read_counter(&mut cluster, 9, &key).as_deref(), Some("Get(7)"), "applied once");
+}
+
+/// Finding 5, second half: a session with one long parked call acknowledged nothing after
+/// it, so other keys kept every later call's record and refused calls past
+/// `session_calls_max` with `TooManyInFlight`.
+#[test]
+fn a_long_parked_call_does_not_fill_other_keys_tables() {
+    use crucial_dso::client_session::{ClientSession, SessionConfig};
+    use crucial_dso::object::Operation;
+    use crucial_dso::objects::{CounterOp, FutureOp};
+    use crucial_dso::protocol::Action;
+    let mut cluster =
+        Harness::with_config(3, 2, crucial_dso::node::NodeConfig { session_calls_max: 8, ..Default::default() });
+    let mut session = ClientSession::new(1, SessionConfig::default());
+    let mut send = |cluster: &mut Harness, key: &str, type_name: &str, op: (&str, Vec<u8>)| {
+        let action = Action::Invoke { method: op.0.to_string(), args: op.1 };
+        let call = session.start_call(cluster.now_ms, key.into(), type_name.into(), action).unwrap();
+        let primary = Placement::new(cluster.stored()).primary(key);
+        cluster.call(primary, call.clone());
+        cluster.run_until_quiet();
+        if let Some(result) = cluster.answer(call.id).cloned() {
+            session.handle_reply(call.id);
+            return Some(result);
+        }
+        None
+    };
+    let wait = FutureOp::Get { timeout_ms: None };
+    let parked = send(&mut cluster, "result", "Future", (wait.method(), wait.encode_args()));
+    assert_eq!(parked, None, "the get waits: the future is not set");
+    for call in 0..50 {
+        let add = CounterOp::Add { delta: 1 };
+        let answer = send(&mut cluster, "tally", "Counter", (add.method(), add.encode_args()));
+        assert!(matches!(answer, Some(Ok(_))), "call {call} on another key: {answer:?}");
+    }
+}

@@ -445,6 +445,9 @@ impl Node {
             Admission::Diverged => {
                 self.reply(from, id, Err(CallError::Nondeterministic { session: id.session, seq: id.seq }))
             }
+            Admission::Expired => {
+                self.reply(from, id, Err(CallError::SessionExpired { session: id.session, seq: id.seq }))
+            }
         }
         self.check_invariants();
     }

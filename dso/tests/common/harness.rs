@@ -46,9 +46,14 @@ pub struct Harness {
 impl Harness {
     /// `members` (ids 1..=members) in one active configuration with `rf` copies.
     pub fn new(members: u64, rf: usize) -> Self {
+        Self::with_config(members, rf, NodeConfig::default())
+    }
+
+    /// Like [`Harness::new`], every member with `config`.
+    pub fn with_config(members: u64, rf: usize, config: NodeConfig) -> Self {
         let mut harness = Harness {
             registry: Arc::new(Registry::default()),
-            config: NodeConfig::default(),
+            config,
             rf,
             nodes: BTreeMap::new(),
             store: None,

@@ -13,6 +13,7 @@ use crucial_dso::object::CallId;
 use crucial_dso::protocol::{Action, Call, PeerMessage};
 use crucial_dso::registry::Registry;
 use crucial_dso::session::CallResult;
+use crucial_dso::CallError;
 use crucial_dso::shard::Shard;
 
 use super::nemesis::{schedule, Fault, FaultKind};
@@ -310,6 +311,8 @@ pub struct Simulation {
     activation_disagreements: Vec<String>,
     /// Store answers lost after their request applied.
     store_answers_lost: u64,
+    /// Operations refused because their session expired (evicted): outcome unknown.
+    expired: BTreeSet<usize>,
     hasher: DefaultHasher,
     events: u64,
     trace: Vec<String>,
@@ -337,6 +340,8 @@ const YOUNG_KEY_MS: u64 = 300;
 const YOUNG_KEY_TYPES: [&str; 4] = ["Counter", "List", "Map", "AtomicReference"];
 /// After the workload, how long the cluster runs on to settle before replicas are compared.
 const QUIESCE_MS: u64 = 3_000;
+/// Sessions each key holds: fewer than the clients' sessions over a run, so keys evict.
+const SESSIONS_MAX: usize = 4;
 /// Spare slots for members that join during the run.
 const SPARE_SLOTS: usize = 2;
 /// The simulated store fails this share of requests (the caller retries on its next tick).
@@ -395,6 +400,7 @@ impl Simulation {
             activations: BTreeMap::new(),
             activation_disagreements: Vec::new(),
             store_answers_lost: 0,
+            expired: BTreeSet::new(),
             hasher: DefaultHasher::new(),
             events: 0,
             trace: Vec::new(),
@@ -508,7 +514,9 @@ impl Simulation {
             (0..self.faults.len()).map(|index| self.transfer_overlaps.contains(&index)).collect();
         let heal_ms = self.config.fault_phase_ms;
         let stuck_after_heal = (self.history.iter().enumerate())
-            .filter(|(_, op)| op.call_ms >= heal_ms && !matches!(op.output, Some(Ok(_))))
+            .filter(|(index, op)| {
+                op.call_ms >= heal_ms && !matches!(op.output, Some(Ok(_))) && !self.expired.contains(index)
+            })
             .map(|(index, _)| index)
             .collect();
         SimOutcome {
@@ -827,6 +835,7 @@ impl Simulation {
         let node_config = NodeConfig {
             canary: self.config.canary.clone(),
             transfer_bytes_max: TRANSFER_BYTES_MAX,
+            sessions_max: SESSIONS_MAX,
             ..NodeConfig::default()
         };
         let node = Node::member(node_config, self.registry.clone(), member, self.config.rf, TIMING)
@@ -1078,6 +1087,13 @@ impl Simulation {
         }
         let Some((seq, index)) = self.clients[client].current.take() else { return };
         debug_assert_eq!(seq, id.seq);
+        if matches!(result, Err(CallError::SessionExpired { .. })) {
+            // Refused now, but a retry may have applied before the eviction: the outcome is
+            // unknown, and the session is of no use any more.
+            self.expired.insert(index);
+            self.restart_client(client);
+            return;
+        }
         let stamp = self.stamp();
         let record = &mut self.history[index];
         record.output = Some(result.map_err(|error| error.to_string()));
