@@ -294,7 +294,8 @@ mod tests {
         }
         let last = last.unwrap();
         assert_eq!(last.acked_below, last.id.seq, "every earlier call on k was answered");
-        let next_on_barrier = session.start_call(0, "barrier".into(), "CyclicBarrier".into(), invoke()).unwrap();
+        let next_on_barrier =
+            session.start_call(0, "barrier".into(), "CyclicBarrier".into(), invoke()).unwrap();
         assert_eq!(next_on_barrier.acked_below, parked.id.seq, "the parked call is still unanswered");
     }
 

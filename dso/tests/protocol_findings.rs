@@ -144,11 +144,8 @@ fn a_member_cut_from_the_store_does_not_stall_reconfiguration() {
 /// of its calls was applied a second time. It must be refused with `SessionExpired`.
 #[test]
 fn a_late_retry_from_an_evicted_session_is_refused_not_applied_again() {
-    let mut cluster = Harness::with_config(
-        3,
-        2,
-        crucial_dso::node::NodeConfig { sessions_max: 2, ..Default::default() },
-    );
+    let mut cluster =
+        Harness::with_config(3, 2, crucial_dso::node::NodeConfig { sessions_max: 2, ..Default::default() });
     let key = "tally".to_string();
     let primary = Placement::new(cluster.stored()).primary(&key);
     let first = add(1, 1, &key, 5);
@@ -177,8 +174,11 @@ fn a_long_parked_call_does_not_fill_other_keys_tables() {
     use crucial_dso::object::Operation;
     use crucial_dso::objects::{CounterOp, FutureOp};
     use crucial_dso::protocol::Action;
-    let mut cluster =
-        Harness::with_config(3, 2, crucial_dso::node::NodeConfig { session_calls_max: 8, ..Default::default() });
+    let mut cluster = Harness::with_config(
+        3,
+        2,
+        crucial_dso::node::NodeConfig { session_calls_max: 8, ..Default::default() },
+    );
     let mut session = ClientSession::new(1, SessionConfig::default());
     let mut send = |cluster: &mut Harness, key: &str, type_name: &str, op: (&str, Vec<u8>)| {
         let action = Action::Invoke { method: op.0.to_string(), args: op.1 };
@@ -200,4 +200,85 @@ fn a_long_parked_call_does_not_fill_other_keys_tables() {
         let answer = send(&mut cluster, "tally", "Counter", (add.method(), add.encode_args()));
         assert!(matches!(answer, Some(Ok(_))), "call {call} on another key: {answer:?}");
     }
+}
+
+/// Finding 7: a joiner started with another replication factor silently set the cluster's
+/// to its own. It must refuse to join.
+#[test]
+fn a_joiner_with_another_replication_factor_does_not_join() {
+    let mut cluster = Harness::new(3, 2);
+    let joiner = crucial_dso::node::Node::member(
+        cluster.config.clone(),
+        cluster.registry.clone(),
+        harness::member(4),
+        3,
+        harness::TIMING,
+    )
+    .unwrap();
+    cluster.start_node(joiner);
+    cluster.advance(500, |_| true);
+    assert_eq!(cluster.removed, vec![4], "the joiner stops");
+    assert!(!cluster.stored().is_member(4) && cluster.stored().rf == 2, "{:?}", cluster.stored());
+}
+
+/// A user type the joiner does not know.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+struct Tally {
+    count: u64,
+}
+
+#[crucial_dso::shared]
+impl Tally {
+    /// Adds one; the new count.
+    pub fn bump(&mut self) -> u64 {
+        self.count += 1;
+        self.count
+    }
+}
+
+/// Finding 7: a transferred key whose type the receiver does not know was logged, and the
+/// member still marked itself ready and served without it. It must not become ready; it
+/// leaves, and the others go on without it.
+#[test]
+fn a_member_that_cannot_hold_a_transferred_key_leaves_instead_of_serving_without_it() {
+    use crucial_dso::object::Operation;
+    let mut registry = crucial_dso::registry::Registry::default();
+    registry.register_with_default::<Tally>();
+    let mut cluster = Harness::with_registry(3, 2, Default::default(), std::sync::Arc::new(registry));
+    let first = cluster.stored().clone();
+    let joined = first.next((1..=4).map(harness::member).collect());
+    let key = (0..100_000)
+        .map(|i| format!("tally-{i}"))
+        .find(|key| Placement::new(&joined).primary(key) == 4)
+        .unwrap();
+    let bump = TallyOp::Bump {};
+    let call = crucial_dso::protocol::Call {
+        id: crucial_dso::object::CallId { session: 1, seq: 1 },
+        acked_below: 1,
+        key: key.clone(),
+        type_name: "Tally".into(),
+        action: crucial_dso::protocol::Action::Invoke {
+            method: bump.method().into(),
+            args: bump.encode_args(),
+        },
+        history: 0,
+    };
+    cluster.call(Placement::new(&first).primary(&key), call.clone());
+    cluster.run_until_quiet();
+    assert!(matches!(cluster.answer(call.id), Some(Ok(_))));
+    let joiner = crucial_dso::node::Node::member(
+        cluster.config.clone(),
+        std::sync::Arc::new(crucial_dso::registry::Registry::default()),
+        harness::member(4),
+        2,
+        harness::TIMING,
+    )
+    .unwrap();
+    cluster.start_node(joiner);
+    cluster.advance(2_000, |_| true);
+    let stored = cluster.stored().clone();
+    assert!(stored.is_active() && !stored.is_member(4), "the others go on without it: {stored:?}");
+    assert!(cluster.removed.contains(&4), "the joiner left");
+    let holder = Placement::new(&stored).primary(&key);
+    assert!(cluster.nodes[&holder].replica(&key).is_some(), "the key is still held");
 }

@@ -137,12 +137,25 @@ impl FileConfigStore {
         };
         let (result, write) = f(current)?;
         if let Some(next) = write {
-            let temporary = self.path.with_extension("tmp");
-            let bytes = serde_json::to_vec_pretty(&next).expect("a configuration serializes");
-            std::fs::write(&temporary, bytes).map_err(|e| self.unavailable(e))?;
-            std::fs::rename(&temporary, &self.path).map_err(|e| self.unavailable(e))?;
+            self.replace_durably(&next).map_err(|e| self.unavailable(e))?;
         }
         Ok(result)
+    }
+}
+
+impl FileConfigStore {
+    /// Writes `next` to a temporary file, flushes it to disk, renames it over the store and
+    /// flushes the directory, so that an acknowledged write survives a power loss.
+    fn replace_durably(&self, next: &Versioned) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let temporary = self.path.with_extension("tmp");
+        let bytes = serde_json::to_vec_pretty(next).expect("a configuration serializes");
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, &self.path)?;
+        let directory = self.path.parent().filter(|dir| !dir.as_os_str().is_empty());
+        std::fs::File::open(directory.unwrap_or(std::path::Path::new(".")))?.sync_all()
     }
 }
 

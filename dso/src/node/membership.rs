@@ -37,6 +37,9 @@ pub(super) struct Transfer {
     /// The keys this member took from its primaries' installs: at activation it keeps, of
     /// the keys it backs up, exactly these.
     installed: BTreeSet<String>,
+    /// Transferred keys this member cannot hold (their type is not registered here): while
+    /// there is one, it does not mark itself ready.
+    unheld: BTreeSet<String>,
 }
 
 /// A member without a majority removes only members silent this many times longer than
@@ -199,7 +202,10 @@ impl Node {
         }
         peers.remove(&self.me.id);
         // Heartbeats feed the failure detector only; without one they are not sent.
-        if self.cluster.epoch > 0 && timing.suspect_after_ms != u64::MAX && !self.cut_from_store(now_ms, &timing) {
+        if self.cluster.epoch > 0
+            && timing.suspect_after_ms != u64::MAX
+            && !self.cut_from_store(now_ms, &timing)
+        {
             for peer in peers {
                 self.send(peer, PeerMessage::Heartbeat { epoch: self.cluster.epoch });
             }
@@ -270,10 +276,18 @@ impl Node {
         {
             return;
         }
-        let mut next = self.cluster.next(members);
-        if self.phase == Phase::Joining {
-            next.rf = self.rf;
+        if self.phase == Phase::Joining && self.rf != self.cluster.rf {
+            // Joining would change every key's number of copies behind the operator's back.
+            tracing::error!(
+                member = self.me.id,
+                asked = self.rf,
+                cluster = self.cluster.rf,
+                "this member was started with another replication factor than the cluster's: not joining"
+            );
+            self.retire();
+            return;
         }
+        let next = self.cluster.next(members);
         self.outputs.push_back(Output::Propose { current: Some(self.cluster.clone()), next });
     }
 
@@ -384,6 +398,7 @@ impl Node {
             pulled: false,
             installs_pending: BTreeMap::new(),
             installed: BTreeSet::new(),
+            unheld: BTreeSet::new(),
         });
         self.resend_transfer();
         self.check_pulled();
@@ -518,13 +533,24 @@ impl Node {
         self.check_pulled();
     }
 
+    /// Holds a transferred key. A key whose type is not registered here cannot be held: the
+    /// member then never marks itself ready (it would serve without that key), says why, and
+    /// asks to leave, so that the others go on without it.
     fn adopt(&mut self, key: String, image: ShardImage, version: (u64, u64)) {
         match Shard::from_image(image, &self.registry) {
             Ok(shard) => {
                 self.keys.insert(key, KeyState { shard, version, primary: None });
             }
             Err(error) => {
-                tracing::error!(%key, %error, "cannot hold a transferred key: its type is not registered here")
+                tracing::error!(
+                    %key,
+                    %error,
+                    "cannot hold a transferred key: its type is not registered here; leaving the cluster"
+                );
+                if let Some(transfer) = &mut self.transfer {
+                    transfer.unheld.insert(key);
+                }
+                self.leave();
             }
         }
     }
@@ -585,7 +611,7 @@ impl Node {
     /// Marks this member ready in the store once it holds its keys and its backups hold theirs.
     fn propose_ready(&mut self) {
         let Some(transfer) = &self.transfer else { return };
-        let done = transfer.pulled && transfer.installs_pending.is_empty();
+        let done = transfer.pulled && transfer.installs_pending.is_empty() && transfer.unheld.is_empty();
         if !done || self.cluster.is_active() || self.cluster.ready.contains(&self.me.id) {
             return;
         }

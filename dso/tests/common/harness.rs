@@ -51,8 +51,13 @@ impl Harness {
 
     /// Like [`Harness::new`], every member with `config`.
     pub fn with_config(members: u64, rf: usize, config: NodeConfig) -> Self {
+        Self::with_registry(members, rf, config, Arc::new(Registry::default()))
+    }
+
+    /// Like [`Harness::with_config`], every member knowing the types of `registry`.
+    pub fn with_registry(members: u64, rf: usize, config: NodeConfig, registry: Arc<Registry>) -> Self {
         let mut harness = Harness {
-            registry: Arc::new(Registry::default()),
+            registry,
             config,
             rf,
             nodes: BTreeMap::new(),
@@ -82,6 +87,13 @@ impl Harness {
     pub fn start(&mut self, id: MemberId) {
         let node = Node::member(self.config.clone(), self.registry.clone(), member(id), self.rf, TIMING)
             .expect("valid node");
+        self.nodes.insert(id, node);
+        self.drain(id);
+    }
+
+    /// Starts `node` (built by the test) and carries out its first outputs.
+    pub fn start_node(&mut self, node: Node) {
+        let id = node.id();
         self.nodes.insert(id, node);
         self.drain(id);
     }

@@ -13,8 +13,8 @@ use crucial_dso::object::CallId;
 use crucial_dso::protocol::{Action, Call, PeerMessage};
 use crucial_dso::registry::Registry;
 use crucial_dso::session::CallResult;
-use crucial_dso::CallError;
 use crucial_dso::shard::Shard;
+use crucial_dso::CallError;
 
 use super::nemesis::{schedule, Fault, FaultKind};
 use super::rng::Rng;
