@@ -225,3 +225,25 @@ fn every_fault_kind_is_injected_and_some_overlap_a_state_transfer() {
         assert!(during_transfer > 0, "{kind} never overlapped a state transfer ({count} injected)");
     }
 }
+
+#[test]
+fn the_workload_calls_every_method_of_every_type() {
+    use crucial_sim::simulation::verify::methods_of;
+    use crucial_sim::simulation::workload::TYPES;
+    let mut answered = std::collections::BTreeSet::new();
+    for seed in 0..30 {
+        let outcome = Simulation::new(SimConfig::new(seed)).run();
+        for record in outcome.history.iter().filter(|record| matches!(record.output, Some(Ok(_)))) {
+            answered.insert((record.type_name.clone(), record.method.clone()));
+        }
+    }
+    for type_name in TYPES.iter().copied().chain(["Stack"]) {
+        assert!(!methods_of(type_name).is_empty(), "{type_name} has methods");
+        for method in methods_of(type_name) {
+            assert!(
+                answered.contains(&(type_name.to_string(), method.to_string())),
+                "{type_name}::{method} was never answered"
+            );
+        }
+    }
+}

@@ -15,7 +15,7 @@ use crucial_sim::external::{check_text, ExternalModel};
 use crucial_sim::simulation::nemesis::FaultKind;
 use crucial_sim::simulation::report::violation_html;
 use crucial_sim::simulation::run::{HistoryFile, SimConfig, SimOutcome, Simulation};
-use crucial_sim::simulation::verify::{verify, verify_history, RunVerdict};
+use crucial_sim::simulation::verify::{methods_of, verify, verify_history, RunVerdict};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Deterministic simulation and linearizability checking for Crucial-rs.
@@ -215,10 +215,14 @@ struct CheckArgs {
 const CHECK_BUDGET: Duration = Duration::from_secs(60);
 
 fn main() -> ExitCode {
+    // The simulated members' own logs (faults they survive) stay quiet unless RUST_LOG asks;
+    // logs go to stderr, so that a replay's trace on stdout is the same every time.
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,crucial_dso=off".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
         Command::Run(args) => run(args),
@@ -354,7 +358,10 @@ struct SeedResult {
     operations: usize,
     events: u64,
     simulated_ms: u64,
-    faults: BTreeMap<FaultKind, u64>,
+    /// Per fault kind: injected, and of those active during a state transfer.
+    faults: BTreeMap<FaultKind, (u64, u64)>,
+    /// Per (type, method): answered, refused, unknown.
+    calls: BTreeMap<(String, String), [u64; 3]>,
     failure: Option<String>,
 }
 
@@ -392,9 +399,20 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
                         progress.println(message);
                     }
                 }
-                let mut faults = BTreeMap::new();
-                for fault in &outcome.faults {
-                    *faults.entry(fault.kind).or_insert(0) += 1;
+                let mut faults = BTreeMap::<FaultKind, (u64, u64)>::new();
+                for (fault, during) in outcome.faults.iter().zip(&outcome.faults_during_transfer) {
+                    let counts = faults.entry(fault.kind).or_default();
+                    counts.0 += 1;
+                    counts.1 += u64::from(*during);
+                }
+                let mut calls = BTreeMap::<(String, String), [u64; 3]>::new();
+                for record in &outcome.history {
+                    let outcome = match record.output {
+                        Some(Ok(_)) => 0,
+                        Some(Err(_)) => 1,
+                        None => 2,
+                    };
+                    calls.entry((record.type_name.clone(), record.method.clone())).or_default()[outcome] += 1;
                 }
                 results.lock().expect("no panics while holding it").push(SeedResult {
                     seed,
@@ -402,6 +420,7 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
                     events: outcome.events,
                     simulated_ms: outcome.simulated_ms,
                     faults,
+                    calls,
                     failure,
                 });
                 progress.inc(1);
@@ -424,10 +443,25 @@ fn summarize(results: &[SeedResult], wall: Duration, args: &RunArgs) -> String {
     let operations: usize = results.iter().map(|r| r.operations).sum();
     let events: u64 = results.iter().map(|r| r.events).sum();
     let simulated_ms: u64 = results.iter().map(|r| r.simulated_ms).sum();
-    let mut faults: BTreeMap<FaultKind, u64> = BTreeMap::new();
+    let mut faults: BTreeMap<FaultKind, (u64, u64)> = BTreeMap::new();
+    let mut calls: BTreeMap<(String, String), [u64; 3]> = BTreeMap::new();
     for result in results {
-        for (kind, count) in &result.faults {
-            *faults.entry(*kind).or_insert(0) += count;
+        for (kind, (count, during)) in &result.faults {
+            let total = faults.entry(*kind).or_default();
+            total.0 += count;
+            total.1 += during;
+        }
+        for (method, counts) in &result.calls {
+            let total = calls.entry(method.clone()).or_default();
+            for (sum, count) in total.iter_mut().zip(counts) {
+                *sum += count;
+            }
+        }
+    }
+    // Every method of every type the workload uses, drawn or not.
+    for (type_name, _) in calls.clone().into_keys() {
+        for method in methods_of(&type_name) {
+            calls.entry((type_name.clone(), method.to_string())).or_default();
         }
     }
     let failures: Vec<String> =
@@ -444,9 +478,13 @@ fn summarize(results: &[SeedResult], wall: Duration, args: &RunArgs) -> String {
     text += &format!("| simulated : real | {:.0} : 1 |\n", simulated_ms as f64 / 1000.0 / seconds);
     text += &format!("| events | {events} |\n");
     text += &format!("| events per second (simulation and checking) | {:.0} |\n", events as f64 / seconds);
-    text += "\n| fault kind | injected |\n|---|---:|\n";
-    for (kind, count) in faults {
-        text += &format!("| {kind} | {count} |\n");
+    text += "\n| fault kind | injected | during a state transfer |\n|---|---:|---:|\n";
+    for (kind, (count, during)) in faults {
+        text += &format!("| {kind} | {count} | {during} |\n");
+    }
+    text += "\n| type | method | answered | refused | unknown |\n|---|---|---:|---:|---:|\n";
+    for ((type_name, method), [answered, refused, unknown]) in calls {
+        text += &format!("| {type_name} | {method} | {answered} | {refused} | {unknown} |\n");
     }
     for failure in failures {
         text += &format!("\n- {failure}");

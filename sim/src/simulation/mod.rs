@@ -5,5 +5,6 @@ pub mod nemesis;
 pub mod report;
 pub mod rng;
 pub mod run;
+pub mod user_type;
 pub mod verify;
 pub mod workload;

@@ -18,7 +18,8 @@ use crucial_dso::CallError;
 
 use super::nemesis::{schedule, Fault, FaultKind};
 use super::rng::Rng;
-use super::workload::{keys, operation, KeySpec};
+use super::user_type::Stack;
+use super::workload::{keys, operation, waits_forever, KeySpec};
 
 /// A run's configuration; everything random derives from `seed`.
 #[derive(Clone, Debug)]
@@ -332,12 +333,15 @@ const LIVENESS_GRACE_MS: u64 = 3_000;
 const SETUP: u64 = u64::MAX;
 /// State transfers travel in parts of about this many bytes (a few keys each).
 const TRANSFER_BYTES_MAX: usize = 256;
+/// The share of calls on keys created at setup that name another type.
+const MISMATCH_SHARE: f64 = 0.03;
 /// The share of operations on young keys (see [`Simulation::young_key`]).
 const YOUNG_KEY_SHARE: f64 = 0.25;
 /// A new generation of young keys this often.
 const YOUNG_KEY_MS: u64 = 300;
 /// The types of young keys: created by their first call, with non-commuting operations.
-const YOUNG_KEY_TYPES: [&str; 4] = ["Counter", "List", "Map", "AtomicReference"];
+/// `Stack` is a user type, registered as an application registers its own.
+const YOUNG_KEY_TYPES: [&str; 5] = ["Counter", "List", "Map", "AtomicReference", "Stack"];
 /// After the workload, how long the cluster runs on to settle before replicas are compared.
 const QUIESCE_MS: u64 = 3_000;
 /// Sessions each key holds: fewer than the clients' sessions over a run, so keys evict.
@@ -354,7 +358,9 @@ impl Simulation {
     /// Prepares a run: members, clients, keys created, faults scheduled.
     pub fn new(config: SimConfig) -> Self {
         let root = Rng::new(config.seed);
-        let registry = Arc::new(Registry::default());
+        let mut registry = Registry::default();
+        registry.register_with_default::<Stack>();
+        let registry = Arc::new(registry);
         let members = config.nodes.max(1);
         let slots = (0..members + SPARE_SLOTS)
             .map(|_| Slot {
@@ -513,9 +519,18 @@ impl Simulation {
         let faults_during_transfer =
             (0..self.faults.len()).map(|index| self.transfer_overlaps.contains(&index)).collect();
         let heal_ms = self.config.fault_phase_ms;
+        let key_types: BTreeMap<&str, &str> =
+            self.keys.iter().map(|key| (key.key.as_str(), key.type_name.as_str())).collect();
         let stuck_after_heal = (self.history.iter().enumerate())
             .filter(|(index, op)| {
-                op.call_ms >= heal_ms && !matches!(op.output, Some(Ok(_))) && !self.expired.contains(index)
+                let mismatched = key_types.get(op.key.as_str()) != Some(&op.type_name.as_str());
+                // Answered; refused for naming the wrong type; refused for an expired session
+                // (outcome unknown, but completed); or waiting without a timeout, rightly.
+                let finished = matches!(op.output, Some(Ok(_)))
+                    || (mismatched && op.output.is_some())
+                    || self.expired.contains(index)
+                    || waits_forever(&op.type_name, &op.method, &op.args);
+                op.call_ms >= heal_ms && !finished
             })
             .map(|(index, _)| index)
             .collect();
@@ -985,22 +1000,26 @@ impl Simulation {
         } else {
             self.keys[self.workload_rng.below(self.keys.len() as u64) as usize].clone()
         };
-        let (method, args) = operation(&mut self.workload_rng, &key);
+        // Now and then a call names the wrong type: on a key created at setup it must be
+        // refused without effect.
+        let created: Vec<&KeySpec> = self.keys.iter().filter(|spec| spec.initial.is_some()).collect();
+        let spoken = if self.workload_rng.chance(MISMATCH_SHARE) && key.initial.is_some() {
+            (*self.workload_rng.pick(&created)).clone()
+        } else {
+            key.clone()
+        };
+        let (method, args) = operation(&mut self.workload_rng, &spoken);
         let action = Action::Invoke { method: method.clone(), args: args.clone() };
         let now = self.now_ms;
-        let call = (self.clients[client].session.start_call(
-            now,
-            key.key.clone(),
-            key.type_name.to_string(),
-            action,
-        ))
-        .expect("one call in flight per client");
+        let call =
+            (self.clients[client].session.start_call(now, key.key.clone(), spoken.type_name.clone(), action))
+                .expect("one call in flight per client");
         let stamp = self.stamp();
         self.history.push(Recorded {
             process: self.clients[client].process,
             id: call.id,
             key: key.key.clone(),
-            type_name: key.type_name.clone(),
+            type_name: spoken.type_name,
             method,
             args,
             output: None,

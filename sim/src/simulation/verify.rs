@@ -12,6 +12,7 @@ use crucial_dso::objects::{
 };
 
 use super::run::{Recorded, SimOutcome};
+use super::user_type::Stack;
 use super::workload::KeySpec;
 use crate::checker::{check_partitions, Verdict};
 use crate::history::Operation;
@@ -112,6 +113,10 @@ macro_rules! with_builtin {
             }
             "Logger" => {
                 type $T = Logger;
+                $body
+            }
+            "Stack" => {
+                type $T = Stack;
                 $body
             }
             _ => $otherwise,
@@ -224,12 +229,30 @@ type KeyResult = Result<(), Option<Violation>>;
 
 /// Checks one key with its type's model (or the barrier's own property).
 fn check_any_key(key: &KeySpec, indices: &[usize], history: &[Recorded], budget: Duration) -> KeyResult {
+    // A call naming another type than the key's must have been refused.
+    let (matching, mismatched): (Vec<usize>, Vec<usize>) =
+        indices.iter().partition(|index| history[**index].type_name == key.type_name);
+    if let Some(&stuck) = mismatched.iter().find(|index| matches!(history[**index].output, Some(Ok(_)))) {
+        return Err(Some(Violation { key: key.key.clone(), prefix: Vec::new(), states: Vec::new(), stuck }));
+    }
+    let indices = &matching[..];
     if !checkable(&key.type_name) {
         return check_barrier(indices, history).map_err(|stuck| {
             Some(Violation { key: key.key.clone(), prefix: Vec::new(), states: Vec::new(), stuck })
         });
     }
     with_builtin!(key.type_name.as_str(), T => check_key::<T>(key, indices, history, budget), otherwise Err(None))
+}
+
+/// Every method of the object type `type_name` (built-in, or the simulator's user type).
+pub fn methods_of(type_name: &str) -> &'static [&'static str] {
+    with_builtin!(type_name, T => <<T as SharedObject>::Op as crucial_dso::object::Operation>::METHODS, otherwise &[])
+}
+
+/// Whether `method` of `type_name` answers with the waiters it holds (which the model, where
+/// a waiting call linearizes when it completes, never has): its answer is not checked.
+pub fn observes_waiters(type_name: &str, method: &str) -> bool {
+    matches!((type_name, method), ("Semaphore", "queue_length"))
 }
 
 /// `Err(None)`: unknown (budget); `Err(Some(v))`: a violation.
@@ -250,6 +273,9 @@ fn check_key<T: SharedObject + Default>(
         let output = match &record.output {
             // Refused calls took no effect and constrain nothing.
             Some(Err(_)) => continue,
+            // What only the waiters see: unknown to a model whose calls linearize when they
+            // complete (it never holds a waiter).
+            Some(Ok(_)) if observes_waiters(&key.type_name, &record.method) => None,
             Some(Ok(bytes)) => {
                 Some(T::decode_ret(&record.method, bytes).expect("the node encodes valid results"))
             }
