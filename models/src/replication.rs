@@ -8,6 +8,9 @@
 //! - [`Scenario::Replace`]: two members (rf 2); a third joins (state transfer) and the first
 //!   leaves while clients call.
 //!
+//! The key is created by its first call. With [`ReplicationConfig::cas`], each client starts
+//! with a compare-and-set (non-commutative: the first to apply wins) instead of an add.
+//!
 //! Properties: every history linearizable; no acknowledged update missing from any replica
 //! serving the store's active configuration; and, so that the model is not vacuous, sometimes
 //! every call answered and sometimes the membership changed as the scenario intends.
@@ -51,6 +54,9 @@ pub struct ReplicationConfig {
     pub clients: usize,
     /// Operations per client (`add_and_get` of a distinct bit, then `get`, alternating).
     pub ops_per_client: usize,
+    /// Each client's first operation is a compare-and-set from 0 to its bit instead of an
+    /// add: only the first to apply succeeds, so the order of the clients' calls matters.
+    pub cas: bool,
     /// Crashes the nemesis may inject ([`Scenario::Crash`]).
     pub crashes: usize,
     /// Whether the network may drop messages.
@@ -73,9 +79,13 @@ impl ReplicationConfig {
     /// value tells exactly which adds a replica holds.
     pub fn script(&self, client: usize) -> Vec<AtomicLongOp> {
         (0..self.ops_per_client)
-            .map(|index| match index % 2 {
-                0 => AtomicLongOp::AddAndGet { delta: 1 << (client * self.ops_per_client + index) },
-                _ => AtomicLongOp::Get {},
+            .map(|index| {
+                let bit = 1 << (client * self.ops_per_client + index);
+                match index % 2 {
+                    0 if index == 0 && self.cas => AtomicLongOp::CompareAndSet { expected: 0, update: bit },
+                    0 => AtomicLongOp::AddAndGet { delta: bit },
+                    _ => AtomicLongOp::Get {},
+                }
             })
             .collect()
     }
@@ -201,7 +211,7 @@ pub struct History {
     pub tester: LinearizabilityTester<Id, ObjectSpec<AtomicLong>>,
     /// Per client: the sequence number of its call in flight.
     pub waiting: BTreeMap<Id, u64>,
-    /// The bits of every acknowledged `add_and_get`.
+    /// The bits of every acknowledged `add_and_get` and successful `compare_and_set`.
     pub acknowledged_adds: i64,
     /// Messages so far, if [`ReplicationConfig::count_steps`].
     pub steps: u64,
@@ -560,10 +570,16 @@ fn record_return(
     let client = id.session as usize - FIRST_CLIENT;
     let op = cfg.script(client).get(id.seq as usize - 1)?.clone();
     let ret: AtomicLongRet = AtomicLong::decode_ret(op.method(), bytes).ok()?;
-    next.tester.on_return(envelope.dst, ret).ok()?;
+    next.tester.on_return(envelope.dst, ret.clone()).ok()?;
     next.waiting.remove(&envelope.dst);
-    if let AtomicLongOp::AddAndGet { delta } = op {
-        next.acknowledged_adds |= delta;
+    // The key is created by its first call; every update sets a distinct bit (a
+    // compare-and-set only from 0), so a replica's value says which acknowledged updates it holds.
+    match (op, ret) {
+        (AtomicLongOp::AddAndGet { delta }, _) => next.acknowledged_adds |= delta,
+        (AtomicLongOp::CompareAndSet { update, .. }, AtomicLongRet::CompareAndSet(true)) => {
+            next.acknowledged_adds |= update
+        }
+        _ => {}
     }
     Some(next)
 }

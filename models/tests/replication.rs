@@ -19,6 +19,7 @@ fn config(scenario: Scenario, canary: Canary, walks: bool) -> ReplicationConfig 
         scenario,
         clients: 2,
         ops_per_client: 1,
+        cas: false,
         crashes: 1,
         lossy: true,
         fifo: walks,
@@ -35,7 +36,11 @@ fn search(canary: Canary) -> impl Checker<Cluster> {
 }
 
 fn walk(scenario: Scenario, canary: Canary, states: usize) -> impl Checker<Cluster> {
-    let builder = config(scenario, canary, true).into_model().checker();
+    walk_with(config(scenario, canary, true), states)
+}
+
+fn walk_with(config: ReplicationConfig, states: usize) -> impl Checker<Cluster> {
+    let builder = config.into_model().checker();
     // One thread: which paths are walked then depends on the seed alone.
     let bounded = builder.target_max_depth(WALK_DEPTH).target_state_count(states).threads(1);
     bounded.spawn_simulation(1, UniformChooser).join()
@@ -86,4 +91,20 @@ fn walks_reject_a_deposed_primary_that_keeps_answering() {
             || checker.discovery("linearizable").is_some(),
         "operations acknowledged in the old epoch after the state moved must be caught"
     );
+}
+
+#[test]
+fn compare_and_set_walks_keep_every_property_across_failovers_and_replacements() {
+    for scenario in [Scenario::Crash, Scenario::Replace] {
+        let checker = walk_with(
+            ReplicationConfig { cas: true, ..config(scenario, Canary::default(), true) },
+            WALK_STATES,
+        );
+        checker.assert_no_discovery("linearizable");
+        checker.assert_no_discovery("no acknowledged update lost");
+        assert!(
+            checker.discovery("every call answered after the membership changed").is_some(),
+            "{scenario:?}: not vacuous"
+        );
+    }
 }

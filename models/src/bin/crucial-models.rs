@@ -68,6 +68,10 @@ struct ModelArgs {
     /// A network that never drops messages.
     #[arg(long)]
     lossless: bool,
+    /// Each client starts with a compare-and-set from 0 to its bit (only the first applied
+    /// succeeds) instead of an add (replication, reconfiguration).
+    #[arg(long)]
+    cas: bool,
 
     /// A deliberate bug to switch on: skip-deduplication, stale-reads,
     /// reply-before-backup-acks, accept-old-epochs.
@@ -114,6 +118,7 @@ impl ModelArgs {
             scenario,
             clients: self.clients,
             ops_per_client: self.ops,
+            cas: self.cas,
             crashes: self.crashes,
             lossy: !self.lossless,
             // Random walks run on in-order links (see `ReplicationConfig::fifo`).
