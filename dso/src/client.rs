@@ -20,7 +20,7 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio::time::Instant;
 
 use crate::client_session::{ClientSession, NotStarted, RetryDecision, SessionConfig};
-use crate::cluster::{Configuration, Routing};
+use crate::cluster::Configuration;
 use crate::codec::{decode_frame, encode_frame, FRAME_BYTES_MAX_DEFAULT};
 use crate::net::{split, ReadHalf, WriteHalf};
 use crate::object::{decode, encode, CallId, Operation, SharedObject};
@@ -75,18 +75,13 @@ impl fmt::Debug for Dso {
 }
 
 struct Inner {
-    /// The address the client was given.
+    /// The first address the client was given (the session routes by all of them).
     seed: String,
-    /// Other members to try when the seed cannot be reached, before a redirect told the
-    /// configuration.
-    other_seeds: Vec<String>,
     config: ClientConfig,
     started: Instant,
     session: Mutex<ClientSession>,
     /// Callers waiting for an answer, by sequence number.
     pending: Mutex<HashMap<u64, oneshot::Sender<CallResult>>>,
-    /// The cluster configuration calls are routed by, once a redirect told it.
-    route: Mutex<Option<Routing>>,
     /// The live connections' write halves, by address.
     links: tokio::sync::Mutex<HashMap<String, Link>>,
     /// Calls redirected to a newer configuration, to resend at once; `redirect` wakes them.
@@ -127,16 +122,15 @@ impl Dso {
         Self::unconnected(members, config)
     }
 
-    fn unconnected(mut members: Vec<String>, config: ClientConfig) -> Dso {
+    fn unconnected(members: Vec<String>, config: ClientConfig) -> Dso {
         let session_id = config.session_id.unwrap_or_else(random_id);
-        let seed = if members.is_empty() { String::new() } else { members.remove(0) };
+        let seed = members.first().cloned().unwrap_or_default();
+        let session = ClientSession::new(session_id, config.session.clone()).with_seeds(members);
         let inner = Arc::new(Inner {
             seed,
-            other_seeds: members,
             started: Instant::now(),
-            session: Mutex::new(ClientSession::new(session_id, config.session.clone())),
+            session: Mutex::new(session),
             pending: Mutex::new(HashMap::new()),
-            route: Mutex::new(None),
             links: tokio::sync::Mutex::new(HashMap::new()),
             redirected: Mutex::new(std::collections::HashSet::new()),
             redirect: tokio::sync::Notify::new(),
@@ -315,59 +309,29 @@ impl Inner {
         self.started + Duration::from_millis(ms)
     }
 
-    /// Where a call on `key` goes: its primary, or the seed until a redirect taught the client
-    /// the configuration.
+    /// Where a call on `key` goes first: its primary, as far as the session knows.
     fn primary_target(&self, key: &str) -> String {
-        let route = self.route.lock();
-        let primary = route.as_ref().and_then(|routing| routing.primary_addr(key));
-        primary.unwrap_or(&self.seed).to_string()
+        let session = self.session.lock();
+        session.primary_addr(key).unwrap_or(&self.seed).to_string()
     }
 
-    /// Where to try when `primary` cannot be reached: the other members (any of them
-    /// redirects to the primary), then the seed.
-    fn fallback_targets(&self, primary: &str) -> Vec<String> {
-        let route = self.route.lock();
-        let members = route.iter().flat_map(|routing| &routing.config().members).map(|m| m.addr.as_str());
-        let mut targets: Vec<String> = Vec::new();
-        let seeds = std::iter::once(self.seed.as_str()).chain(self.other_seeds.iter().map(String::as_str));
-        for addr in members.chain(seeds) {
-            if addr != primary && !targets.iter().any(|known| known == addr) {
-                targets.push(addr.to_string());
-            }
-        }
-        targets
-    }
-
-    /// Adopts `config` for routing if it is newer than the one held.
-    fn learn(&self, config: Configuration) -> bool {
-        let mut route = self.route.lock();
-        match route.as_mut() {
-            Some(routing) => routing.learn(config),
-            None => {
-                *route = Some(Routing::new(config));
-                true
-            }
-        }
-    }
-
-    /// Sends `call` to its primary, or else to the first other member that takes it. An error
-    /// (the last address tried and why) is left to the retry timer.
+    /// Sends `call` to the first address the session routes it to that takes it (its primary,
+    /// then the others: any member redirects). An error (the last address tried and why) is
+    /// left to the retry timer.
     async fn send(self: &Arc<Inner>, call: Call) -> Result<(), (String, String)> {
         let id = call.id;
-        let primary = self.primary_target(&call.key);
+        let targets = self.session.lock().targets(id.seq);
         let mut frame = Vec::new();
         encode_frame(&Request::Call(call), &mut frame);
-        let mut failure = match self.send_to(&primary, &frame, id).await {
-            Ok(()) => return Ok(()),
-            Err(reason) => (primary.clone(), reason),
-        };
-        for addr in self.fallback_targets(&primary) {
+        let mut failure = None;
+        for addr in targets {
             match self.send_to(&addr, &frame, id).await {
                 Ok(()) => return Ok(()),
-                Err(reason) => failure = (addr, reason),
+                Err(reason) => failure = Some((addr, reason)),
             }
         }
-        Err(failure)
+        // No target: the call was answered meanwhile.
+        failure.map_or(Ok(()), Err)
     }
 
     /// Writes the frame of call `id` to `addr`, connecting first if needed; on a new
@@ -484,7 +448,7 @@ async fn read_answers(
             Response::Redirect { id, config } => {
                 // A newer configuration: resend the call to its primary now (an older one is
                 // ignored; the call is resent on its timer).
-                if id.session == inner.session.lock().id() && inner.learn(config) {
+                if inner.session.lock().handle_redirect(id, config) {
                     inner.redirected.lock().insert(id.seq);
                     inner.redirect.notify_waiters();
                 }

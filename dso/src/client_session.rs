@@ -1,9 +1,12 @@
 //! The sans-IO client session: numbers calls, remembers them until answered, decides when to
-//! resend (with the same sequence number) and when to give up. The async client
-//! ([`crate::client`]) and the simulator drive it; it does no I/O and reads no clock.
+//! resend (with the same sequence number), where to send (each key's primary in the
+//! configuration learned from redirects, then the other members, then the addresses it was
+//! given) and when to give up. The async client ([`crate::client`]) and the simulator drive
+//! it; it does no I/O and reads no clock.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::cluster::{Configuration, Routing};
 use crate::object::CallId;
 use crate::protocol::{Action, Call};
 use crate::session::CallResult;
@@ -43,7 +46,14 @@ struct InFlight {
     call: Call,
     resend_at_ms: u64,
     give_up_at_ms: Option<u64>,
+    /// Resends so far: after [`RESENDS_TO_PRIMARY`] unanswered ones, the call goes to the
+    /// other members in turn (a primary cut off from this client, or a former one that never
+    /// learns the new configuration, answers no resend; any member redirects).
+    resends: u32,
 }
+
+/// Unanswered resends to a key's primary before the call tries the other members in turn.
+pub const RESENDS_TO_PRIMARY: u32 = 2;
 
 /// What to do about an unanswered call whose timer fired.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +92,10 @@ pub struct ClientSession {
     refusal: Option<Box<CallError>>,
     in_flight: BTreeMap<u64, InFlight>,
     config: SessionConfig,
+    /// The addresses the session was given, tried before a redirect told the configuration.
+    seeds: Vec<String>,
+    /// The configuration learned from redirects.
+    routing: Option<Routing>,
 }
 
 impl ClientSession {
@@ -95,7 +109,65 @@ impl ClientSession {
             refusal: None,
             in_flight: BTreeMap::new(),
             config,
+            seeds: Vec::new(),
+            routing: None,
         }
+    }
+
+    /// This session, routing calls through `seeds` (members' addresses, the first one first)
+    /// until a redirect tells it the configuration.
+    pub fn with_seeds(mut self, seeds: Vec<String>) -> Self {
+        self.seeds = seeds;
+        self
+    }
+
+    /// A member answered call `id` with the configuration it serves in. Whether it is newer
+    /// than the one routed by: then every unanswered call should go out again, to its
+    /// primary in that configuration.
+    pub fn handle_redirect(&mut self, id: CallId, config: Configuration) -> bool {
+        if id.session != self.session {
+            return false;
+        }
+        match &mut self.routing {
+            Some(routing) => routing.learn(config),
+            None => {
+                self.routing = Some(Routing::new(config));
+                true
+            }
+        }
+    }
+
+    /// Where the primary of `key` listens, as far as the session knows (else its first seed).
+    pub fn primary_addr(&self, key: &str) -> Option<&str> {
+        let primary = self.routing.as_ref().and_then(|routing| routing.primary_addr(key));
+        primary.or(self.seeds.first().map(String::as_str))
+    }
+
+    /// Where to send unanswered call `seq`, in order: the key's primary, then the other
+    /// members and seeds (a connection refused moves on to the next). After
+    /// [`RESENDS_TO_PRIMARY`] unanswered resends the list starts further on, one member per
+    /// resend. Empty for a call not in flight.
+    pub fn targets(&self, seq: u64) -> Vec<String> {
+        let Some(in_flight) = self.in_flight.get(&seq) else { return Vec::new() };
+        let members =
+            self.routing.iter().flat_map(|routing| &routing.config().members).map(|m| m.addr.as_str());
+        let mut targets: Vec<String> = Vec::new();
+        let candidates = self
+            .primary_addr(&in_flight.call.key)
+            .into_iter()
+            .chain(members)
+            .chain(self.seeds.iter().map(String::as_str));
+        for addr in candidates {
+            if !targets.iter().any(|known| known == addr) {
+                targets.push(addr.to_string());
+            }
+        }
+        if let Some(turns) = in_flight.resends.checked_sub(RESENDS_TO_PRIMARY).filter(|_| !targets.is_empty())
+        {
+            let len = targets.len();
+            targets.rotate_left(turns as usize % len);
+        }
+        targets
     }
 
     /// The session id.
@@ -139,7 +211,8 @@ impl ClientSession {
         }
         let give_up_at_ms = self.config.call_timeout_ms.map(|timeout| now_ms.saturating_add(timeout));
         let resend_at_ms = now_ms.saturating_add(self.config.resend_after_ms);
-        self.in_flight.insert(id.seq, InFlight { call: call.clone(), resend_at_ms, give_up_at_ms });
+        self.in_flight
+            .insert(id.seq, InFlight { call: call.clone(), resend_at_ms, give_up_at_ms, resends: 0 });
         Ok(call)
     }
 
@@ -200,6 +273,7 @@ impl ClientSession {
             return RetryDecision::Wait;
         }
         in_flight.resend_at_ms = now_ms.saturating_add(self.config.resend_after_ms);
+        in_flight.resends = in_flight.resends.saturating_add(1);
         if !matches!(in_flight.call.action, Action::Release) {
             in_flight.call.acked_below = acked_below;
         }
@@ -280,6 +354,30 @@ mod tests {
         }
         assert_eq!(session.handle_call_timeout(100, 2), RetryDecision::GiveUp);
         assert_eq!(session.poll_timeout(), None);
+    }
+
+    #[test]
+    fn calls_go_to_the_primary_learned_from_redirects_then_to_the_others_in_turn() {
+        use crate::cluster::{Member, Placement};
+        let config = SessionConfig { resend_after_ms: 10, call_timeout_ms: None, ..SessionConfig::default() };
+        let mut session = ClientSession::new(5, config).with_seeds(vec!["seed".into()]);
+        let call = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
+        assert_eq!(session.targets(call.id.seq), vec!["seed".to_string()], "no configuration yet");
+        let members = (1..=3).map(|id| Member { id, addr: format!("m{id}") }).collect();
+        let cluster = Configuration::initial(members, 2);
+        assert!(session.handle_redirect(call.id, cluster.clone()));
+        assert!(!session.handle_redirect(call.id, cluster.clone()), "nothing new");
+        let primary = format!("m{}", Placement::new(&cluster).primary("k"));
+        let first = session.targets(call.id.seq);
+        assert_eq!((first[0].as_str(), first.len()), (primary.as_str(), 4), "primary, two others, the seed");
+        let mut firsts = Vec::new();
+        for round in 1..=6 {
+            assert!(matches!(session.handle_call_timeout(round * 10, call.id.seq), RetryDecision::Resend(_)));
+            firsts.push(session.targets(call.id.seq)[0].clone());
+        }
+        assert_eq!(&firsts[..2], &[primary.clone(), primary.clone()], "resends go to the primary first");
+        let tried: std::collections::BTreeSet<&String> = firsts[2..].iter().collect();
+        assert_eq!(tried.len(), 4, "then every member and the seed in turn: {firsts:?}");
     }
 
     #[test]

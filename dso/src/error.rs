@@ -69,19 +69,6 @@ pub enum CallError {
         /// The stale sequence number.
         seq: u64,
     },
-    /// The key's session table evicted the session (it held `sessions_max` others used more
-    /// recently): its records are gone, so a retry cannot be told from a new call and is
-    /// refused, never applied again. The client starts a new session.
-    #[error(
-        "session {session} expired at this key (evicted from a full session table); call {seq} \
-         was not applied: start a new session"
-    )]
-    SessionExpired {
-        /// The session.
-        session: u64,
-        /// The refused sequence number.
-        seq: u64,
-    },
     /// The session already made a different call under this sequence number: a cloud thread
     /// replayed non-deterministically (its code took another path than in an earlier run).
     #[error(
@@ -103,6 +90,19 @@ pub enum CallError {
         size: usize,
         /// The limit.
         limit: usize,
+    },
+    /// The key's session table evicted the session (it held `sessions_max` others used more
+    /// recently): its records are gone, so a retry of one of its calls cannot be told from a
+    /// new call. It is refused; whether an earlier send of the call applied is unknown.
+    #[error(
+        "session {session} expired at this key (evicted from a full session table): call {seq} \
+         was refused, and whether an earlier send of it applied is unknown"
+    )]
+    SessionExpired {
+        /// The session.
+        session: u64,
+        /// The refused sequence number.
+        seq: u64,
     },
 }
 

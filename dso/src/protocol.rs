@@ -9,7 +9,7 @@ use crate::shard::ShardImage;
 use crate::CallError;
 
 /// The protocol version this build speaks; a node refuses clients that speak another.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Identifies a connected client at a node (a connection in the server, a client in a simulator).
 pub type ClientAddr = u64;

@@ -71,10 +71,13 @@ pub struct SessionTable {
     /// Sessions by `last_used`, oldest first.
     by_last_use: BTreeMap<u64, u64>,
     ticks: u64,
-    /// Sessions evicted, by eviction order (the last `sessions_max` of them): their calls
-    /// are refused as expired.
-    evicted: BTreeMap<u64, u64>,
-    evicted_order: std::collections::VecDeque<u64>,
+    /// Sessions evicted (the last `sessions_max` of them), with the highest sequence number
+    /// each had used here and their eviction's number: calls up to that number are refused
+    /// as expired (any may be a late retry of one applied); later ones start the session anew.
+    evicted: BTreeMap<u64, (u64, u64)>,
+    /// `(eviction number, session)`, oldest first.
+    evicted_order: std::collections::VecDeque<(u64, u64)>,
+    evictions: u64,
 }
 
 impl SessionTable {
@@ -93,7 +96,9 @@ impl SessionTable {
         sessions_max: usize,
     ) -> Admission {
         let admission = match self.sessions.get(&id.session) {
-            None if self.evicted.contains_key(&id.session) => Admission::Expired,
+            None if self.evicted.get(&id.session).is_some_and(|(high, _)| id.seq <= *high) => {
+                Admission::Expired
+            }
             None if id.seq < acked_below => Admission::Stale,
             None => Admission::Apply,
             Some(session) => {
@@ -129,6 +134,7 @@ impl SessionTable {
         if !self.sessions.contains_key(&id) && self.sessions.len() >= sessions_max {
             self.evict_oldest(sessions_max);
         }
+        self.evicted.remove(&id);
         let session = self.sessions.entry(id).or_default();
         if acked_below > session.acked_below {
             session.acked_below = acked_below;
@@ -175,16 +181,27 @@ impl SessionTable {
         self.sessions.is_empty()
     }
 
-    /// Evicts the least recently used session, remembering its id among the last
-    /// `sessions_max` evicted (so its late retries are refused, not applied again).
+    /// A backup takes a call its primary logged: the session is entered whatever this table's
+    /// own limits say (the primary admitted the call; every replica must apply it).
+    pub fn admit_logged(&mut self, id: CallId, acked_below: u64, sessions_max: usize) {
+        self.enter(id.session, acked_below, sessions_max);
+    }
+
+    /// Evicts the least recently used session, remembering it among the last `sessions_max`
+    /// evicted with the highest sequence number it used (its late retries are refused, not
+    /// applied again).
     fn evict_oldest(&mut self, sessions_max: usize) {
         let Some((_, session)) = self.by_last_use.pop_first() else { return };
         tracing::warn!(session, "session table full: evicting the least recently used session");
-        self.sessions.remove(&session);
-        self.evicted.insert(session, self.ticks);
-        self.evicted_order.push_back(session);
+        let Some(evicted) = self.sessions.remove(&session) else { return };
+        let high =
+            evicted.calls.keys().next_back().copied().unwrap_or(0).max(evicted.acked_below.saturating_sub(1));
+        self.evictions += 1;
+        self.evicted.insert(session, (high, self.evictions));
+        self.evicted_order.push_back((self.evictions, session));
         while self.evicted_order.len() > sessions_max {
-            if let Some(forgotten) = self.evicted_order.pop_front() {
+            let Some((number, forgotten)) = self.evicted_order.pop_front() else { break };
+            if self.evicted.get(&forgotten).is_some_and(|(_, latest)| *latest == number) {
                 self.evicted.remove(&forgotten);
             }
         }
@@ -238,7 +255,12 @@ mod tests {
             table.admit(CallId { session, seq: 1 }, 1, || 0, 8, 2);
         }
         assert_eq!(table.admit(CallId { session: 1, seq: 1 }, 1, || 0, 8, 2), Admission::Expired);
-        assert_eq!(table.admit(CallId { session: 1, seq: 2 }, 2, || 0, 8, 2), Admission::Expired);
+        assert_eq!(
+            table.admit(CallId { session: 1, seq: 2 }, 2, || 0, 8, 2),
+            Admission::Apply,
+            "a call the session never made here starts it anew"
+        );
+        assert_eq!(table.admit(CallId { session: 1, seq: 1 }, 1, || 0, 8, 2), Admission::Stale);
         for session in 4..8 {
             table.admit(CallId { session, seq: 1 }, 1, || 0, 8, 2);
         }

@@ -70,6 +70,12 @@ impl Shard {
         )
     }
 
+    /// A backup takes a call its primary logged (see [`SessionTable::admit_logged`]); apply it
+    /// next.
+    pub fn admit_logged(&mut self, call: &Call, limits: SessionLimits) {
+        self.sessions.admit_logged(call.id, call.acked_below, limits.sessions_max);
+    }
+
     /// Applies a call that [`Shard::admit`] admitted, recording its outcome.
     pub fn apply(&mut self, registry: &Registry, call: &Call) -> Effects {
         let mut effects = Effects::default();

@@ -308,7 +308,7 @@ pub enum ClusterState {
     /// A client.
     Client {
         /// Its session.
-        session: ClientSession,
+        session: Box<ClientSession>,
         /// The configuration it routes by.
         routing: Routing,
         /// Index of the next operation to start.
@@ -414,7 +414,7 @@ impl Actor for ClusterActor {
             }
             ClusterActor::Client { script, initial, .. } => {
                 let mut state = ClusterState::Client {
-                    session: ClientSession::new(usize::from(id) as u64, SESSION),
+                    session: Box::new(ClientSession::new(usize::from(id) as u64, SESSION)),
                     routing: Routing::new(initial.clone()),
                     next: 0,
                     pending: None,

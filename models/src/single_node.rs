@@ -143,7 +143,7 @@ pub enum ActorState {
     /// A client.
     Client {
         /// Its session.
-        session: ClientSession,
+        session: Box<ClientSession>,
         /// Index of the next operation to start.
         next: usize,
         /// The call in flight and the resends it has left.
@@ -197,7 +197,7 @@ impl Actor for DsoActor {
             )),
             DsoActor::Client { script, resends_max } => {
                 let mut state = ActorState::Client {
-                    session: ClientSession::new(usize::from(id) as u64, SESSION),
+                    session: Box::new(ClientSession::new(usize::from(id) as u64, SESSION)),
                     next: 0,
                     pending: None,
                 };

@@ -11,8 +11,7 @@
 //!
 //! Members send each other heartbeats every tick; one that stays silent for
 //! `suspect_after_ms` is proposed for removal, which starts the same transfer. Only a member
-//! that hears from a majority of the configuration, or from enough of it to complete the
-//! transfer, proposes removals.
+//! that hears from a majority of the configuration proposes removals.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,9 +41,9 @@ pub(super) struct Transfer {
     unheld: BTreeSet<String>,
 }
 
-/// A member without a majority removes only members silent this many times longer than
-/// `suspect_after_ms`.
-const LONG_SILENCE_FACTOR: u64 = 3;
+/// A member in need of the store stops its heartbeats once the store has been silent this many
+/// times `suspect_after_ms`.
+const STORE_SILENCE_FACTOR: u64 = 3;
 
 /// A shard on the wire: key, image, version.
 type ShardCopy = (String, ShardImage, (u64, u64));
@@ -69,7 +68,7 @@ impl Node {
     /// the others remove it instead of waiting forever for a ready mark it cannot store.
     fn cut_from_store(&self, now_ms: u64, timing: &super::ClusterTiming) -> bool {
         let needs_store = !self.serving || self.newest_epoch_heard > self.cluster.epoch;
-        let long_ms = timing.suspect_after_ms.saturating_mul(LONG_SILENCE_FACTOR);
+        let long_ms = timing.suspect_after_ms.saturating_mul(STORE_SILENCE_FACTOR);
         needs_store && self.phase != Phase::Joining && now_ms.saturating_sub(self.store_heard_ms) >= long_ms
     }
 
@@ -98,14 +97,18 @@ impl Node {
         if !self.entered && (listed || in_source) && !self.trusts_reused_ids() {
             // Listed, but this process never put itself in: it restarted under the id of an
             // earlier process whose state it does not have. It must neither serve, nor answer
-            // pulls, nor take installs as that process; the others remove the id as they would
-            // a crashed member's.
-            tracing::error!(
-                member = self.me.id,
-                epoch = self.cluster.epoch,
-                "this member id is listed, but by an earlier process: start under a new id"
-            );
-            self.retire();
+            // pulls, nor take installs, nor send heartbeats as that process. It takes the id
+            // out itself (sparing the others a removal that needs a majority; the transfer
+            // still needs the quorum of the others' copies, so this is safe), and joins anew
+            // once no configuration, active or source, lists the id.
+            if new_epoch {
+                tracing::error!(
+                    member = self.me.id,
+                    epoch = self.cluster.epoch,
+                    "this member id is listed, but by an earlier process: taking it out before joining"
+                );
+            }
+            self.propose_membership();
             return;
         }
         if self.cluster.epoch < self.fence {
@@ -162,7 +165,7 @@ impl Node {
         match self.phase {
             // Never listed: there is nothing to hand over, and no configuration to come would
             // tell it so. A join proposal still in flight may list it yet; the others then
-            // remove it as they would a member that crashed while joining.
+            // remove it as a joiner that went silent (which needs no majority).
             Phase::Joining if !self.cluster.is_member(self.me.id) => self.retire(),
             Phase::Joined | Phase::Joining => {
                 self.phase = Phase::Leaving;
@@ -173,7 +176,7 @@ impl Node {
     }
 
     /// An outside failure detector reports `member` dead: this member proposes its removal (if
-    /// it hears enough of the cluster) on every tick until a configuration without it appears.
+    /// it hears a majority) on every tick until a configuration without it appears.
     pub fn suspect(&mut self, member: MemberId) {
         if member != self.me.id && self.cluster.is_member(member) {
             self.suspected.insert(member);
@@ -184,9 +187,10 @@ impl Node {
     /// Periodic chores: heartbeats, suspicion, resends, store polling.
     pub(super) fn tick(&mut self, now_ms: u64) {
         let Some(timing) = self.timing.clone() else { return };
-        if self.next_tick_ms.is_some_and(|due| now_ms > due.saturating_add(timing.tick_ms)) {
+        if self.next_tick_ms.is_some_and(|due| now_ms > due.saturating_add(timing.suspect_after_ms / 2)) {
             // This member did not run for a while (it was paused, or its clock jumped): its
-            // own silence, not its peers', explains what it did not hear meanwhile.
+            // own silence, not its peers', explains what it did not hear meanwhile. (Ticks
+            // merely late by less stay judged, so a slow host still detects failures.)
             for heard in self.last_heard.values_mut() {
                 *heard = (*heard).max(now_ms);
             }
@@ -202,8 +206,10 @@ impl Node {
         }
         peers.remove(&self.me.id);
         // Heartbeats feed the failure detector only; without one they are not sent.
+        let speaks_for_its_id = self.entered || self.trusts_reused_ids();
         if self.cluster.epoch > 0
             && timing.suspect_after_ms != u64::MAX
+            && speaks_for_its_id
             && !self.cut_from_store(now_ms, &timing)
         {
             for peer in peers {
@@ -239,7 +245,15 @@ impl Node {
         }
         let listed = self.cluster.is_member(self.me.id);
         let mut members = self.cluster.members.clone();
+        let in_source = self.cluster.source.as_ref().is_some_and(|source| source.is_member(self.me.id));
         match self.phase {
+            // An earlier process's id (see `take_config`): out first; then join anew.
+            Phase::Joining if !self.entered && (listed || in_source) && !self.trusts_reused_ids() => {
+                if !listed || members.len() == 1 {
+                    return;
+                }
+                members.retain(|member| member.id != self.me.id);
+            }
             Phase::Joining if !listed => {
                 self.entered = true;
                 members.push(self.me.clone());
@@ -252,21 +266,19 @@ impl Node {
                         && (self.suspected.contains(&id)
                             || heard.is_some_and(|heard| now_ms.saturating_sub(*heard) >= after_ms))
                 };
-                let heard: Vec<Member> = members
-                    .iter()
-                    .filter(|member| !silent_for(member.id, suspect_after_ms))
-                    .cloned()
-                    .collect();
-                if heard.len() * 2 > self.cluster.members.len() {
-                    members = heard;
-                } else if self.holds_every_copy_needed(&heard) {
-                    // No majority: the dead may be most of the cluster. Only members silent
-                    // for far longer go, so that where the others are alive and merely cut
-                    // off from this member, their own proposal (with a majority) comes first.
-                    let long_ms = suspect_after_ms.saturating_mul(LONG_SILENCE_FACTOR);
-                    members.retain(|member| !silent_for(member.id, long_ms));
+                let silent = |member: &Member| silent_for(member.id, suspect_after_ms);
+                let heard = members.iter().filter(|member| !silent(member)).count();
+                if heard * 2 > self.cluster.members.len() {
+                    members.retain(|member| !silent(member));
                 } else {
-                    return;
+                    // Without a majority, only silent joiners of a pending configuration go:
+                    // they hold nothing of the source, so removing them loses no copy. Other
+                    // members stay: one that hears fewer than half cannot tell their death
+                    // from its own deafness (an inbound cut, a stall), and removing them would
+                    // leave fewer copies than asked for, one crash away from a loss.
+                    let source = self.cluster.source.as_ref();
+                    let joiner = |member: &Member| source.is_some_and(|source| !source.is_member(member.id));
+                    members.retain(|member| !(silent(member) && joiner(member)));
                 }
             }
             _ => {}
@@ -289,21 +301,6 @@ impl Node {
         }
         let next = self.cluster.next(members);
         self.outputs.push_back(Output::Propose { current: Some(self.cluster.clone()), next });
-    }
-
-    /// Whether the members in `heard` hold every copy a state transfer needs: of the
-    /// configuration whose state the next one takes over, all but the `rf - 1` members any
-    /// key may lose. Removing the rest then keeps every acknowledged operation, which makes
-    /// `rf` copies survive `rf - 1` crashes however few members remain. It is safe under
-    /// partitions too: a configuration changes only by compare-and-swap in the store and takes
-    /// effect only through that transfer, which fences the old epoch.
-    fn holds_every_copy_needed(&self, heard: &[Member]) -> bool {
-        let (sources, rf) = match &self.cluster.source {
-            Some(source) => (&source.members, source.effective_rf()),
-            None => (&self.cluster.members, self.cluster.effective_rf()),
-        };
-        let heard_sources = sources.iter().filter(|member| heard.contains(member)).count();
-        heard_sources + rf > sources.len()
     }
 
     fn stop_serving(&mut self) {
@@ -458,6 +455,11 @@ impl Node {
             if self.serving && self.cluster.epoch < self.fence {
                 self.stop_serving();
             }
+        }
+        // A member that holds nothing it can vouch for (retired, or a process restarted under
+        // an earlier one's id) must not answer: an empty answer would count as a source's.
+        if self.phase == Phase::Gone || !self.entered {
+            return;
         }
         // Only the keys whose placement changed for the puller: a key it replicated in the
         // source it holds already, with every acknowledged operation.
@@ -697,6 +699,31 @@ mod tests {
         assert!(!pulled(&node), "a part outside the count is ignored");
         node.handle_peer(3, 1, PeerMessage::Shards { epoch: 2, part: part(1), shards: vec![] });
         assert!(pulled(&node), "every part arrived");
+    }
+
+    #[test]
+    fn a_process_under_an_earlier_ones_id_takes_it_out_and_answers_no_pull() {
+        let registry = Arc::new(Registry::default());
+        let mut node =
+            Node::member(NodeConfig::default(), registry, member(3), 2, ClusterTiming::default()).unwrap();
+        let first = Configuration::initial(vec![member(1), member(2), member(3)], 2);
+        node.handle_config(0, first.clone());
+        let outputs: Vec<Output> = std::iter::from_fn(|| node.poll_output()).collect();
+        assert!(
+            outputs.iter().any(|o| matches!(o, Output::Propose { next, .. } if !next.is_member(3))),
+            "it takes the id out: {outputs:?}"
+        );
+        assert!(!node.is_serving());
+        node.handle_peer(1, 1, PeerMessage::Pull { config: first.next(vec![member(1), member(2)]) });
+        let answers: Vec<Output> = std::iter::from_fn(|| node.poll_output())
+            .filter(|o| matches!(o, Output::Send { message: PeerMessage::Shards { .. }, .. }))
+            .collect();
+        assert_eq!(answers, vec![], "an empty answer would count as the earlier process's");
+        node.handle_timeout(1_000);
+        let heartbeats = std::iter::from_fn(|| node.poll_output())
+            .filter(|o| matches!(o, Output::Send { message: PeerMessage::Heartbeat { .. }, .. }))
+            .count();
+        assert_eq!(heartbeats, 0, "it does not speak for the earlier process");
     }
 
     #[test]

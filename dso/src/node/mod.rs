@@ -483,6 +483,10 @@ impl Node {
 
     /// A message from member `from`.
     pub fn handle_peer(&mut self, now_ms: u64, from: MemberId, message: PeerMessage) {
+        if self.phase == Phase::Gone {
+            // Retired: it holds nothing and answers nothing.
+            return;
+        }
         self.last_heard.insert(from, now_ms);
         match message {
             PeerMessage::Heartbeat { epoch } => self.hear_of_epoch(epoch),

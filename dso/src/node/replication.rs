@@ -12,7 +12,7 @@ use super::{KeyState, Node};
 use crate::cluster::MemberId;
 use crate::object::CallId;
 use crate::protocol::{ClientAddr, Entry, PeerMessage};
-use crate::session::{Admission, CallResult};
+use crate::session::CallResult;
 
 /// The primary's side of one key's log.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -124,10 +124,11 @@ impl Node {
                 break;
             }
             match entry {
+                // The primary admitted it: a backup applies what was logged, whatever its own
+                // limits would have said.
                 Entry::Call(call) => {
-                    if state.shard.admit(&call, limits) == Admission::Apply {
-                        state.shard.apply(&self.registry, &call);
-                    }
+                    state.shard.admit_logged(&call, limits);
+                    state.shard.apply(&self.registry, &call);
                 }
                 Entry::Expire(id) => {
                     state.shard.expire(id);

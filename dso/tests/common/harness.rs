@@ -171,9 +171,10 @@ impl Harness {
 
     /// Carries out member `id`'s outputs; the store answers at once.
     pub fn drain(&mut self, id: MemberId) {
+        let mut removed = false;
         loop {
             let Some(node) = self.nodes.get_mut(&id) else { return };
-            let Some(output) = node.poll_output() else { return };
+            let Some(output) = node.poll_output() else { break };
             match output {
                 Output::Reply { id: call, result, .. } => self.replies.push((call, result)),
                 Output::Redirect { .. } => {}
@@ -188,12 +189,13 @@ impl Harness {
                     }
                     self.answer_from_store(id);
                 }
-                Output::Removed => {
-                    self.nodes.remove(&id);
-                    self.removed.push(id);
-                    return;
-                }
+                // Every output goes out, as a host flushes them, before the member stops.
+                Output::Removed => removed = true,
             }
+        }
+        if removed {
+            self.nodes.remove(&id);
+            self.removed.push(id);
         }
     }
 

@@ -1,5 +1,7 @@
 //! The discrete-event loop: real [`Node`]s and [`ClientSession`]s driven on a simulated clock,
-//! with a simulated network and the nemesis; records every client operation.
+//! with a simulated network and the nemesis; records every client operation. Clients route
+//! exactly as the async client does, through their session: they learn configurations only
+//! from redirects.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
@@ -7,7 +9,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use crucial_dso::client_session::{ClientSession, RetryDecision, SessionConfig};
-use crucial_dso::cluster::{Configuration, Member, MemberId, Placement, Routing};
+use crucial_dso::cluster::{Configuration, Member, MemberId, Placement};
 use crucial_dso::node::{Canary, ClusterTiming, Node, NodeConfig, Output};
 use crucial_dso::object::CallId;
 use crucial_dso::protocol::{Action, Call, PeerMessage};
@@ -272,9 +274,8 @@ struct Slot {
 
 struct SimClient {
     process: u64,
+    /// The real client session: numbering, retries, and routing learned from redirects.
     session: ClientSession,
-    /// The configuration the client routes by.
-    routing: Routing,
     /// The operation in flight: its sequence number and its history index.
     current: Option<(u64, usize)>,
     remaining: usize,
@@ -296,6 +297,8 @@ pub struct Simulation {
     store: Option<Configuration>,
     /// Members asked to leave that have not been removed yet, with when they were asked.
     departing: BTreeMap<MemberId, u64>,
+    /// The first members' addresses: what clients are given to start from.
+    seeds: Vec<String>,
     clients: Vec<SimClient>,
     keys: Vec<KeySpec>,
     faults: Vec<Fault>,
@@ -396,6 +399,7 @@ impl Simulation {
             member_slots: BTreeMap::new(),
             store: None,
             departing: BTreeMap::new(),
+            seeds: Vec::new(),
             clients: Vec::new(),
             faults,
             active: BTreeSet::new(),
@@ -455,11 +459,11 @@ impl Simulation {
             self.with_node(slot, |node, now| node.handle_request(now, SETUP, call));
             self.settle();
         }
+        self.seeds = initial.members.iter().map(|member| member.addr.clone()).collect();
         self.clients = (0..self.config.clients)
             .map(|index| SimClient {
                 process: index as u64,
-                session: ClientSession::new(session_id(index, 0), SESSION),
-                routing: Routing::new(initial.clone()),
+                session: self.new_session(index, 0),
                 current: None,
                 remaining: self.config.ops_per_client,
                 sessions_started: 0,
@@ -884,6 +888,7 @@ impl Simulation {
 
     fn after_node_input(&mut self, slot: usize) {
         self.note_activation(slot);
+        let mut removed = false;
         loop {
             let Some(node) = self.slots[slot].node.as_mut() else { return };
             let id = node.id();
@@ -906,13 +911,15 @@ impl Simulation {
                 }
                 Output::LoadConfig => self.store_request(slot, id, None),
                 Output::Propose { current, next } => self.store_request(slot, id, Some((current, next))),
-                Output::Removed => {
-                    self.stop_member(slot);
-                    let delay = self.workload_rng.between(100, 400);
-                    self.schedule(self.now_ms + delay, Event::Start(slot));
-                    return;
-                }
+                // What it output before and after goes out too, as a host flushes it.
+                Output::Removed => removed = true,
             }
+        }
+        if removed {
+            self.stop_member(slot);
+            let delay = self.workload_rng.between(100, 400);
+            self.schedule(self.now_ms + delay, Event::Start(slot));
+            return;
         }
         self.arm_timer(slot);
     }
@@ -1047,10 +1054,24 @@ impl Simulation {
         key
     }
 
-    /// Sends a call to the primary of its key in the client's configuration.
+    /// A client session as a client process starts one: routing through the first members'
+    /// addresses (each client starting at another one) until a redirect tells it more.
+    fn new_session(&self, client: usize, restart: u64) -> ClientSession {
+        let mut seeds = self.seeds.clone();
+        let turn = client % seeds.len().max(1);
+        seeds.rotate_left(turn);
+        ClientSession::new(session_id(client, restart), SESSION).with_seeds(seeds)
+    }
+
+    /// Sends a call where the client session routes it: to the first of its targets that
+    /// accepts a connection (a slot running a member; a crashed one refuses it at once).
     fn send_call(&mut self, client: usize, call: Call) {
-        let primary = self.clients[client].routing.primary(&call.key);
-        let Some(&slot) = self.member_slots.get(&primary) else { return };
+        let targets = self.clients[client].session.targets(call.id.seq);
+        let accepting = targets
+            .iter()
+            .filter_map(|addr| addr.strip_prefix("sim-").and_then(|slot| slot.parse::<usize>().ok()))
+            .find(|slot| self.slots.get(*slot).is_some_and(|state| state.node.is_some()));
+        let Some(slot) = accepting else { return };
         let from = self.endpoint_of_client(client);
         self.send(from, slot, Message::Call(call));
     }
@@ -1066,10 +1087,6 @@ impl Simulation {
         let now = self.now_ms;
         match self.clients[client].session.handle_call_timeout(now, seq) {
             RetryDecision::Resend(call) => {
-                // An unanswered call may have gone to a former primary: read the store first.
-                if let Some(stored) = self.store.clone() {
-                    self.clients[client].routing.learn(stored);
-                }
                 self.send_call(client, call);
                 self.arm_client_timer(client);
             }
@@ -1085,14 +1102,13 @@ impl Simulation {
         state.current = None;
         state.process += self.config.clients as u64;
         state.sessions_started += 1;
-        state.session = ClientSession::new(session_id(client, state.sessions_started), SESSION);
+        let restart = state.sessions_started;
+        self.clients[client].session = self.new_session(client, restart);
         self.schedule(self.now_ms + 1, Event::ClientNext(client));
     }
 
     fn on_redirect(&mut self, client: usize, id: CallId, config: Configuration) {
-        let current = self.clients[client].current.is_some_and(|(seq, _)| seq == id.seq);
-        let state = &mut self.clients[client];
-        if current && id.session == state.session.id() && state.routing.learn(config) {
+        if self.clients[client].session.handle_redirect(id, config) {
             let unanswered = self.clients[client].session.unanswered();
             for call in unanswered {
                 self.send_call(client, call);
