@@ -1,36 +1,73 @@
 #!/usr/bin/env bash
 # Regenerates reports/sim-sweep.md and reports/checker-bench.md from this machine.
-# Usage: deploy/sim-reports.sh [SEEDS]   (default 5000; needs ../shared/histories for the checker bench)
+# Usage: deploy/sim-reports.sh [SEEDS]   (default 10000, then SEEDS/2 at 10 and at 12 faults;
+# needs ../shared/histories for the checker bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seeds=${1:-5000}
+seeds=${1:-10000}
 cargo build --release --quiet -p crucial-sim
 sim=./target/release/crucial-sim
 sweep=$(mktemp)
 $sim run --seeds "$seeds" --summary "$sweep" >/dev/null
+more=$((seeds / 2))
+sweep10=$(mktemp)
+$sim run --seeds "$more" --first-seed "$seeds" --faults 10 --summary "$sweep10" >/dev/null
+sweep12=$(mktemp)
+$sim run --seeds "$more" --first-seed $((seeds + more)) --faults 12 --summary "$sweep12" >/dev/null
 
 {
   echo "# Simulation sweep"
   echo
-  echo "Measured $(date -u +%Y-%m-%d) on this project's 2-core / 24 GiB machine with \`deploy/sim-reports.sh $seeds\`"
-  echo "(\`crucial-sim run --seeds $seeds\`, release build, seeds run on both cores). Each seed runs a cluster"
-  echo "of 3 to 5 members (the real sans-IO \`Node\`), rf 2 or 3 (both chosen by the seed), that keeps its"
-  echo "configuration in a simulated S3 store (3-25 ms per request, 5% of requests fail) and hands keys"
-  echo "over in state transfers cut into 256-byte parts (several messages each), and 6 client"
-  echo "processes (the real \`ClientSession\`, routing by the configuration, following redirects) doing 60"
-  echo "operations each over 17 keys, one per built-in type, parked operations included, under 6 faults"
-  echo "drawn from the seed in a 3 s fault phase (every nemesis kind, membership changes included: joins,"
-  echo "graceful departures, replacements; at most rf - 1 of the faults take a member out), then a 10 s"
-  echo "quiet phase in which every operation issued after the heal must complete and every member asked"
-  echo "to leave (and not crashed since) must be gone by the end. Histories are checked"
-  echo "key by key against each type's own \`apply\`. CyclicBarrier keys, whose parties complete together"
-  echo "(no single linearization point per call), are checked for the barrier's own property instead:"
-  echo "every party that got through overlaps in real time the wait that tripped the barrier."
+  echo "Measured $(date -u +%Y-%m-%d) at commit $(git rev-parse --short HEAD) on this project's 2-core / 24 GiB machine with"
+  echo "\`deploy/sim-reports.sh $seeds\` (release build, seeds run on both cores)."
+  echo
+  echo "Each seed runs a cluster of 3 to 5 members (the real sans-IO \`Node\`), rf 2 or 3 (both chosen by"
+  echo "the seed), that keeps its configuration in a simulated S3 store (3-25 ms per request, 5% of"
+  echo "requests lost) and hands keys over in state transfers cut into 256-byte parts, and 6 client"
+  echo "processes (the real \`ClientSession\`, which routes as the async client does: it learns"
+  echo "configurations only from redirects, and after two unanswered resends tries the other members"
+  echo "in turn) doing 60 operations each. Keys: 17 made at setup, one per built-in type, and a new"
+  echo "generation of keys created by their first call every 300 ms (Counter, List, Map,"
+  echo "AtomicReference and a user-defined Stack registered like an application's), which the clients"
+  echo "race to use during faults. The workload calls every method of every type, waits with and"
+  echo "without a timeout, acquires and releases several permits, names the wrong type now and then"
+  echo "(which must be refused without effect), and each key keeps 4 sessions, so tables evict"
+  echo "(a call of an evicted session is refused with \`SessionExpired\`; its outcome is unknown)."
+  echo
+  echo "Faults, drawn from the seed in a 3 s fault phase (at most rf - 1 of them take a member out):"
+  echo "message loss, duplication, reordering, heavy-tailed delay; partitions between clients and"
+  echo "members (one-way, ring) and between members (an isolated member, majority/minority halves"
+  echo "with clients on both sides, a bridge member seeing both halves, a one-way member link, a"
+  echo "member cut from its peers only, a member cut from the store only); a flaky store (lost"
+  echo "requests, compare-and-swaps applied but unanswered, latency spikes up to 1.5 s); crashes,"
+  echo "restarts under the same member id, pauses, clock jumps and skew; client retries and clients"
+  echo "dying mid-call; joins, graceful departures and replacements."
+  echo
+  echo "Checks: each key's history against its type's own \`apply\` (CyclicBarrier keys against the"
+  echo "barrier's own property: every party that got through overlaps the wait that tripped it);"
+  echo "every replica of a key starts each epoch from the same copy, and after the run settles (3 s"
+  echo "more without faults) every replica of every key of the final active configuration holds the"
+  echo "same object, session records and parked calls; every operation issued after the heal"
+  echo "completes (waits without a timeout excepted) and every departure asked for happens."
+  echo
+  echo "## Default: 6 faults per run"
   echo
   cat "$sweep"
   echo
   echo
+  echo "## 10 faults per run"
+  echo
+  cat "$sweep10"
+  echo
+  echo
+  echo "## 12 faults per run"
+  echo
+  cat "$sweep12"
+  echo
+  echo
   echo "Events per second counts simulation and checking together, over wall time on two cores."
+  echo "\"during a state transfer\": the fault was active while the store held a configuration"
+  echo "waiting for its transfer. \"unknown\": the client gave up, died, or its session expired."
   echo
   echo "## Canaries"
   echo
@@ -38,7 +75,11 @@ $sim run --seeds "$seeds" --summary "$sweep" >/dev/null
   echo "it, and what \`shrink\` made of the first failing seed (faults, clients x operations per client,"
   echo "operations recorded, keys). The replication canaries need a crash of a primary while its backups lag"
   echo "(one hot key, slow links) and reconfigurations during traffic (joins and departures);"
-  echo "\`forget-leave\` (a departure asked during a state transfer is forgotten) is a liveness bug."
+  echo "\`forget-leave\` (a departure asked during a state transfer is forgotten) is a liveness bug;"
+  echo "\`non-authoritative-installs\` (a backup keeps keys its new primary lacks) is caught by the"
+  echo "replica-agreement check; \`trust-reused-ids\` (a process restarted under an earlier one's id"
+  echo "counts as it) by the restart fault; \`answer-without-silent-backups\` (a primary stops waiting for"
+  echo "backups it does not hear) only by partitions between members, and by none of the other faults."
   echo
   echo "| canary | scenario | seeds failing | first failing seed | failure | shrunk from | shrunk to |"
   echo "|---|---|---:|---:|---|---|---|"
@@ -59,6 +100,10 @@ drop-timeouts|50|
 reply-before-backup-acks|200|--nodes 3 --rf 3 --keys 1 --nemesis crash,delay --faults 6
 accept-old-epochs|100|--nemesis join,leave,loss,delay --faults 8
 forget-leave|200|--nemesis join,leave,replace --faults 8
+non-authoritative-installs|200|--nodes 3 --rf 3 --nemesis peer-one-way,client-crash
+trust-reused-ids|200|--nemesis restart,loss,delay --faults 10
+answer-without-silent-backups|200|--nemesis halves,bridge,isolate-peers,peer-one-way
+answer-without-silent-backups|200|--nemesis loss,delay,one-way,ring,client-retry
 CANARIES
   echo
   echo "Reproduce one: \`cargo run --release -p crucial-sim -- shrink --seed SEED --canary stale-reads\`."
