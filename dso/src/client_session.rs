@@ -46,9 +46,10 @@ struct InFlight {
     call: Call,
     resend_at_ms: u64,
     give_up_at_ms: Option<u64>,
-    /// Resends so far: after [`RESENDS_TO_PRIMARY`] unanswered ones, the call goes to the
-    /// other members in turn (a primary cut off from this client, or a former one that never
-    /// learns the new configuration, answers no resend; any member redirects).
+    /// Resends since the session last learned a configuration: after [`RESENDS_TO_PRIMARY`]
+    /// unanswered ones, every other resend goes to another member in turn (a primary cut off
+    /// from this client, or a former one that never learns the new configuration, answers no
+    /// resend; any member redirects).
     resends: u32,
 }
 
@@ -128,13 +129,20 @@ impl ClientSession {
         if id.session != self.session {
             return false;
         }
-        match &mut self.routing {
+        let learned = match &mut self.routing {
             Some(routing) => routing.learn(config),
             None => {
                 self.routing = Some(Routing::new(config));
                 true
             }
+        };
+        if learned {
+            // A new primary for every call: each starts over with it.
+            for in_flight in self.in_flight.values_mut() {
+                in_flight.resends = 0;
+            }
         }
+        learned
     }
 
     /// Where the primary of `key` listens, as far as the session knows (else its first seed).
@@ -145,8 +153,8 @@ impl ClientSession {
 
     /// Where to send unanswered call `seq`, in order: the key's primary, then the other
     /// members and seeds (a connection refused moves on to the next). After
-    /// [`RESENDS_TO_PRIMARY`] unanswered resends the list starts further on, one member per
-    /// resend. Empty for a call not in flight.
+    /// [`RESENDS_TO_PRIMARY`] unanswered resends, every other resend starts with another
+    /// member, each in turn (any member redirects). Empty for a call not in flight.
     pub fn targets(&self, seq: u64) -> Vec<String> {
         let Some(in_flight) = self.in_flight.get(&seq) else { return Vec::new() };
         let members =
@@ -162,10 +170,13 @@ impl ClientSession {
                 targets.push(addr.to_string());
             }
         }
-        if let Some(turns) = in_flight.resends.checked_sub(RESENDS_TO_PRIMARY).filter(|_| !targets.is_empty())
-        {
-            let len = targets.len();
-            targets.rotate_left(turns as usize % len);
+        // Past the first resends, every other one goes to the next of the others in turn (the
+        // primary still gets the rest).
+        if let Some(turns) = in_flight.resends.checked_sub(RESENDS_TO_PRIMARY) {
+            if turns % 2 == 1 && targets.len() > 1 {
+                let next = 1 + (turns as usize / 2) % (targets.len() - 1);
+                targets.swap(0, next);
+            }
         }
         targets
     }
@@ -371,13 +382,26 @@ mod tests {
         let first = session.targets(call.id.seq);
         assert_eq!((first[0].as_str(), first.len()), (primary.as_str(), 4), "primary, two others, the seed");
         let mut firsts = Vec::new();
-        for round in 1..=6 {
+        for round in 1..=8 {
             assert!(matches!(session.handle_call_timeout(round * 10, call.id.seq), RetryDecision::Resend(_)));
             firsts.push(session.targets(call.id.seq)[0].clone());
         }
         assert_eq!(&firsts[..2], &[primary.clone(), primary.clone()], "resends go to the primary first");
-        let tried: std::collections::BTreeSet<&String> = firsts[2..].iter().collect();
-        assert_eq!(tried.len(), 4, "then every member and the seed in turn: {firsts:?}");
+        let tried: std::collections::BTreeSet<&String> = firsts[2..].iter().step_by(2).collect();
+        assert_eq!(tried.len(), 3, "then every other resend to another member or the seed: {firsts:?}");
+        assert!(!tried.contains(&primary));
+        assert!(
+            firsts[3..].iter().step_by(2).all(|first| *first == primary),
+            "the rest to the primary: {firsts:?}"
+        );
+        let newer = cluster.next(cluster.members.clone());
+        assert!(session.handle_redirect(call.id, newer));
+        let mut firsts_after = Vec::new();
+        for round in 9..=10 {
+            assert!(matches!(session.handle_call_timeout(round * 10, call.id.seq), RetryDecision::Resend(_)));
+            firsts_after.push(session.targets(call.id.seq)[0].clone());
+        }
+        assert_eq!(firsts_after, vec![primary.clone(), primary], "a new configuration starts the turns over");
     }
 
     #[test]

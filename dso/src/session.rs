@@ -42,6 +42,9 @@ struct Session {
     calls: BTreeMap<u64, Recorded>,
     /// When the session was last used, in table ticks (for eviction).
     last_used: u64,
+    /// The session was evicted once and came back: calls up to this number without a record
+    /// are refused as expired (any may be a retry or replay of one applied before).
+    expired_up_to: u64,
 }
 
 /// How the table sees an arriving call.
@@ -112,6 +115,7 @@ impl SessionTable {
                             Admission::Answered(result.clone())
                         }
                         Some(Recorded { record: CallRecord::Parked, .. }) => Admission::StillParked,
+                        None if id.seq <= session.expired_up_to => Admission::Expired,
                         None if session.calls.len() >= session_calls_max
                             && session.calls.range(acked..).count() >= session_calls_max =>
                         {
@@ -134,8 +138,11 @@ impl SessionTable {
         if !self.sessions.contains_key(&id) && self.sessions.len() >= sessions_max {
             self.evict_oldest(sessions_max);
         }
-        self.evicted.remove(&id);
+        let expired_up_to = self.evicted.remove(&id).map(|(high, _)| high);
         let session = self.sessions.entry(id).or_default();
+        if let Some(high) = expired_up_to {
+            session.expired_up_to = session.expired_up_to.max(high);
+        }
         if acked_below > session.acked_below {
             session.acked_below = acked_below;
             while session.calls.first_key_value().is_some_and(|(seq, _)| *seq < acked_below) {
@@ -194,8 +201,9 @@ impl SessionTable {
         let Some((_, session)) = self.by_last_use.pop_first() else { return };
         tracing::warn!(session, "session table full: evicting the least recently used session");
         let Some(evicted) = self.sessions.remove(&session) else { return };
-        let high =
-            evicted.calls.keys().next_back().copied().unwrap_or(0).max(evicted.acked_below.saturating_sub(1));
+        let high = (evicted.calls.keys().next_back().copied().unwrap_or(0))
+            .max(evicted.acked_below.saturating_sub(1))
+            .max(evicted.expired_up_to);
         self.evictions += 1;
         self.evicted.insert(session, (high, self.evictions));
         self.evicted_order.push_back((self.evictions, session));
@@ -256,11 +264,15 @@ mod tests {
         }
         assert_eq!(table.admit(CallId { session: 1, seq: 1 }, 1, || 0, 8, 2), Admission::Expired);
         assert_eq!(
-            table.admit(CallId { session: 1, seq: 2 }, 2, || 0, 8, 2),
+            table.admit(CallId { session: 1, seq: 2 }, 1, || 0, 8, 2),
             Admission::Apply,
             "a call the session never made here starts it anew"
         );
-        assert_eq!(table.admit(CallId { session: 1, seq: 1 }, 1, || 0, 8, 2), Admission::Stale);
+        assert_eq!(
+            table.admit(CallId { session: 1, seq: 1 }, 1, || 0, 8, 2),
+            Admission::Expired,
+            "the session came back, but a replay of what it did before is still refused"
+        );
         for session in 4..8 {
             table.admit(CallId { session, seq: 1 }, 1, || 0, 8, 2);
         }

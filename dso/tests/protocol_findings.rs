@@ -287,3 +287,60 @@ fn a_member_that_cannot_hold_a_transferred_key_leaves_instead_of_serving_without
     let holder = Placement::new(&stored).primary(&key);
     assert!(cluster.nodes[&holder].replica(&key).is_some(), "the key is still held");
 }
+
+/// Finding 6: a backup that fell behind got its whole missing log tail in one message, which
+/// past the frame limit is refused on every resend. The tail must go in bounded parts, and the
+/// backup must catch up.
+#[test]
+fn a_lagging_backup_gets_its_tail_in_bounded_parts_and_catches_up() {
+    let bytes_max = 2_048;
+    let config = crucial_dso::node::NodeConfig { transfer_bytes_max: bytes_max, ..Default::default() };
+    let mut cluster = Harness::with_config(2, 2, config);
+    let key = "busy".to_string();
+    let primary = Placement::new(cluster.stored()).primary(&key);
+    let backup = 3 - primary;
+    for seq in 1..=400 {
+        // Each call reaches the primary; the backup hears none of its entries meanwhile.
+        cluster.call(primary, add(1, seq, &key, 1));
+        cluster.deliver(|m| !(m.to == backup && matches!(m.message, PeerMessage::Replicate { .. })));
+    }
+    let mut largest = 0;
+    for _ in 0..200 {
+        cluster.advance(10, |m| {
+            if let PeerMessage::Replicate { .. } = &m.message {
+                largest = largest.max(crucial_dso::object::encode(&m.message).len());
+            }
+            true
+        });
+    }
+    assert!(largest <= 2 * bytes_max, "a resend of {largest} bytes (limit about {bytes_max})");
+    assert_eq!(cluster.disagreements(), vec![], "the backup caught up");
+    let (version, _) = cluster.nodes[&backup].replica(&key).expect("the backup holds the key");
+    assert_eq!(version.1, 400, "every entry applied");
+}
+
+/// Finding 2, with a crash besides: one member dead for good and another restarted under its
+/// old id leave one of three members hearing the others. The restarted process takes its id
+/// out and retires; the new member its host starts (under a new id) restores the majority that
+/// removes the dead one, and the acknowledged write survives.
+#[test]
+fn a_restart_under_an_old_id_beside_a_crash_recovers_once_a_new_member_joins() {
+    let mut cluster = Harness::new(3, 3);
+    let key = "kept".to_string();
+    let write = add(1, 1, &key, 5);
+    let primary = Placement::new(cluster.stored()).primary(&key);
+    cluster.call(primary, write.clone());
+    cluster.run_until_quiet();
+    assert!(matches!(cluster.answer(write.id), Some(Ok(_))));
+    cluster.crash(2);
+    cluster.crash(3);
+    cluster.start(3);
+    cluster.advance(500, |_| true);
+    assert!(cluster.removed.contains(&3), "the process under the old id retires once the id is out");
+    assert!(!cluster.stored().is_member(3));
+    cluster.start(30);
+    cluster.advance(2_000, |_| true);
+    let stored = cluster.stored().clone();
+    assert!(stored.is_active() && !stored.is_member(2) && stored.is_member(30), "{stored:?}");
+    assert_eq!(read_counter(&mut cluster, 2, &key).as_deref(), Some("Get(5)"));
+}

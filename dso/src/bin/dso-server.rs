@@ -53,7 +53,8 @@ struct Args {
     #[arg(long)]
     advertise: Option<String>,
     /// This member's id in the cluster (default: random). A restarted server holds nothing:
-    /// given its old id, it notices and joins under a new one.
+    /// given its old id, it notices, takes that id out of the configuration and joins under
+    /// a new one.
     #[arg(long)]
     member_id: Option<u64>,
     /// Worker threads of the async runtime (default: one per core). `1` runs a single-threaded

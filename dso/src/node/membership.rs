@@ -45,6 +45,9 @@ pub(super) struct Transfer {
 /// times `suspect_after_ms`.
 const STORE_SILENCE_FACTOR: u64 = 3;
 
+/// Pulls and install parts still unanswered are sent again every this many ticks.
+const TRANSFER_RESEND_TICKS: u64 = 3;
+
 /// A shard on the wire: key, image, version.
 type ShardCopy = (String, ShardImage, (u64, u64));
 
@@ -99,16 +102,22 @@ impl Node {
             // earlier process whose state it does not have. It must neither serve, nor answer
             // pulls, nor take installs, nor send heartbeats as that process. It takes the id
             // out itself (sparing the others a removal that needs a majority; the transfer
-            // still needs the quorum of the others' copies, so this is safe), and joins anew
-            // once no configuration, active or source, lists the id.
+            // still needs the quorum of the others' copies, so this is safe), then retires so
+            // that its host starts a new member under a new id.
             if new_epoch {
                 tracing::error!(
                     member = self.me.id,
                     epoch = self.cluster.epoch,
-                    "this member id is listed, but by an earlier process: taking it out before joining"
+                    "this member id is listed, but by an earlier process: taking it out, then starting anew"
                 );
             }
-            self.propose_membership();
+            if listed {
+                self.propose_membership();
+            } else {
+                // Out of the members (a source still lists it): done; a new member, under a
+                // new id, restores the others' majority with its heartbeats.
+                self.retire();
+            }
             return;
         }
         if self.cluster.epoch < self.fence {
@@ -223,7 +232,11 @@ impl Node {
             }
             self.resend_lagging();
         }
-        self.resend_transfer();
+        // Unanswered pulls and unconfirmed install parts go again now and then, not every
+        // tick: an answer is a whole part of the key space, so resends dominate a slow link.
+        if self.ticks.is_multiple_of(TRANSFER_RESEND_TICKS) {
+            self.resend_transfer();
+        }
         self.propose_ready();
         self.propose_membership_at(now_ms, timing.suspect_after_ms);
         // In transition a member needs the store's news every tick; serving, pulls and
@@ -247,7 +260,7 @@ impl Node {
         let mut members = self.cluster.members.clone();
         let in_source = self.cluster.source.as_ref().is_some_and(|source| source.is_member(self.me.id));
         match self.phase {
-            // An earlier process's id (see `take_config`): out first; then join anew.
+            // An earlier process's id (see `take_config`): take it out.
             Phase::Joining if !self.entered && (listed || in_source) && !self.trusts_reused_ids() => {
                 if !listed || members.len() == 1 {
                     return;

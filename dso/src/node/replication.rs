@@ -184,7 +184,8 @@ impl Node {
         }
     }
 
-    /// Sends every backup that lags behind the entries it lacks (lost or reordered messages).
+    /// Sends every backup that lags behind the entries it lacks (lost or reordered messages),
+    /// at most about `transfer_bytes_max` of them per message.
     pub(super) fn resend_lagging(&mut self) {
         let epoch = self.cluster.epoch;
         let mut messages = Vec::new();
@@ -194,8 +195,19 @@ impl Node {
                 if *acked >= state.version.1 {
                     continue;
                 }
+                // A long tail goes a part at a time (the next part once this one is
+                // acknowledged): one message of it all could pass the frame limit, and be
+                // refused on every resend.
                 let skip = (acked + 1 - log.first_unacked) as usize;
-                let entries: Vec<Entry> = log.unacked.iter().skip(skip).cloned().collect();
+                let mut bytes = 0;
+                let entries: Vec<Entry> = (log.unacked.iter().skip(skip))
+                    .take_while(|entry| {
+                        let first = bytes == 0;
+                        bytes += crate::object::encode(*entry).len();
+                        first || bytes <= self.config.transfer_bytes_max
+                    })
+                    .cloned()
+                    .collect();
                 messages.push((
                     *backup,
                     PeerMessage::Replicate { epoch, key: key.clone(), first: acked + 1, entries },
