@@ -97,11 +97,7 @@ fn rf_minus_one_crashes_of_rf_members_stall_safely_until_members_join() {
     for (members, rf) in [(2, 2), (3, 3)] {
         let mut cluster = Harness::new(members, rf);
         let key = "survivor".to_string();
-        let write = add(1, 1, &key, 5);
-        let primary = Placement::new(cluster.stored()).primary(&key);
-        cluster.call(primary, write.clone());
-        cluster.run_until_quiet();
-        assert!(matches!(cluster.answer(write.id), Some(Ok(_))), "the write is acknowledged");
+        cluster.acknowledged_add(1, &key, 5);
         let survivor = members;
         for dead in 1..survivor {
             cluster.crash(dead);
@@ -132,10 +128,7 @@ fn rf_minus_one_crashes_of_rf_members_stall_safely_until_members_join() {
 fn a_member_cut_from_the_store_does_not_stall_reconfiguration() {
     let mut cluster = Harness::new(3, 2);
     let key = "kept".to_string();
-    let write = add(1, 1, &key, 5);
-    let primary = Placement::new(cluster.stored()).primary(&key);
-    cluster.call(primary, write.clone());
-    cluster.run_until_quiet();
+    cluster.acknowledged_add(1, &key, 5);
     cluster.store_cut.insert(3);
     cluster.start(4);
     cluster.advance(2_000, |_| true);
@@ -327,11 +320,7 @@ fn a_lagging_backup_gets_its_tail_in_bounded_parts_and_catches_up() {
 fn a_restart_under_an_old_id_beside_a_crash_recovers_once_a_new_member_joins() {
     let mut cluster = Harness::new(3, 3);
     let key = "kept".to_string();
-    let write = add(1, 1, &key, 5);
-    let primary = Placement::new(cluster.stored()).primary(&key);
-    cluster.call(primary, write.clone());
-    cluster.run_until_quiet();
-    assert!(matches!(cluster.answer(write.id), Some(Ok(_))));
+    cluster.acknowledged_add(1, &key, 5);
     cluster.crash(2);
     cluster.crash(3);
     cluster.start(3);

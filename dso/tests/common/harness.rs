@@ -126,6 +126,16 @@ impl Harness {
         self.drain(to);
     }
 
+    /// Adds `delta` to the counter `key` through its primary (session `session`, call 1) and
+    /// checks the write was acknowledged.
+    pub fn acknowledged_add(&mut self, session: u64, key: &str, delta: i64) {
+        let write = add(session, 1, key, delta);
+        let primary = Placement::new(self.stored()).primary(key);
+        self.call(primary, write.clone());
+        self.run_until_quiet();
+        assert!(matches!(self.answer(write.id), Some(Ok(_))), "the write to {key} is acknowledged");
+    }
+
     /// Delivers the network's messages for which `keep` holds (the others are lost) until no
     /// message is left.
     pub fn deliver(&mut self, mut keep: impl FnMut(&InFlight) -> bool) {

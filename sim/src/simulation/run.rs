@@ -500,23 +500,11 @@ impl Simulation {
     /// Runs to the end and returns what happened.
     pub fn run(mut self) -> SimOutcome {
         let end_ms = self.config.fault_phase_ms + self.config.quiet_ms;
-        while let Some(Scheduled { at_ms, event, .. }) = self.queue.pop() {
-            if at_ms > end_ms || self.events >= self.config.events_max {
-                break;
-            }
-            self.now_ms = at_ms;
-            self.events += 1;
-            (at_ms, &event).hash(&mut self.hasher);
-            if self.config.trace {
-                self.trace.push(format!("{at_ms:>7} ms  {event:?}"));
-            }
-            self.dispatch(event);
-            let clients_done =
-                self.clients.iter().all(|client| client.remaining == 0 && client.current.is_none());
-            if clients_done && self.departing.is_empty() {
-                break;
-            }
-        }
+        self.process_until(end_ms, |simulation| {
+            let clients = &simulation.clients;
+            let clients_done = clients.iter().all(|client| client.remaining == 0 && client.current.is_none());
+            clients_done && simulation.departing.is_empty()
+        });
         self.quiesce();
         let mut replica_disagreements = std::mem::take(&mut self.activation_disagreements);
         replica_disagreements.extend(self.replica_disagreements());
@@ -561,6 +549,11 @@ impl Simulation {
     fn quiesce(&mut self) {
         let end_ms = self.now_ms.max(self.config.fault_phase_ms) + QUIESCE_MS;
         self.active.clear();
+        self.process_until(end_ms, |_| false);
+    }
+
+    /// Processes events in time order until `end_ms`, the event limit, or `done` says so.
+    fn process_until(&mut self, end_ms: u64, done: impl Fn(&Self) -> bool) {
         while let Some(Scheduled { at_ms, event, .. }) = self.queue.pop() {
             if at_ms > end_ms || self.events >= self.config.events_max {
                 break;
@@ -572,6 +565,9 @@ impl Simulation {
                 self.trace.push(format!("{at_ms:>7} ms  {event:?}"));
             }
             self.dispatch(event);
+            if done(self) {
+                break;
+            }
         }
     }
 
