@@ -96,8 +96,7 @@ impl Node {
             self.transfer = None;
         }
         let listed = self.cluster.is_member(self.me.id);
-        let in_source = self.cluster.source.as_ref().is_some_and(|source| source.is_member(self.me.id));
-        if !self.entered && (listed || in_source) && !self.trusts_reused_ids() {
+        if self.under_an_earlier_processs_id() {
             // Listed, but this process never put itself in: it restarted under the id of an
             // earlier process whose state it does not have. It must neither serve, nor answer
             // pulls, nor take installs, nor send heartbeats as that process. It takes the id
@@ -258,10 +257,9 @@ impl Node {
         }
         let listed = self.cluster.is_member(self.me.id);
         let mut members = self.cluster.members.clone();
-        let in_source = self.cluster.source.as_ref().is_some_and(|source| source.is_member(self.me.id));
         match self.phase {
             // An earlier process's id (see `take_config`): take it out.
-            Phase::Joining if !self.entered && (listed || in_source) && !self.trusts_reused_ids() => {
+            Phase::Joining if self.under_an_earlier_processs_id() => {
                 if !listed || members.len() == 1 {
                     return;
                 }
@@ -488,6 +486,14 @@ impl Node {
         }
     }
 
+    /// Whether the configuration lists this member's id (as a member or in its source) while
+    /// this process never put it there: the id is an earlier process's, whose state it lacks.
+    fn under_an_earlier_processs_id(&self) -> bool {
+        let source = self.cluster.source.as_ref();
+        let listed = self.cluster.is_member(self.me.id) || source.is_some_and(|s| s.is_member(self.me.id));
+        listed && !self.entered && !self.trusts_reused_ids()
+    }
+
     #[cfg(feature = "canary")]
     fn trusts_reused_ids(&self) -> bool {
         self.config.canary.trust_reused_member_ids
@@ -599,15 +605,11 @@ impl Node {
         }
         if !self.cluster.is_active() {
             let Some(transfer) = &mut self.transfer else { return };
-            for (key, _, _) in &shards {
-                if self.placement.primary(key) == from {
-                    transfer.installed.insert(key.clone());
-                }
-            }
-            for (key, image, version) in shards {
-                if self.placement.primary(&key) == from {
-                    self.adopt(key, image, version);
-                }
+            let from_primary: Vec<ShardCopy> =
+                shards.into_iter().filter(|(key, ..)| self.placement.primary(key) == from).collect();
+            transfer.installed.extend(from_primary.iter().map(|(key, ..)| key.clone()));
+            for (key, image, version) in from_primary {
+                self.adopt(key, image, version);
             }
         }
         self.send(from, PeerMessage::Installed { epoch, part: part.index });
