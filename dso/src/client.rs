@@ -42,7 +42,8 @@ pub struct ClientConfig {
     pub session_id: Option<u64>,
     /// Time allowed to connect and complete the handshake.
     pub connect_timeout_ms: u64,
-    /// The largest frame accepted from the server.
+    /// The largest frame accepted from the server (an answer may carry a whole object, up to
+    /// the members' `object_bytes_max`).
     pub frame_bytes_max: usize,
     /// Fault injection: the session sends this call and then stops dead, as if its process had
     /// crashed (the call may be applied; its answer is never seen; later calls never leave).
@@ -56,7 +57,7 @@ impl Default for ClientConfig {
             session: SessionConfig::default(),
             session_id: None,
             connect_timeout_ms: 5_000,
-            frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
+            frame_bytes_max: crate::object::DECODE_BYTES_MAX,
             halt_at_call: None,
         }
     }

@@ -104,6 +104,19 @@ pub enum CallError {
         /// The refused sequence number.
         seq: u64,
     },
+    /// The call would have grown the object past the members' size limit; it was not applied.
+    #[error(
+        "the object at key `{key}` would grow to {bytes} encoded bytes, over the limit of {limit} \
+         (`object_bytes_max`): the call was refused and changed nothing"
+    )]
+    ObjectTooLarge {
+        /// The key.
+        key: String,
+        /// The object's encoded size had the call applied.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
 }
 
 /// What a client call can fail with.

@@ -2,8 +2,9 @@
 //! `PeerHello`), its frames kept in an [`Outbox`]: queued in the order the node sent them,
 //! written inline when the socket takes them (the common case: no task wake-up on the
 //! replication path), otherwise by the link's writer task, which also (re)connects. While a
-//! member cannot be reached its messages are dropped: the protocol resends what matters on its
-//! next tick, and a dead member must not make this one buffer without end.
+//! member cannot be reached, or has more than `BACKLOG_BYTES_MAX` bytes waiting for it, its
+//! messages are dropped: the protocol resends what matters on its next tick, and a dead or
+//! slow member must not make this one buffer without end.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +24,10 @@ use crate::protocol::{PeerMessage, Request, PROTOCOL_VERSION};
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
 /// The pause between attempts to reach a member that did not answer.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
+/// Bytes queued for one member past which further messages to it are dropped (the protocol
+/// resends what matters): a member slower than this one's output costs it no more memory. A
+/// state transfer has one part (about `transfer_bytes_max`) in flight per member.
+const BACKLOG_BYTES_MAX: usize = 64 << 20;
 
 /// The links to every member this one has talked to, by sender and receiver.
 #[derive(Debug, Default)]
@@ -62,7 +67,11 @@ impl PeerLinks {
             }
         };
         drop(links);
-        outbox.queue(|frames| encode_frame(&Request::Peer(message), frames));
+        if outbox.pending_bytes() < BACKLOG_BYTES_MAX {
+            outbox.queue(|frames| encode_frame(&Request::Peer(message), frames));
+        } else {
+            tracing::debug!(to, addr, "member behind by {BACKLOG_BYTES_MAX} bytes; dropping a message to it");
+        }
         outbox
     }
 

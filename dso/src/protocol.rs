@@ -9,7 +9,7 @@ use crate::shard::ShardImage;
 use crate::CallError;
 
 /// The protocol version this build speaks; a node refuses clients that speak another.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Identifies a connected client at a node (a connection in the server, a client in a simulator).
 pub type ClientAddr = u64;
@@ -169,6 +169,9 @@ pub enum Entry {
     Call(Call),
     /// A parked call's timeout, decided by the primary's clock.
     Expire(CallId),
+    /// An admitted call the primary refused without applying it (it would have grown the
+    /// object past the size limit): replicas record the refusal, so a retry gets it too.
+    Refuse(Call, CallError),
 }
 
 /// Messages between members. Each names the epoch it belongs to; replicas ignore other epochs.
@@ -179,38 +182,45 @@ pub enum PeerMessage {
         /// The sender's epoch.
         epoch: u64,
     },
-    /// A member of an inactive configuration asks for the shards it will be primary of. The
-    /// receiver stops serving older epochs before it answers (fencing).
+    /// A member of an inactive configuration asks for the shards it will be primary of, one
+    /// part at a time. The receiver stops serving older epochs before it answers (fencing).
     Pull {
         /// The new configuration.
         config: Configuration,
+        /// The last key of the parts received so far (`None`: the first part is asked for).
+        after: Option<String>,
     },
-    /// The answer to a pull, in parts: the shards the receiver is primary of in `epoch`, with
-    /// versions.
+    /// One part of the answer to a pull: shards the receiver holds that the puller will be
+    /// primary of, in key order, about [`crate::node::NodeConfig::transfer_bytes_max`] bytes
+    /// (at least one key), so that no frame outgrows what a member decodes.
     Shards {
         /// The new configuration's epoch.
         epoch: u64,
-        /// Which part of the answer this is.
-        part: Part,
+        /// The pull's `after`: the part holds the keys that follow it.
+        after: Option<String>,
         /// Key, state, and the `(epoch, index)` of the last entry applied to it.
         shards: Vec<(String, ShardImage, (u64, u64))>,
+        /// More keys follow this part (pull again after its last key).
+        more: bool,
     },
-    /// A new primary hands its backups their copies before the configuration activates, in
-    /// parts.
+    /// A new primary hands a backup its copies before the configuration activates, one part
+    /// at a time (cut as a pull's answer is).
     Install {
         /// The new configuration's epoch.
         epoch: u64,
-        /// Which part of the install this is.
-        part: Part,
+        /// The part holds the keys that follow this one (`None`: the first part).
+        after: Option<String>,
         /// Key, state, and version.
         shards: Vec<(String, ShardImage, (u64, u64))>,
+        /// More parts follow this one.
+        more: bool,
     },
-    /// The backup holds one part of what the primary installed.
+    /// The backup holds one part of what the primary installed; the primary sends the next.
     Installed {
         /// The epoch of the install.
         epoch: u64,
-        /// The part's index.
-        part: u32,
+        /// The confirmed part's `after`.
+        after: Option<String>,
     },
     /// Log entries of one key, from index `first`, primary to backup.
     Replicate {
@@ -232,15 +242,4 @@ pub enum PeerMessage {
         /// The highest index applied.
         applied: u64,
     },
-}
-
-/// Which piece of a state transfer a message carries: transfers are cut into parts of about
-/// [`crate::node::NodeConfig::transfer_bytes_max`] each (at least one key), so that no frame
-/// outgrows what a member decodes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Part {
-    /// This part's index, from 0.
-    pub index: u32,
-    /// How many parts the whole transfer has (at least 1).
-    pub count: u32,
 }

@@ -42,6 +42,16 @@ pub struct Effects {
     pub parked: Option<Option<u64>>,
 }
 
+/// A primary's upper bound on the encoded size of a key's object, so that calls that might
+/// grow it past the limit are found without encoding the object at every call (`None`: not
+/// measured yet).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SizeBound(Option<usize>);
+
+/// What one call may add to an object's encoded size beyond its encoded arguments, by the
+/// bound's reckoning (a collection's length prefix, a map entry's framing).
+const GROWTH_BEYOND_ARGS: usize = 64;
+
 /// A shard as it travels between replicas: the object as its type name and encoded state.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ShardImage {
@@ -109,6 +119,62 @@ impl Shard {
         self.sessions.record(call.id, fingerprint, CallRecord::Done(result.clone()));
         effects.answers.push((call.id, result));
         effects
+    }
+
+    /// Why the primary must refuse `call` without applying it, if it would leave the object
+    /// over `bytes_max` encoded bytes. The bound grows by each accepted call's arguments (plus
+    /// [`GROWTH_BEYOND_ARGS`]); only when it passes the limit is the call tried on a copy and
+    /// the result measured. A method that grows its object by more than that per call (none
+    /// of the built-ins does) can pass the limit by its excess until the next measurement.
+    pub fn refusal_for_size(
+        &self,
+        call: &Call,
+        bound: &mut SizeBound,
+        bytes_max: usize,
+    ) -> Option<CallError> {
+        let too_large = |bytes: usize| CallError::ObjectTooLarge {
+            key: call.key.clone(),
+            bytes: bytes as u64,
+            limit: bytes_max as u64,
+        };
+        let (method, args) = match (&call.action, &self.object) {
+            (Action::Create { state }, None) => {
+                return (state.len() > bytes_max).then(|| too_large(state.len()));
+            }
+            (Action::Invoke { method, args }, Some(object))
+                if object.0.type_name() == call.type_name && !object.0.is_read_only_call(method, args) =>
+            {
+                (method, args)
+            }
+            // Calls that read, fail, create nothing new or meet no object leave sizes alone
+            // (a first call on an empty key creates a default object and is bounded next time).
+            _ => return None,
+        };
+        let object = self.object.as_ref().expect("matched above");
+        let measured = bound.0.unwrap_or_else(|| object.0.encode_state().len());
+        let grown = measured.saturating_add(args.len()).saturating_add(GROWTH_BEYOND_ARGS);
+        if grown <= bytes_max {
+            bound.0 = Some(grown);
+            return None;
+        }
+        let mut trial = object.0.clone_box();
+        if trial.apply_encoded(call.id, method, args).is_err() {
+            return None;
+        }
+        let bytes = trial.encode_state().len();
+        if bytes > bytes_max {
+            bound.0 = Some(object.0.encode_state().len());
+            return Some(too_large(bytes));
+        }
+        bound.0 = Some(bytes);
+        None
+    }
+
+    /// Records that the primary refused an admitted call without applying it.
+    pub fn refuse(&mut self, call: &Call, error: CallError) -> Effects {
+        let result: CallResult = Err(error);
+        self.sessions.record(call.id, call.fingerprint(), CallRecord::Done(result.clone()));
+        Effects { answers: vec![(call.id, result)], parked: None }
     }
 
     /// Times out parked call `id`: its timeout answer and the calls that this unblocks.

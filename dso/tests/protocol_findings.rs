@@ -333,3 +333,115 @@ fn a_restart_under_an_old_id_beside_a_crash_recovers_once_a_new_member_joins() {
     assert!(stored.is_active() && !stored.is_member(2) && stored.is_member(30), "{stored:?}");
     assert_eq!(read_counter(&mut cluster, 2, &key).as_deref(), Some("Get(5)"));
 }
+
+/// Finding 6: a state transfer keeps one part in flight per pair of members. While a joiner's
+/// pulls go unanswered, and later while its install confirmations are lost, only the first
+/// part is ever (re)sent, never the whole key space; once messages flow, every part arrives in
+/// bounded messages and the replicas agree.
+#[test]
+fn a_state_transfer_keeps_one_bounded_part_in_flight_per_pair() {
+    let bytes_max = 1_024;
+    let config = crucial_dso::node::NodeConfig { transfer_bytes_max: bytes_max, ..Default::default() };
+    let mut cluster = Harness::with_config(2, 2, config);
+    for index in 0..120 {
+        cluster.acknowledged_add(index + 1, &format!("key-{index:03}"), 1);
+    }
+    cluster.start(3);
+    let mut answers_sent = Vec::new();
+    cluster.advance(300, |m| match &m.message {
+        PeerMessage::Shards { after, .. } => {
+            answers_sent.push(after.clone());
+            false
+        }
+        _ => true,
+    });
+    assert!(answers_sent.len() > 2, "the pulls were resent meanwhile: {answers_sent:?}");
+    assert!(answers_sent.iter().all(Option::is_none), "only first parts answered: {answers_sent:?}");
+    let mut installs_sent = Vec::new();
+    let mut largest = 0;
+    cluster.advance(300, |m| match &m.message {
+        PeerMessage::Installed { .. } => false,
+        PeerMessage::Install { after, .. } => {
+            installs_sent.push((m.from, m.to, after.clone()));
+            true
+        }
+        message => {
+            if matches!(message, PeerMessage::Shards { .. }) {
+                largest = largest.max(crucial_dso::object::encode(message).len());
+            }
+            true
+        }
+    });
+    assert!(!installs_sent.is_empty(), "the pulls were answered and installs began");
+    assert!(
+        installs_sent.iter().all(|(.., after)| after.is_none()),
+        "unconfirmed, no install went past its first part: {installs_sent:?}"
+    );
+    assert!(largest <= 2 * bytes_max, "a part of {largest} bytes (limit about {bytes_max})");
+    cluster.advance(2_000, |_| true);
+    let stored = cluster.stored().clone();
+    assert!(stored.is_active() && stored.is_member(3), "the joiner is in: {stored:?}");
+    let held = cluster.nodes[&3].held_keys().count();
+    assert!(held > 40, "the joiner holds its share of the 120 keys, not {held}");
+    assert_eq!(cluster.disagreements(), vec![], "every replica agrees");
+}
+
+/// Finding 6: an object may not outgrow what a state transfer can carry. A call that would
+/// grow it past `object_bytes_max` is refused with a clear error and changes nothing, on the
+/// primary and its backup alike; its retry gets the same answer; calls that fit go on.
+#[test]
+fn a_call_that_would_grow_an_object_past_the_limit_is_refused_on_every_replica() {
+    use crucial_dso::objects::ListOp;
+    use crucial_dso::{CallError, Value};
+    let config = crucial_dso::node::NodeConfig { object_bytes_max: 2_000, ..Default::default() };
+    let mut cluster = Harness::with_config(2, 2, config);
+    let key = "grows";
+    let primary = Placement::new(cluster.stored()).primary(key);
+    let append = |seq: u64, bytes: usize| {
+        let op = ListOp::Add { value: Value::Bytes(vec![7; bytes]) };
+        crucial_dso::protocol::Call {
+            id: crucial_dso::object::CallId { session: 1, seq },
+            acked_below: seq,
+            key: key.into(),
+            type_name: "List".into(),
+            action: crucial_dso::protocol::Action::Invoke {
+                method: crucial_dso::object::Operation::method(&op).to_string(),
+                args: crucial_dso::object::Operation::encode_args(&op),
+            },
+            history: 0,
+        }
+    };
+    let mut refused = None;
+    for seq in 1..=10 {
+        let call = append(seq, 300);
+        cluster.call(primary, call.clone());
+        cluster.run_until_quiet();
+        match cluster.answer(call.id) {
+            Some(Ok(_)) => {}
+            Some(Err(error)) => {
+                refused = Some((call, error.clone()));
+                break;
+            }
+            None => panic!("call {seq} unanswered"),
+        }
+    }
+    let (call, error) = refused.expect("ten 300-byte values cannot fit in 2,000 bytes");
+    let CallError::ObjectTooLarge { key: refused_key, bytes, limit } = &error else {
+        panic!("not the size error: {error:?}");
+    };
+    assert_eq!((refused_key.as_str(), *limit), (key, 2_000));
+    assert!(*bytes > 2_000, "it reports the size the call would have made: {bytes}");
+    assert!(error.to_string().contains("object_bytes_max"), "the message names the setting: {error}");
+    let before = cluster.nodes[&primary].replica(key).expect("held").1.clone();
+    assert_eq!(cluster.disagreements(), vec![], "the backup recorded the same refusal");
+    cluster.replies.clear();
+    cluster.call(primary, call.clone());
+    cluster.run_until_quiet();
+    assert_eq!(cluster.answer(call.id), Some(&Err(error.clone())), "a retry gets the recorded refusal");
+    assert_eq!(cluster.nodes[&primary].replica(key).expect("held").1, &before, "the retry changed nothing");
+    let small = append(call.id.seq + 1, 1);
+    cluster.call(primary, small.clone());
+    cluster.run_until_quiet();
+    assert!(matches!(cluster.answer(small.id), Some(Ok(_))), "a call that fits still applies");
+    assert_eq!(cluster.disagreements(), vec![]);
+}

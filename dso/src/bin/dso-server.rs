@@ -33,6 +33,10 @@ struct Args {
     /// Client sessions held before the least recently used one is evicted.
     #[arg(long, default_value_t = NodeConfig::default().sessions_max)]
     sessions_max: usize,
+    /// Largest encoded object; a call that would grow one past it is refused (every member
+    /// of a cluster must use the same).
+    #[arg(long, default_value_t = NodeConfig::default().object_bytes_max)]
+    object_bytes_max: usize,
     /// Join a cluster through this configuration store: `file:PATH` (processes on one machine)
     /// or `s3://bucket/prefix` (builds with the `s3` feature; credentials and region from the
     /// environment). The server adds itself on start (receiving its keys before it serves)
@@ -92,6 +96,7 @@ async fn serve(args: Args) -> std::io::Result<()> {
     let node = NodeConfig {
         session_calls_max: args.session_calls_max,
         sessions_max: args.sessions_max,
+        object_bytes_max: args.object_bytes_max,
         ..NodeConfig::default()
     };
     let cluster = args.discovery.clone().map(|discovery| ClusterOptions {

@@ -13,43 +13,19 @@
 //! `suspect_after_ms` is proposed for removal, which starts the same transfer. Only a member
 //! that hears from a majority of the configuration proposes removals.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::replication::PrimaryLog;
-use super::{KeyState, Node, Output, Phase};
+use super::{Node, Output, Phase};
 use crate::cluster::{Configuration, Member, MemberId, Placement};
-use crate::protocol::{Part, PeerMessage};
-use crate::shard::{Shard, ShardImage};
-
-/// A member's progress into the inactive configuration it holds (it is dropped when the
-/// epoch changes, so it always belongs to `Node::cluster`'s epoch).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(super) struct Transfer {
-    /// Source members whose keys this member holds (itself included if it is one).
-    responded: BTreeSet<MemberId>,
-    /// Parts received from source members still answering, and how many they send.
-    parts_received: BTreeMap<MemberId, (u32, BTreeSet<u32>)>,
-    /// Enough of the source answered.
-    pulled: bool,
-    /// The parts of this member's install each backup has not confirmed yet.
-    installs_pending: BTreeMap<MemberId, BTreeSet<u32>>,
-    /// The keys this member took from its primaries' installs: at activation it keeps, of
-    /// the keys it backs up, exactly these.
-    installed: BTreeSet<String>,
-    /// Transferred keys this member cannot hold (their type is not registered here): while
-    /// there is one, it does not mark itself ready.
-    unheld: BTreeSet<String>,
-}
+use crate::protocol::PeerMessage;
 
 /// A member in need of the store stops its heartbeats once the store has been silent this many
 /// times `suspect_after_ms`.
 const STORE_SILENCE_FACTOR: u64 = 3;
 
-/// Pulls and install parts still unanswered are sent again every this many ticks.
+/// Pulls and install parts that made no progress are sent again every this many ticks.
 const TRANSFER_RESEND_TICKS: u64 = 3;
-
-/// A shard on the wire: key, image, version.
-type ShardCopy = (String, ShardImage, (u64, u64));
 
 impl Node {
     /// The store holds this configuration record.
@@ -76,7 +52,7 @@ impl Node {
     }
 
     /// Adopts a configuration record from the store or a peer, if it is further along.
-    fn take_config(&mut self, now_ms: u64, record: Configuration) {
+    pub(super) fn take_config(&mut self, now_ms: u64, record: Configuration) {
         if record.validate().is_err() || !record.supersedes(&self.cluster) || self.phase == Phase::Gone {
             return;
         }
@@ -314,7 +290,7 @@ impl Node {
         self.outputs.push_back(Output::Propose { current: Some(self.cluster.clone()), next });
     }
 
-    fn stop_serving(&mut self) {
+    pub(super) fn stop_serving(&mut self) {
         self.serving = false;
         for state in self.keys.values_mut() {
             state.primary = None;
@@ -394,98 +370,6 @@ impl Node {
         self.outputs.push_back(Output::Removed);
     }
 
-    fn start_transfer(&mut self) {
-        let source = self.cluster.source.clone().expect("an inactive configuration has a source");
-        let mut responded = BTreeSet::new();
-        if source.is_member(self.me.id) {
-            responded.insert(self.me.id);
-        }
-        self.transfer = Some(Transfer {
-            responded,
-            parts_received: BTreeMap::new(),
-            pulled: false,
-            installs_pending: BTreeMap::new(),
-            installed: BTreeSet::new(),
-            unheld: BTreeSet::new(),
-        });
-        self.resend_transfer();
-        self.check_pulled();
-    }
-
-    /// (Re)sends the pulls still unanswered and the installs still unconfirmed.
-    fn resend_transfer(&mut self) {
-        let Some(transfer) = self.transfer.clone() else { return };
-        let Some(source) = self.cluster.source.clone() else { return };
-        if !transfer.pulled {
-            for member in source.members.iter().filter(|m| !transfer.responded.contains(&m.id)) {
-                self.send(member.id, PeerMessage::Pull { config: self.cluster.clone() });
-            }
-        }
-        for (backup, pending) in transfer.installs_pending {
-            self.install(backup, |part| pending.contains(&part));
-        }
-    }
-
-    /// Sends `backup` the parts of this member's install that `wanted` picks (the same parts
-    /// every time: nothing changes the held keys while a configuration waits for its
-    /// transfers); returns every part's index.
-    fn install(&mut self, backup: MemberId, wanted: impl Fn(u32) -> bool) -> BTreeSet<u32> {
-        let shards = self.images_for(|replicas| replicas[0] == self.me.id && replicas[1..].contains(&backup));
-        let epoch = self.cluster.epoch;
-        let mut indices = BTreeSet::new();
-        for (part, shards) in in_parts(shards, self.config.transfer_bytes_max) {
-            indices.insert(part.index);
-            if wanted(part.index) {
-                self.send(backup, PeerMessage::Install { epoch, part, shards });
-            }
-        }
-        indices
-    }
-
-    /// The held keys whose replicas in the current configuration satisfy `wanted`.
-    fn images_for(&self, wanted: impl Fn(&[MemberId]) -> bool) -> Vec<ShardCopy> {
-        (self.keys.iter())
-            .filter(|(key, _)| wanted(&self.placement.replicas(key)))
-            .map(|(key, state)| (key.clone(), state.shard.image(), state.version))
-            .collect()
-    }
-
-    /// A member of configuration `config` asks for the keys it will be primary of.
-    pub(super) fn on_pull(&mut self, now_ms: u64, from: MemberId, config: Configuration) {
-        if config.epoch < self.fence || config.validate().is_err() {
-            return;
-        }
-        if !self.fences_on_pull() {
-            // The canary: hand the state over but go on serving the old epoch.
-        } else if config.supersedes(&self.cluster) {
-            self.take_config(now_ms, config.clone());
-        }
-        if self.fences_on_pull() {
-            // Fenced: nothing of an older epoch is served or acknowledged from here on.
-            self.fence = self.fence.max(config.epoch);
-            if self.serving && self.cluster.epoch < self.fence {
-                self.stop_serving();
-            }
-        }
-        // A member that holds nothing it can vouch for (retired, or a process restarted under
-        // an earlier one's id) must not answer: an empty answer would count as a source's.
-        if self.phase == Phase::Gone || !self.entered {
-            return;
-        }
-        // Only the keys whose placement changed for the puller: a key it replicated in the
-        // source it holds already, with every acknowledged operation.
-        let placement = Placement::new(&config);
-        let before = config.source.as_ref().map(Placement::of_source);
-        let moved = |key: &str| before.as_ref().is_none_or(|before| !before.replicas(key).contains(&from));
-        let shards: Vec<ShardCopy> = (self.keys.iter())
-            .filter(|(key, _)| placement.primary(key) == from && moved(key))
-            .map(|(key, state)| (key.clone(), state.shard.image(), state.version))
-            .collect();
-        for (part, shards) in in_parts(shards, self.config.transfer_bytes_max) {
-            self.send(from, PeerMessage::Shards { epoch: config.epoch, part, shards });
-        }
-    }
-
     /// Whether the configuration lists this member's id (as a member or in its source) while
     /// this process never put it there: the id is an earlier process's, whose state it lacks.
     fn under_an_earlier_processs_id(&self) -> bool {
@@ -513,148 +397,6 @@ impl Node {
     fn keeps_keys_missing_from_installs(&self) -> bool {
         false
     }
-
-    #[cfg(feature = "canary")]
-    fn fences_on_pull(&self) -> bool {
-        !self.config.canary.accept_old_epochs
-    }
-
-    #[cfg(not(feature = "canary"))]
-    fn fences_on_pull(&self) -> bool {
-        true
-    }
-
-    /// One part of a source member's answer to this member's pull.
-    pub(super) fn on_shards(&mut self, from: MemberId, epoch: u64, part: Part, shards: Vec<ShardCopy>) {
-        let current = epoch == self.cluster.epoch;
-        let Some(transfer) = &mut self.transfer else { return };
-        if !current || transfer.pulled || transfer.responded.contains(&from) || part.index >= part.count {
-            return;
-        }
-        let (count, received) = transfer.parts_received.entry(from).or_insert((part.count, BTreeSet::new()));
-        if *count != part.count {
-            // An answer cut differently (the member answered again): start counting over.
-            *count = part.count;
-            received.clear();
-        }
-        received.insert(part.index);
-        if received.len() == part.count as usize {
-            transfer.parts_received.remove(&from);
-            transfer.responded.insert(from);
-        }
-        for (key, image, version) in shards {
-            if self.placement.primary(&key) != self.me.id {
-                continue;
-            }
-            if self.keys.get(&key).is_some_and(|held| held.version >= version) {
-                continue;
-            }
-            self.adopt(key, image, version);
-        }
-        self.check_pulled();
-    }
-
-    /// Holds a transferred key. A key whose type is not registered here cannot be held: the
-    /// member then never marks itself ready (it would serve without that key), says why, and
-    /// asks to leave, so that the others go on without it.
-    fn adopt(&mut self, key: String, image: ShardImage, version: (u64, u64)) {
-        match Shard::from_image(image, &self.registry) {
-            Ok(shard) => {
-                self.keys.insert(key, KeyState { shard, version, primary: None });
-            }
-            Err(error) => {
-                tracing::error!(
-                    %key,
-                    %error,
-                    "cannot hold a transferred key: its type is not registered here; leaving the cluster"
-                );
-                if let Some(transfer) = &mut self.transfer {
-                    transfer.unheld.insert(key);
-                }
-                self.leave();
-            }
-        }
-    }
-
-    /// Enough of the source answered once every key's source replica set has a responder.
-    fn check_pulled(&mut self) {
-        let Some(source) = &self.cluster.source else { return };
-        let Some(transfer) = &mut self.transfer else { return };
-        let needed = source.members.len() + 1 - source.effective_rf();
-        let answered = source.members.iter().filter(|m| transfer.responded.contains(&m.id)).count();
-        if transfer.pulled || answered < needed {
-            return;
-        }
-        transfer.pulled = true;
-        transfer.parts_received.clear();
-        let backups: BTreeSet<MemberId> =
-            self.cluster.members.iter().map(|member| member.id).filter(|id| *id != self.me.id).collect();
-        // Every part goes out now; the tick resends those not confirmed.
-        let installs_pending =
-            backups.into_iter().map(|backup| (backup, self.install(backup, |_| true))).collect();
-        if let Some(transfer) = &mut self.transfer {
-            transfer.installs_pending = installs_pending;
-        }
-        self.propose_ready();
-    }
-
-    pub(super) fn on_install(&mut self, from: MemberId, epoch: u64, part: Part, shards: Vec<ShardCopy>) {
-        if epoch != self.cluster.epoch || epoch < self.fence {
-            self.hear_of_epoch(epoch);
-            return;
-        }
-        if !self.cluster.is_active() {
-            let Some(transfer) = &mut self.transfer else { return };
-            let from_primary: Vec<ShardCopy> =
-                shards.into_iter().filter(|(key, ..)| self.placement.primary(key) == from).collect();
-            transfer.installed.extend(from_primary.iter().map(|(key, ..)| key.clone()));
-            for (key, image, version) in from_primary {
-                self.adopt(key, image, version);
-            }
-        }
-        self.send(from, PeerMessage::Installed { epoch, part: part.index });
-    }
-
-    pub(super) fn on_installed(&mut self, from: MemberId, epoch: u64, part: u32) {
-        let current = epoch == self.cluster.epoch;
-        let Some(transfer) = &mut self.transfer else { return };
-        let Some(pending) = transfer.installs_pending.get_mut(&from).filter(|_| current) else { return };
-        if pending.remove(&part) && pending.is_empty() {
-            transfer.installs_pending.remove(&from);
-            self.propose_ready();
-        }
-    }
-
-    /// Marks this member ready in the store once it holds its keys and its backups hold theirs.
-    fn propose_ready(&mut self) {
-        let Some(transfer) = &self.transfer else { return };
-        let done = transfer.pulled && transfer.installs_pending.is_empty() && transfer.unheld.is_empty();
-        if !done || self.cluster.is_active() || self.cluster.ready.contains(&self.me.id) {
-            return;
-        }
-        self.ready_for = Some(self.cluster.epoch);
-        let next = self.cluster.with_ready(self.me.id);
-        self.outputs.push_back(Output::Propose { current: Some(self.cluster.clone()), next });
-    }
-}
-
-/// Cuts `shards` into parts of about `bytes_max` encoded bytes each (a shard bigger than that
-/// travels alone); always at least one part, so that an empty answer is an answer too.
-fn in_parts(shards: Vec<ShardCopy>, bytes_max: usize) -> Vec<(Part, Vec<ShardCopy>)> {
-    let mut parts: Vec<Vec<ShardCopy>> = vec![Vec::new()];
-    let mut bytes = 0;
-    for shard in shards {
-        let size = crate::object::encode(&shard).len();
-        let current = parts.last_mut().expect("never empty");
-        if !current.is_empty() && bytes + size > bytes_max {
-            parts.push(Vec::new());
-            bytes = 0;
-        }
-        bytes += size;
-        parts.last_mut().expect("never empty").push(shard);
-    }
-    let count = parts.len() as u32;
-    (0..count).zip(parts).map(|(index, shards)| (Part { index, count }, shards)).collect()
 }
 
 #[cfg(test)]
@@ -671,52 +413,6 @@ mod tests {
     }
 
     #[test]
-    fn transfers_are_cut_into_parts_of_whole_keys() {
-        let copy = |key: &str, bytes: usize| {
-            let image = ShardImage {
-                object: Some(("Blob".into(), vec![7; bytes])),
-                sessions: Default::default(),
-                parked: Default::default(),
-            };
-            (key.to_string(), image, (1, 0))
-        };
-        let parts = in_parts(vec![copy("a", 100), copy("b", 100), copy("c", 1_000), copy("d", 10)], 300);
-        let keys: Vec<Vec<&str>> =
-            parts.iter().map(|(_, shards)| shards.iter().map(|(key, ..)| key.as_str()).collect()).collect();
-        assert_eq!(keys, vec![vec!["a", "b"], vec!["c"], vec!["d"]], "a big key travels alone, never split");
-        let numbering: Vec<(u32, u32)> = parts.iter().map(|(part, _)| (part.index, part.count)).collect();
-        assert_eq!(numbering, vec![(0, 3), (1, 3), (2, 3)]);
-        let empty = in_parts(Vec::new(), 300);
-        assert_eq!(empty.len(), 1, "an empty answer is one (empty) part");
-        assert!(empty[0].1.is_empty());
-    }
-
-    #[test]
-    fn a_pull_is_answered_once_every_part_arrived() {
-        let registry = Arc::new(Registry::default());
-        let mut node =
-            Node::member(NodeConfig::default(), registry, member(2), 2, ClusterTiming::default()).unwrap();
-        let first = Configuration::initial(vec![member(1)], 2);
-        node.handle_config(0, first.clone());
-        node.handle_config(1, first.next(vec![member(1), member(2)]));
-        let pulled = |node: &Node| node.transfer.as_ref().is_some_and(|transfer| transfer.pulled);
-        assert!(!pulled(&node), "member 1 has not answered");
-        let part = |index| Part { index, count: 3 };
-        node.handle_peer(2, 1, PeerMessage::Shards { epoch: 2, part: part(0), shards: vec![] });
-        node.handle_peer(2, 1, PeerMessage::Shards { epoch: 2, part: part(2), shards: vec![] });
-        node.handle_peer(2, 1, PeerMessage::Shards { epoch: 2, part: part(2), shards: vec![] });
-        assert!(!pulled(&node), "part 1 of 3 is missing");
-        node.handle_peer(
-            2,
-            1,
-            PeerMessage::Shards { epoch: 2, part: Part { index: 5, count: 3 }, shards: vec![] },
-        );
-        assert!(!pulled(&node), "a part outside the count is ignored");
-        node.handle_peer(3, 1, PeerMessage::Shards { epoch: 2, part: part(1), shards: vec![] });
-        assert!(pulled(&node), "every part arrived");
-    }
-
-    #[test]
     fn a_process_under_an_earlier_ones_id_takes_it_out_and_answers_no_pull() {
         let registry = Arc::new(Registry::default());
         let mut node =
@@ -729,7 +425,11 @@ mod tests {
             "it takes the id out: {outputs:?}"
         );
         assert!(!node.is_serving());
-        node.handle_peer(1, 1, PeerMessage::Pull { config: first.next(vec![member(1), member(2)]) });
+        node.handle_peer(
+            1,
+            1,
+            PeerMessage::Pull { config: first.next(vec![member(1), member(2)]), after: None },
+        );
         let answers: Vec<Output> = std::iter::from_fn(|| node.poll_output())
             .filter(|o| matches!(o, Output::Send { message: PeerMessage::Shards { .. }, .. }))
             .collect();
@@ -763,7 +463,7 @@ mod tests {
         node.bootstrap(0, first.clone());
         let second = first.next(vec![member(1), member(2)]);
         node.handle_config(1, second.clone());
-        node.handle_peer(2, 2, PeerMessage::Installed { epoch: 2, part: 0 });
+        node.handle_peer(2, 2, PeerMessage::Installed { epoch: 2, after: None });
         assert_eq!(node.ready_for, Some(2), "pulled from itself, installed on member 2: ready");
         node.leave();
         while node.poll_output().is_some() {}

@@ -14,6 +14,7 @@
 
 mod membership;
 mod replication;
+mod transfer;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -23,11 +24,11 @@ use crate::object::CallId;
 use crate::protocol::{Call, ClientAddr, Entry, PeerMessage};
 use crate::registry::{ObjectBox, Registry};
 use crate::session::{Admission, CallResult};
-use crate::shard::{Effects, SessionLimits, Shard};
+use crate::shard::{Effects, SessionLimits, Shard, SizeBound};
 use crate::CallError;
 
-use membership::Transfer;
 use replication::PrimaryLog;
+use transfer::Transfer;
 
 /// Limits of one node. Every bound is here, checked by [`NodeConfig::validate`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -38,6 +39,10 @@ pub struct NodeConfig {
     pub sessions_max: usize,
     /// Longest key.
     pub key_bytes_max: usize,
+    /// Largest encoded object: a call that would grow one past it is refused with
+    /// [`CallError::ObjectTooLarge`] (so that every key can move in a state transfer, whose
+    /// messages a member decodes up to 64 MiB). Every member of a cluster must use the same.
+    pub object_bytes_max: usize,
     /// About how many bytes of shards one state-transfer message carries (a key's image is
     /// never split, so a part holds at least one key).
     pub transfer_bytes_max: usize,
@@ -85,6 +90,7 @@ impl Default for NodeConfig {
             session_calls_max: 4096,
             sessions_max: 1 << 20,
             key_bytes_max: 4096,
+            object_bytes_max: 16 << 20,
             transfer_bytes_max: 8 << 20,
             #[cfg(feature = "canary")]
             canary: Canary::default(),
@@ -97,6 +103,13 @@ impl NodeConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.session_calls_max == 0 || self.sessions_max == 0 || self.key_bytes_max == 0 {
             return Err("session_calls_max, sessions_max and key_bytes_max must be positive".into());
+        }
+        if !(1..=crate::object::DECODE_BYTES_MAX / 4).contains(&self.object_bytes_max) {
+            return Err(format!(
+                "object_bytes_max must be in 1..={} (a quarter of what a member decodes, so that an \
+                 object and its session records move in one message)",
+                crate::object::DECODE_BYTES_MAX / 4
+            ));
         }
         if !(1..=crate::object::DECODE_BYTES_MAX / 2).contains(&self.transfer_bytes_max) {
             return Err(format!(
@@ -490,10 +503,14 @@ impl Node {
         self.last_heard.insert(from, now_ms);
         match message {
             PeerMessage::Heartbeat { epoch } => self.hear_of_epoch(epoch),
-            PeerMessage::Pull { config } => self.on_pull(now_ms, from, config),
-            PeerMessage::Shards { epoch, part, shards } => self.on_shards(from, epoch, part, shards),
-            PeerMessage::Install { epoch, part, shards } => self.on_install(from, epoch, part, shards),
-            PeerMessage::Installed { epoch, part } => self.on_installed(from, epoch, part),
+            PeerMessage::Pull { config, after } => self.on_pull(now_ms, from, config, after),
+            PeerMessage::Shards { epoch, after, shards, more } => {
+                self.on_shards(from, epoch, after, shards, more)
+            }
+            PeerMessage::Install { epoch, after, shards, more: _ } => {
+                self.on_install(from, epoch, after, shards)
+            }
+            PeerMessage::Installed { epoch, after } => self.on_installed(from, epoch, after),
             PeerMessage::Replicate { epoch, key, first, entries } => {
                 self.on_replicate(from, epoch, key, first, entries)
             }
@@ -533,9 +550,15 @@ impl Node {
             return;
         }
         let (id, key) = (call.id, call.key.clone());
+        let bytes_max = self.config.object_bytes_max;
         let state = self.keys.get_mut(&key).expect("served key");
-        let effects = state.shard.apply(&self.registry, &call);
-        self.append(&key, Entry::Call(call));
+        let mut unbounded = SizeBound::default();
+        let bound = state.primary.as_mut().map_or(&mut unbounded, |log| &mut log.size);
+        let (effects, entry) = match state.shard.refusal_for_size(&call, bound, bytes_max) {
+            Some(error) => (state.shard.refuse(&call, error.clone()), Entry::Refuse(call, error)),
+            None => (state.shard.apply(&self.registry, &call), Entry::Call(call)),
+        };
+        self.append(&key, entry);
         self.routes.insert(id, from);
         if let Some(timeout_ms) = effects.parked {
             self.park(now_ms, id, key.clone(), timeout_ms);

@@ -13,6 +13,9 @@ use crate::cluster::MemberId;
 use crate::object::CallId;
 use crate::protocol::{ClientAddr, Entry, PeerMessage};
 use crate::session::CallResult;
+#[cfg(doc)]
+use crate::shard::Shard;
+use crate::shard::SizeBound;
 
 /// The primary's side of one key's log.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -24,6 +27,8 @@ pub(super) struct PrimaryLog {
     first_unacked: u64,
     /// Answers waiting for their index to be acknowledged by every backup, in index order.
     held: VecDeque<(u64, ClientAddr, CallId, CallResult)>,
+    /// A bound on the key's encoded object size (see [`Shard::refusal_for_size`]).
+    pub(super) size: SizeBound,
 }
 
 impl PrimaryLog {
@@ -34,6 +39,7 @@ impl PrimaryLog {
             unacked: VecDeque::new(),
             first_unacked: 1,
             held: VecDeque::new(),
+            size: SizeBound::default(),
         }
     }
 
@@ -132,6 +138,10 @@ impl Node {
                 }
                 Entry::Expire(id) => {
                     state.shard.expire(id);
+                }
+                Entry::Refuse(call, error) => {
+                    state.shard.admit_logged(&call, limits);
+                    state.shard.refuse(&call, error);
                 }
             }
             state.version.1 = index;
