@@ -27,6 +27,8 @@ struct State {
     queued: Vec<u8>,
     /// The writer is writing bytes it took: everything else waits behind them.
     writing: bool,
+    /// How many bytes the writer took and is writing.
+    writing_bytes: usize,
     /// The outbox was dropped by its owner: its writer ends.
     closed: bool,
 }
@@ -76,9 +78,10 @@ impl Outbox {
         self.state.lock().queued.clear();
     }
 
-    /// How many bytes wait to be written.
+    /// How many bytes wait to be written or are being written.
     pub(crate) fn pending_bytes(&self) -> usize {
-        self.state.lock().queued.len()
+        let state = self.state.lock();
+        state.queued.len() + state.writing_bytes
     }
 
     /// Gives the outbox a (new) socket.
@@ -110,11 +113,13 @@ impl Outbox {
                     return Err(std::io::ErrorKind::NotConnected.into());
                 };
                 state.writing = true;
+                state.writing_bytes = state.queued.len();
                 (socket, std::mem::take(&mut state.queued))
             };
             let written = write_all(&socket, &bytes).await;
             let mut state = self.state.lock();
             state.writing = false;
+            state.writing_bytes = 0;
             if let Err(error) = written {
                 state.socket = None;
                 state.queued.clear();

@@ -24,6 +24,10 @@ pub enum CallRecord {
     Parked,
     /// Applied; this is its result.
     Done(CallResult),
+    /// Applied, a read whose result was too large to keep (see
+    /// [`crate::shard::RECORDED_READ_BYTES_MAX`]): a retry reads again, which changes nothing
+    /// and answers within the retried call's lifetime.
+    Reread,
 }
 
 /// A recorded call: what it was ([`crate::protocol::Call::fingerprint`]) and what it did.
@@ -115,6 +119,7 @@ impl SessionTable {
                             Admission::Answered(result.clone())
                         }
                         Some(Recorded { record: CallRecord::Parked, .. }) => Admission::StillParked,
+                        Some(Recorded { record: CallRecord::Reread, .. }) => Admission::Apply,
                         None if id.seq <= session.expired_up_to => Admission::Expired,
                         None if session.calls.len() >= session_calls_max
                             && session.calls.range(acked..).count() >= session_calls_max =>

@@ -48,6 +48,11 @@ pub struct Effects {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SizeBound(Option<usize>);
 
+/// The largest result of a read kept in the session records: a larger one is recorded as
+/// [`CallRecord::Reread`], so that records (which travel with the key) stay small beside the
+/// object however many sessions read it whole.
+pub const RECORDED_READ_BYTES_MAX: usize = 4 << 10;
+
 /// What one call may add to an object's encoded size beyond its encoded arguments, by the
 /// bound's reckoning (a collection's length prefix, a map entry's framing).
 const GROWTH_BEYOND_ARGS: usize = 64;
@@ -96,13 +101,19 @@ impl Shard {
             Action::Invoke { method, args } => {
                 match self.invoke(registry, call.id, &call.key, &call.type_name, method, args) {
                     Ok(Invoked { result: Some(result), wakeups, .. }) => {
+                        let record = if result.len() > RECORDED_READ_BYTES_MAX
+                            && self
+                                .object
+                                .as_ref()
+                                .is_some_and(|object| object.0.is_read_only_call(method, args))
+                        {
+                            CallRecord::Reread
+                        } else {
+                            CallRecord::Done(Ok(result.clone()))
+                        };
                         effects.answers.push((call.id, Ok(result)));
                         self.complete(wakeups, &mut effects);
-                        self.sessions.record(
-                            call.id,
-                            fingerprint,
-                            CallRecord::Done(effects.answers[0].1.clone()),
-                        );
+                        self.sessions.record(call.id, fingerprint, record);
                         return effects;
                     }
                     Ok(Invoked { result: None, timeout_ms: timeout, wakeups }) => {
@@ -123,11 +134,13 @@ impl Shard {
 
     /// Why the primary must refuse `call` without applying it, if it would leave the object
     /// over `bytes_max` encoded bytes. The bound grows by each accepted call's arguments (plus
-    /// [`GROWTH_BEYOND_ARGS`]); only when it passes the limit is the call tried on a copy and
-    /// the result measured. A method that grows its object by more than that per call (none
-    /// of the built-ins does) can pass the limit by its excess until the next measurement.
+    /// [`GROWTH_BEYOND_ARGS`]); only when it passes the limit (or the key is empty) is the
+    /// call tried on a copy and the result measured. A method that grows its object by more
+    /// than that per call (none of the built-ins does) can pass the limit until the bound
+    /// catches up: for up to `(limit - measured) / (arguments + 64)` such calls.
     pub fn refusal_for_size(
         &self,
+        registry: &Registry,
         call: &Call,
         bound: &mut SizeBound,
         bytes_max: usize,
@@ -137,33 +150,37 @@ impl Shard {
             bytes: bytes as u64,
             limit: bytes_max as u64,
         };
-        let (method, args) = match (&call.action, &self.object) {
+        let (method, args, object) = match (&call.action, &self.object) {
             (Action::Create { state }, None) => {
                 return (state.len() > bytes_max).then(|| too_large(state.len()));
             }
             (Action::Invoke { method, args }, Some(object))
                 if object.0.type_name() == call.type_name && !object.0.is_read_only_call(method, args) =>
             {
-                (method, args)
+                (method, args, object.clone())
             }
-            // Calls that read, fail, create nothing new or meet no object leave sizes alone
-            // (a first call on an empty key creates a default object and is bounded next time).
+            // A first call on an empty key creates the default object: it is measured below.
+            (Action::Invoke { method, args }, None) => match registry.create_default(&call.type_name) {
+                Ok(Some(object)) => (method, args, object),
+                _ => return None,
+            },
+            // Calls that read, fail or create nothing new leave sizes alone.
             _ => return None,
         };
-        let object = self.object.as_ref().expect("matched above");
         let measured = bound.0.unwrap_or_else(|| object.0.encode_state().len());
         let grown = measured.saturating_add(args.len()).saturating_add(GROWTH_BEYOND_ARGS);
         if grown <= bytes_max {
             bound.0 = Some(grown);
             return None;
         }
-        let mut trial = object.0.clone_box();
-        if trial.apply_encoded(call.id, method, args).is_err() {
+        let mut trial = object;
+        let measured = trial.0.encode_state().len();
+        if trial.0.apply_encoded(call.id, method, args).is_err() {
             return None;
         }
-        let bytes = trial.encode_state().len();
+        let bytes = trial.0.encode_state().len();
         if bytes > bytes_max {
-            bound.0 = Some(object.0.encode_state().len());
+            bound.0 = self.object.is_some().then_some(measured);
             return Some(too_large(bytes));
         }
         bound.0 = Some(bytes);

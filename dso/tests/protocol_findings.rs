@@ -445,3 +445,61 @@ fn a_call_that_would_grow_an_object_past_the_limit_is_refused_on_every_replica()
     assert!(matches!(cluster.answer(small.id), Some(Ok(_))), "a call that fits still applies");
     assert_eq!(cluster.disagreements(), vec![]);
 }
+
+fn blob_call(
+    session: u64,
+    seq: u64,
+    key: &str,
+    op: crucial_dso::objects::BlobOp,
+) -> crucial_dso::protocol::Call {
+    crucial_dso::protocol::Call {
+        id: crucial_dso::object::CallId { session, seq },
+        acked_below: seq,
+        key: key.into(),
+        type_name: "Blob".into(),
+        action: crucial_dso::protocol::Action::Invoke {
+            method: crucial_dso::object::Operation::method(&op).to_string(),
+            args: crucial_dso::object::Operation::encode_args(&op),
+        },
+        history: 0,
+    }
+}
+
+/// Finding 6: the first call on an empty key is measured too (it creates the object), and a
+/// key's session records do not grow with whole-object reads: a read's large result is not
+/// kept (its retry reads again), so a key's image stays about its object's size however many
+/// sessions read it.
+#[test]
+fn a_key_image_stays_near_its_object_size() {
+    use crucial_dso::objects::BlobOp;
+    let config = crucial_dso::node::NodeConfig { object_bytes_max: 20_000, ..Default::default() };
+    let mut cluster = Harness::with_config(2, 2, config);
+    let primary = Placement::new(cluster.stored()).primary("big");
+    let oversized = blob_call(1, 1, "big", BlobOp::Set { bytes: vec![1; 30_000] });
+    cluster.call(primary, oversized.clone());
+    cluster.run_until_quiet();
+    assert!(
+        matches!(cluster.answer(oversized.id), Some(Err(crucial_dso::CallError::ObjectTooLarge { .. }))),
+        "a first call that would create an oversized object is refused: {:?}",
+        cluster.answer(oversized.id)
+    );
+    let set = blob_call(1, 2, "big", BlobOp::Set { bytes: vec![2; 15_000] });
+    cluster.call(primary, set.clone());
+    cluster.run_until_quiet();
+    assert!(matches!(cluster.answer(set.id), Some(Ok(_))));
+    for session in 10..30 {
+        let read = blob_call(session, 1, "big", BlobOp::Get {});
+        cluster.call(primary, read.clone());
+        cluster.run_until_quiet();
+        let Some(Ok(bytes)) = cluster.answer(read.id).cloned() else { panic!("read {session} unanswered") };
+        assert!(bytes.len() > 15_000, "the whole blob is read");
+        cluster.replies.clear();
+        cluster.call(primary, read.clone());
+        cluster.run_until_quiet();
+        assert_eq!(cluster.answer(read.id), Some(&Ok(bytes)), "its retry reads the same again");
+    }
+    let (_, shard) = cluster.nodes[&primary].replica("big").expect("held");
+    let image = crucial_dso::object::encode(&shard.image()).len();
+    assert!(image < 17_000, "20 whole reads are not kept with the key: its image is {image} bytes");
+    assert_eq!(cluster.disagreements(), vec![]);
+}

@@ -554,7 +554,7 @@ impl Node {
         let state = self.keys.get_mut(&key).expect("served key");
         let mut unbounded = SizeBound::default();
         let bound = state.primary.as_mut().map_or(&mut unbounded, |log| &mut log.size);
-        let (effects, entry) = match state.shard.refusal_for_size(&call, bound, bytes_max) {
+        let (effects, entry) = match state.shard.refusal_for_size(&self.registry, &call, bound, bytes_max) {
             Some(error) => (state.shard.refuse(&call, error.clone()), Entry::Refuse(call, error)),
             None => (state.shard.apply(&self.registry, &call), Entry::Call(call)),
         };

@@ -41,12 +41,19 @@ pub(super) struct Transfer {
 }
 
 /// How far one exchange of parts has got.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Progress {
     /// The last key of the parts done (`None`: none yet); the next part starts after it.
     after: Option<String>,
     /// A part was done since the last resend.
     moved: bool,
+}
+
+impl Progress {
+    /// A part following `after` was just sent: it is not resent before a full interval.
+    fn just_sent(after: Option<String>) -> Self {
+        Self { after, moved: true }
+    }
 }
 
 /// The install part a backup has not confirmed yet.
@@ -66,7 +73,7 @@ impl Node {
         }
         let pulling: BTreeMap<MemberId, Progress> = (source.members.iter())
             .filter(|member| !responded.contains(&member.id))
-            .map(|member| (member.id, Progress::default()))
+            .map(|member| (member.id, Progress::just_sent(None)))
             .collect();
         for member in pulling.keys() {
             self.send(*member, PeerMessage::Pull { config: self.cluster.clone(), after: None });
@@ -208,7 +215,11 @@ impl Node {
         let Some(transfer) = self.transfer.as_mut().filter(|transfer| current && !transfer.pulled) else {
             return;
         };
-        // Only the part asked for counts: anything else is a resent answer already taken.
+        // Only the part asked for counts: anything else is a resent answer already taken. (A
+        // part that says more follows holds at least one key; one that does not is malformed.)
+        if more && shards.is_empty() {
+            return;
+        }
         let Some(progress) = transfer.pulling.get_mut(&from).filter(|progress| progress.after == after)
         else {
             return;
@@ -276,7 +287,7 @@ impl Node {
         let installing = (backups.into_iter())
             .map(|backup| {
                 let last_of_more = self.send_install_part(backup, None);
-                (backup, InstallPart { progress: Progress::default(), last_of_more })
+                (backup, InstallPart { progress: Progress::just_sent(None), last_of_more })
             })
             .collect();
         if let Some(transfer) = &mut self.transfer {
@@ -322,7 +333,7 @@ impl Node {
         };
         match part.last_of_more.take() {
             Some(last) => {
-                part.progress = Progress { after: Some(last.clone()), moved: true };
+                part.progress = Progress::just_sent(Some(last.clone()));
                 let last_of_more = self.send_install_part(from, Some(last));
                 if let Some(part) = self.transfer.as_mut().and_then(|t| t.installing.get_mut(&from)) {
                     part.last_of_more = last_of_more;
