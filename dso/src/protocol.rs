@@ -169,6 +169,9 @@ pub enum Entry {
     Call(Call),
     /// A parked call's timeout, decided by the primary's clock.
     Expire(CallId),
+    /// The time left to each of the key's timed parked calls, by the primary's clock: a new
+    /// primary re-parks them with what is left, not their whole timeout.
+    Remaining(Vec<(CallId, u64)>),
     /// An admitted call the primary refused without applying it (it would have grown the
     /// object past the size limit): replicas record the refusal, so a retry gets it too.
     Refuse(Call, CallError),

@@ -29,7 +29,8 @@ pub struct SessionLimits {
 pub struct Shard {
     object: Option<ObjectBox>,
     sessions: SessionTable,
-    /// Parked calls and how long each may wait (`None`: forever).
+    /// Parked calls and how long each may wait (`None`: forever), as of the last
+    /// [`crate::protocol::Entry::Remaining`].
     parked: BTreeMap<CallId, Option<u64>>,
 }
 
@@ -209,6 +210,16 @@ impl Shard {
         completed.extend(expired.wakeups);
         self.complete(completed, &mut effects);
         effects
+    }
+
+    /// Sets the time left to timed parked calls (ids no longer parked, or parked without a
+    /// timeout, are passed over).
+    pub fn set_remaining(&mut self, remaining: &[(CallId, u64)]) {
+        for (id, left) in remaining {
+            if let Some(Some(timeout)) = self.parked.get_mut(id) {
+                *timeout = *left;
+            }
+        }
     }
 
     /// The parked calls and how long each may wait.

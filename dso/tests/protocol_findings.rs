@@ -503,3 +503,54 @@ fn a_key_image_stays_near_its_object_size() {
     assert!(image < 17_000, "20 whole reads are not kept with the key: its image is {image} bytes");
     assert_eq!(cluster.disagreements(), vec![]);
 }
+
+/// Finding 7: a parked call keeps its deadline across a failover. A wait of 1 s parks at the
+/// primary, which crashes 600 ms later; the backup that takes the key over re-parks the call
+/// with the time it had left (logged by the primary every ten ticks), so the wait times out
+/// about 1 s after it began, not 1 s after the failover.
+#[test]
+fn a_parked_call_keeps_its_deadline_across_a_failover() {
+    use crucial_dso::objects::SemaphoreOp;
+    let mut cluster = Harness::new(3, 2);
+    let key = Harness::key_placed(cluster.stored(), &[1, 2]);
+    let create = crucial_dso::protocol::Call {
+        id: crucial_dso::object::CallId { session: 1, seq: 1 },
+        acked_below: 1,
+        key: key.clone(),
+        type_name: "Semaphore".into(),
+        action: crucial_dso::protocol::Action::Create {
+            state: crucial_dso::object::encode(&crucial_dso::objects::Semaphore::new(0)),
+        },
+        history: 0,
+    };
+    cluster.call(1, create);
+    cluster.run_until_quiet();
+    let op = SemaphoreOp::Acquire { permits: 1, timeout_ms: Some(1_000) };
+    let wait = crucial_dso::protocol::Call {
+        id: crucial_dso::object::CallId { session: 1, seq: 2 },
+        acked_below: 2,
+        key: key.clone(),
+        type_name: "Semaphore".into(),
+        action: crucial_dso::protocol::Action::Invoke {
+            method: crucial_dso::object::Operation::method(&op).to_string(),
+            args: crucial_dso::object::Operation::encode_args(&op),
+        },
+        history: 0,
+    };
+    let started = cluster.now_ms;
+    cluster.call(1, wait);
+    cluster.advance(600, |_| true);
+    assert_eq!(cluster.nodes[&2].replica(&key).expect("backed up").1.parked().count(), 1, "parked");
+    cluster.crash(1);
+    let mut expired_at = None;
+    for _ in 0..300 {
+        cluster.advance(10, |_| true);
+        let parked = cluster.nodes[&2].replica(&key).map_or(1, |(_, shard)| shard.parked().count());
+        if parked == 0 && cluster.nodes[&2].is_serving() {
+            expired_at = Some(cluster.now_ms - started);
+            break;
+        }
+    }
+    let waited = expired_at.expect("the wait timed out on the new primary");
+    assert!(waited < 1_400, "the wait ended {waited} ms after it began (its timeout is 1,000 ms)");
+}

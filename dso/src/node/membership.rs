@@ -24,6 +24,9 @@ use crate::protocol::PeerMessage;
 /// times `suspect_after_ms`.
 const STORE_SILENCE_FACTOR: u64 = 3;
 
+/// A serving primary logs its timed parked calls' remaining time every this many ticks.
+const REMAINING_LOG_TICKS: u64 = 10;
+
 /// Pulls and install parts that made no progress are sent again every this many ticks.
 const TRANSFER_RESEND_TICKS: u64 = 3;
 
@@ -206,6 +209,9 @@ impl Node {
                 self.forget_silent_backups(now_ms, timing.suspect_after_ms);
             }
             self.resend_lagging();
+            if self.ticks.is_multiple_of(REMAINING_LOG_TICKS) {
+                self.log_remaining(now_ms);
+            }
         }
         // Unanswered pulls and unconfirmed install parts go again now and then, not every
         // tick: an answer is a whole part of the key space, so resends dominate a slow link.

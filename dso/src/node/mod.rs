@@ -599,6 +599,25 @@ impl Node {
         self.parked.insert(id, (key, deadline_ms));
     }
 
+    /// Logs, for every key with timed parked calls, the time each has left, so that a new
+    /// primary after a failover keeps their deadlines (up to the interval between these
+    /// entries) instead of restarting their timeouts.
+    fn log_remaining(&mut self, now_ms: u64) {
+        let mut by_key: BTreeMap<String, Vec<(CallId, u64)>> = BTreeMap::new();
+        for (id, (key, deadline)) in &self.parked {
+            if let Some(deadline) = deadline {
+                by_key.entry(key.clone()).or_default().push((*id, deadline.saturating_sub(now_ms)));
+            }
+        }
+        for (key, remaining) in by_key {
+            let Some(state) = self.keys.get_mut(&key).filter(|state| state.primary.is_some()) else {
+                continue;
+            };
+            state.shard.set_remaining(&remaining);
+            self.append(&key, Entry::Remaining(remaining));
+        }
+    }
+
     fn expire(&mut self, id: CallId) {
         let Some((key, _)) = self.parked.get(&id).cloned() else { return };
         let Some(state) = self.keys.get_mut(&key) else { return };

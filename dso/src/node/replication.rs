@@ -139,6 +139,7 @@ impl Node {
                 Entry::Expire(id) => {
                     state.shard.expire(id);
                 }
+                Entry::Remaining(remaining) => state.shard.set_remaining(&remaining),
                 Entry::Refuse(call, error) => {
                     state.shard.admit_logged(&call, limits);
                     state.shard.refuse(&call, error);
