@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crucial_dso::client_session::{ClientSession, RetryDecision, SessionConfig};
-use crucial_dso::cluster::{Configuration, Member, MemberId, Routing};
+use crucial_dso::cluster::{Configuration, Member, MemberId};
 use crucial_dso::node::{Canary, ClusterTiming, Node, NodeConfig, Output};
 use crucial_dso::object::{CallId, Operation, SharedObject};
 use crucial_dso::objects::{AtomicLong, AtomicLongOp, AtomicLongRet};
@@ -32,9 +32,6 @@ use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 use stateright::Expectation;
 
 use crate::single_node::ObjectSpec;
-
-/// The key every client calls.
-const KEY: &str = "counter";
 
 /// What happens to the membership while clients call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +103,16 @@ impl ReplicationConfig {
         Configuration::initial(members, rf)
     }
 
+    /// The key every client calls: one whose primary in the scenario's first configuration is
+    /// member 0, the clients' first seed, so that a first call needs no redirect (the bounded
+    /// search's depth goes to replication; redirects come with crashes and replacements).
+    pub fn key(&self) -> &'static str {
+        match self.scenario {
+            Scenario::Crash => "counter-2",
+            Scenario::Replace => "counter",
+        }
+    }
+
     /// Whether the scenario's membership change happened in `config`.
     fn changed(&self, config: &Configuration) -> bool {
         config.is_active()
@@ -139,8 +146,11 @@ impl ReplicationConfig {
         model = model.actor(ClusterActor::Store { initial: initial.clone() });
         model = model.actor(ClusterActor::Nemesis { scenario: self.scenario, crashes: self.crashes });
         for client in 0..self.clients {
-            model =
-                model.actor(ClusterActor::Client { script: self.script(client), initial: initial.clone() });
+            model = model.actor(ClusterActor::Client {
+                script: self.script(client),
+                initial: initial.clone(),
+                key: self.key(),
+            });
         }
         model
             .init_network(network)
@@ -148,7 +158,8 @@ impl ReplicationConfig {
             .property(Expectation::Always, "linearizable", |_, state| {
                 state.history.tester.serialized_history().is_some()
             })
-            .property(Expectation::Always, "no acknowledged update lost", |_, state| {
+            .property(Expectation::Always, "no acknowledged update lost", |model, state| {
+                let key = model.cfg.key();
                 let ClusterState::Store(Some(stored)) = &*state.actor_states[STORE] else { return true };
                 let mask = state.history.acknowledged_adds;
                 !stored.is_active()
@@ -156,7 +167,7 @@ impl ReplicationConfig {
                         ClusterState::Member { node, .. }
                             if node.is_serving() && node.configuration() == stored =>
                         {
-                            counter_value(node).is_none_or(|value| value & mask == mask)
+                            counter_value(node, key).is_none_or(|value| value & mask == mask)
                         }
                         _ => true,
                     })
@@ -199,8 +210,8 @@ fn member(index: usize) -> Member {
 }
 
 /// The counter's value at a member, if it holds the key.
-fn counter_value(node: &Node) -> Option<i64> {
-    let object = node.object(KEY)?;
+fn counter_value(node: &Node, key: &str) -> Option<i64> {
+    let object = node.object(key)?;
     object.0.as_any().downcast_ref::<AtomicLong>().map(AtomicLong::get)
 }
 
@@ -279,12 +290,15 @@ pub enum ClusterActor {
         /// Crashes allowed.
         crashes: usize,
     },
-    /// A client with its operations; it reads the store when a call goes unanswered.
+    /// A client with its operations; it routes as the real client does (its session learns
+    /// configurations from redirects only, starting from the members' addresses as seeds).
     Client {
         /// The operations, in order.
         script: Vec<AtomicLongOp>,
-        /// The configuration it routes by at first.
+        /// The configuration whose members' addresses are its seeds.
         initial: Configuration,
+        /// The key it calls.
+        key: &'static str,
     },
 }
 
@@ -307,10 +321,8 @@ pub enum ClusterState {
     Nemesis(usize),
     /// A client.
     Client {
-        /// Its session.
+        /// Its session (which also routes its calls).
         session: Box<ClientSession>,
-        /// The configuration it routes by.
-        routing: Routing,
         /// Index of the next operation to start.
         next: usize,
         /// The call in flight and the resends it has left.
@@ -363,23 +375,28 @@ impl ClusterActor {
         }
     }
 
-    fn start_next(script: &[AtomicLongOp], state: &mut ClusterState, o: &mut Out<Self>) {
-        let ClusterState::Client { session, routing, next, pending } = state else { return };
+    fn start_next(key: &str, script: &[AtomicLongOp], state: &mut ClusterState, o: &mut Out<Self>) {
+        let ClusterState::Client { session, next, pending } = state else { return };
         let resends = RESENDS_MAX;
         let Some(op) = script.get(*next) else { return };
         let action = Action::Invoke { method: op.method().to_string(), args: op.encode_args() };
         let call = session
-            .start_call(0, KEY.into(), AtomicLong::TYPE_NAME.into(), action)
+            .start_call(0, key.into(), AtomicLong::TYPE_NAME.into(), action)
             .expect("one call at a time");
         *next += 1;
         *pending = Some((call.id.seq, resends));
-        o.send(primary(routing), Message::Call(call));
+        if let Some(target) = target(session, call.id.seq) {
+            o.send(target, Message::Call(call));
+        }
         o.set_timer(Timer::Resend, any_time());
     }
 }
 
-fn primary(routing: &Routing) -> Id {
-    Id::from(routing.primary(KEY) as usize)
+/// The member the session sends call `seq` to next (see [`ClientSession::targets`]).
+fn target(session: &ClientSession, seq: u64) -> Option<Id> {
+    let addr = session.targets(seq).into_iter().next()?;
+    let index: usize = addr.strip_prefix("member-")?.parse().ok()?;
+    Some(Id::from(index))
 }
 
 impl Actor for ClusterActor {
@@ -412,14 +429,16 @@ impl Actor for ClusterActor {
                 }
                 ClusterState::Nemesis(*crashes)
             }
-            ClusterActor::Client { script, initial, .. } => {
+            ClusterActor::Client { script, initial, key } => {
                 let mut state = ClusterState::Client {
-                    session: Box::new(ClientSession::new(usize::from(id) as u64, SESSION)),
-                    routing: Routing::new(initial.clone()),
+                    session: Box::new(
+                        ClientSession::new(usize::from(id) as u64, SESSION)
+                            .with_seeds(initial.members.iter().map(|member| member.addr.clone()).collect()),
+                    ),
                     next: 0,
                     pending: None,
                 };
-                Self::start_next(script, &mut state, o);
+                Self::start_next(key, script, &mut state, o);
                 state
             }
         }
@@ -458,8 +477,8 @@ impl Actor for ClusterActor {
                 };
                 o.send(src, Message::Stored(record));
             }
-            (ClusterActor::Client { script, .. }, ClusterState::Client { .. }, msg) => {
-                let ClusterState::Client { session, routing, pending, .. } = state.to_mut() else { return };
+            (ClusterActor::Client { script, key, .. }, ClusterState::Client { .. }, msg) => {
+                let ClusterState::Client { session, pending, .. } = state.to_mut() else { return };
                 match msg {
                     Message::Reply(id, _) => {
                         if !session.handle_reply(id) {
@@ -467,14 +486,15 @@ impl Actor for ClusterActor {
                         }
                         *pending = None;
                         o.cancel_timer(Timer::Resend);
-                        Self::start_next(script, state.to_mut(), o);
+                        Self::start_next(key, script, state.to_mut(), o);
                     }
-                    Message::Redirect(_, newer) | Message::Stored(Some(newer))
-                        if newer.supersedes(routing.config()) =>
-                    {
-                        routing.learn(newer);
-                        for call in session.unanswered() {
-                            o.send(primary(routing), Message::Call(call));
+                    Message::Redirect(id, config) => {
+                        if session.handle_redirect(id, config) {
+                            for call in session.unanswered() {
+                                if let Some(target) = target(session, call.id.seq) {
+                                    o.send(target, Message::Call(call));
+                                }
+                            }
                         }
                     }
                     _ => {}
@@ -502,13 +522,14 @@ impl Actor for ClusterActor {
                 if left == 0 {
                     return;
                 }
-                let ClusterState::Client { session, routing, pending, .. } = state.to_mut() else { return };
+                let ClusterState::Client { session, pending, .. } = state.to_mut() else { return };
                 *pending = Some((seq, left - 1));
                 // Each firing is one resend interval later in the session's clock.
                 let now = 1_000 * u64::from(RESENDS_MAX - left + 1);
                 if let RetryDecision::Resend(call) = session.handle_call_timeout(now, seq) {
-                    o.send(primary(routing), Message::Call(call));
-                    o.send(Id::from(STORE), Message::Load);
+                    if let Some(target) = target(session, seq) {
+                        o.send(target, Message::Call(call));
+                    }
                 }
                 if left > 1 {
                     o.set_timer(Timer::Resend, any_time());
