@@ -30,7 +30,8 @@ struct Args {
     /// Unacknowledged calls one client session may have recorded (its pipelining window).
     #[arg(long, default_value_t = NodeConfig::default().session_calls_max)]
     session_calls_max: usize,
-    /// Client sessions held before the least recently used one is evicted.
+    /// Client sessions held per key before the least recently used one is evicted (every
+    /// member of a cluster must use the same).
     #[arg(long, default_value_t = NodeConfig::default().sessions_max)]
     sessions_max: usize,
     /// Largest encoded object; a call that would grow one past it is refused (every member

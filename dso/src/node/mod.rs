@@ -35,7 +35,9 @@ use transfer::Transfer;
 pub struct NodeConfig {
     /// Unacknowledged calls one session may have recorded per key (its pipelining window).
     pub session_calls_max: usize,
-    /// Sessions a key's table holds before the least recently used one is evicted.
+    /// Sessions a key's table holds before the least recently used one is evicted. Every
+    /// member of a cluster must use the same: backups evict by their own limit as their
+    /// primary did by its.
     pub sessions_max: usize,
     /// Longest key.
     pub key_bytes_max: usize,

@@ -2,7 +2,7 @@
 //! the inputs the fuzzer found (`tests/fuzz_regressions.rs`): one definition, so a replayed
 //! input meets exactly the code the fuzzer ran.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crucial_dso::cluster::{Configuration, Member};
 use crucial_dso::codec::decode_frame;
@@ -14,6 +14,12 @@ use crucial_dso::shard::{Shard, ShardImage};
 
 /// The frame limit the decoders run with: small, so that the fuzzer meets it.
 const FRAME_BYTES_MAX: usize = 1 << 16;
+
+/// The built-in types, registered once for every input.
+fn registry() -> Arc<Registry> {
+    static REGISTRY: OnceLock<Arc<Registry>> = OnceLock::new();
+    REGISTRY.get_or_init(|| Arc::new(Registry::default())).clone()
+}
 
 /// Bytes off the wire: decoded as every kind of frame a member or client reads, then as the
 /// payloads that travel inside frames; a shard image that decodes is rebuilt into a shard.
@@ -29,7 +35,7 @@ pub fn frames(data: &[u8]) {
     let _ = decode::<Call>(data);
     let _ = decode::<PeerMessage>(data);
     if let Ok(image) = decode::<ShardImage>(data) {
-        let _ = Shard::from_image(image, &Registry::default());
+        let _ = Shard::from_image(image, &registry());
     }
 }
 
@@ -41,7 +47,7 @@ pub fn node_inputs(data: &[u8]) {
     let timing = ClusterTiming { tick_ms: 10, suspect_after_ms: 100, poll_every_ticks: 1 };
     let config =
         NodeConfig { sessions_max: 4, session_calls_max: 8, transfer_bytes_max: 256, ..Default::default() };
-    let Ok(mut node) = Node::member(config, Arc::new(Registry::default()), member(1), 2, timing) else {
+    let Ok(mut node) = Node::member(config, registry(), member(1), 2, timing) else {
         return;
     };
     node.bootstrap(0, Configuration::initial(vec![member(1), member(2)], 2));
