@@ -554,3 +554,24 @@ fn a_parked_call_keeps_its_deadline_across_a_failover() {
     let waited = expired_at.expect("the wait timed out on the new primary");
     assert!(waited < 1_400, "the wait ended {waited} ms after it began (its timeout is 1,000 ms)");
 }
+
+/// Found by the sweep after this changes (seed 8277): a pending configuration of two
+/// members, one of which dies before it is ready, can never activate, and its one live member
+/// hears no majority of it. The source's members still alive decide: the live member, hearing
+/// most of the source, removes the dead one, and the acknowledged write survives.
+#[test]
+fn a_pending_configuration_with_a_dead_member_is_decided_by_the_live_source() {
+    let mut cluster = Harness::new(3, 3);
+    let key = "kept".to_string();
+    cluster.acknowledged_add(1, &key, 5);
+    cluster.nodes.get_mut(&2).expect("running").leave();
+    cluster.drain(2);
+    let pending = cluster.stored().clone();
+    assert!(!pending.is_active() && pending.members.len() == 2, "member 2 asked to leave: {pending:?}");
+    cluster.crash(1);
+    cluster.advance(3_000, |_| true);
+    let stored = cluster.stored().clone();
+    assert!(stored.is_active() && stored.members.len() == 1 && stored.is_member(3), "{stored:?}");
+    assert!(cluster.removed.contains(&2), "the member that asked to leave is gone");
+    assert_eq!(read_counter(&mut cluster, 2, &key).as_deref(), Some("Get(5)"));
+}

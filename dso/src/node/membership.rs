@@ -64,7 +64,8 @@ impl Node {
         let cluster = &self.cluster;
         self.suspected.retain(|id| cluster.is_member(*id));
         self.placement = Placement::new(&self.cluster);
-        for member in &self.cluster.members {
+        let source = self.cluster.source.iter().flat_map(|source| &source.members);
+        for member in self.cluster.members.iter().chain(source) {
             if new_epoch || !self.last_heard.contains_key(&member.id) {
                 self.last_heard.insert(member.id, now_ms);
             }
@@ -260,8 +261,15 @@ impl Node {
                             || heard.is_some_and(|heard| now_ms.saturating_sub(*heard) >= after_ms))
                 };
                 let silent = |member: &Member| silent_for(member.id, suspect_after_ms);
-                let heard = members.iter().filter(|member| !silent(member)).count();
-                if heard * 2 > self.cluster.members.len() {
+                let hears_most =
+                    |group: &[Member]| group.iter().filter(|m| !silent(m)).count() * 2 > group.len();
+                // A majority of the members, or, while a configuration is pending, of its
+                // source: a pending configuration of two, one of them dead, is then decided by
+                // the source members still alive instead of waiting forever for the dead one.
+                let source = self.cluster.source.as_ref();
+                if hears_most(&self.cluster.members)
+                    || source.is_some_and(|source| hears_most(&source.members))
+                {
                     members.retain(|member| !silent(member));
                 } else {
                     // Without a majority, only silent joiners of a pending configuration go:
