@@ -105,7 +105,7 @@ impl ClientSession {
         Self {
             session,
             next_seq: 1,
-            history: 0,
+            history: if config.retain_records { 1 } else { 0 },
             unreleased: BTreeSet::new(),
             refusal: None,
             in_flight: BTreeMap::new(),
@@ -218,7 +218,8 @@ impl ClientSession {
         self.next_seq += 1;
         let call = Call { id, acked_below, key, type_name, action, history: self.history };
         if self.config.retain_records {
-            self.history = call.fingerprint();
+            // Never 0, which marks sessions that do not replay.
+            self.history = call.fingerprint().max(1);
         }
         let give_up_at_ms = self.config.call_timeout_ms.map(|timeout| now_ms.saturating_add(timeout));
         let resend_at_ms = now_ms.saturating_add(self.config.resend_after_ms);

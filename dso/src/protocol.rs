@@ -52,9 +52,9 @@ pub struct Call {
     pub type_name: String,
     /// What to do.
     pub action: Action,
-    /// A digest of the session's earlier calls, in order (0 for sessions that do not replay):
-    /// part of the fingerprint, so that a replay that went another way before this call is
-    /// refused here even if this call itself is the same.
+    /// A digest of the session's earlier calls, in order (0 for sessions that do not replay,
+    /// never 0 for those that do): part of the fingerprint, so that a replay that went another
+    /// way before this call is refused here even if this call itself is the same.
     pub history: u64,
 }
 

@@ -49,10 +49,13 @@ pub struct Effects {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SizeBound(Option<usize>);
 
-/// The largest result of a read kept in the session records: a larger one is recorded as
-/// [`CallRecord::Reread`], so that records (which travel with the key) stay small beside the
-/// object however many sessions read it whole.
+/// The largest result of a read kept in the session records of a session that does not replay:
+/// a larger one is recorded as [`CallRecord::Reread`], so that records (which travel with the
+/// key) stay small beside the object however many sessions read it whole.
 pub const RECORDED_READ_BYTES_MAX: usize = 4 << 10;
+
+/// The `history` of calls from sessions that do not replay (see [`Call::history`]).
+const NOT_REPLAYING: u64 = 0;
 
 /// What one call may add to an object's encoded size beyond its encoded arguments, by the
 /// bound's reckoning (a collection's length prefix, a map entry's framing).
@@ -102,7 +105,11 @@ impl Shard {
             Action::Invoke { method, args } => {
                 match self.invoke(registry, call.id, &call.key, &call.type_name, method, args) {
                     Ok(Invoked { result: Some(result), wakeups, .. }) => {
-                        let record = if result.len() > RECORDED_READ_BYTES_MAX
+                        // A replaying session (a cloud thread) must get every answer back as it
+                        // was: only other sessions' large reads are read again on retry.
+                        let record = if call.history == NOT_REPLAYING
+                            && wakeups.is_empty()
+                            && result.len() > RECORDED_READ_BYTES_MAX
                             && self
                                 .object
                                 .as_ref()
@@ -135,10 +142,11 @@ impl Shard {
 
     /// Why the primary must refuse `call` without applying it, if it would leave the object
     /// over `bytes_max` encoded bytes. The bound grows by each accepted call's arguments (plus
-    /// [`GROWTH_BEYOND_ARGS`]); only when it passes the limit (or the key is empty) is the
-    /// call tried on a copy and the result measured. A method that grows its object by more
-    /// than that per call (none of the built-ins does) can pass the limit until the bound
-    /// catches up: for up to `(limit - measured) / (arguments + 64)` such calls.
+    /// 64 bytes); only when it passes the limit is the call tried on a copy and the result
+    /// measured (and always for a first call on an empty key, which creates the object). A
+    /// method that grows its object by more than that per call (none of the built-ins does)
+    /// can pass the limit until the bound catches up: for up to
+    /// `(limit - measured) / (arguments + 64)` such calls.
     pub fn refusal_for_size(
         &self,
         registry: &Registry,
@@ -153,14 +161,23 @@ impl Shard {
         };
         let (method, args, object) = match (&call.action, &self.object) {
             (Action::Create { state }, None) => {
+                // Accepted, the object is the state as sent: measured at the next call.
+                bound.0 = None;
                 return (state.len() > bytes_max).then(|| too_large(state.len()));
             }
             (Action::Invoke { method, args }, Some(object))
                 if object.0.type_name() == call.type_name && !object.0.is_read_only_call(method, args) =>
             {
+                let measured = bound.0.unwrap_or_else(|| object.0.encode_state().len());
+                let grown = measured.saturating_add(args.len()).saturating_add(GROWTH_BEYOND_ARGS);
+                if grown <= bytes_max {
+                    bound.0 = Some(grown);
+                    return None;
+                }
+                bound.0 = Some(object.0.encode_state().len());
                 (method, args, object.clone())
             }
-            // A first call on an empty key creates the default object: it is measured below.
+            // A first call on an empty key creates the default object: always tried.
             (Action::Invoke { method, args }, None) => match registry.create_default(&call.type_name) {
                 Ok(Some(object)) => (method, args, object),
                 _ => return None,
@@ -168,20 +185,12 @@ impl Shard {
             // Calls that read, fail or create nothing new leave sizes alone.
             _ => return None,
         };
-        let measured = bound.0.unwrap_or_else(|| object.0.encode_state().len());
-        let grown = measured.saturating_add(args.len()).saturating_add(GROWTH_BEYOND_ARGS);
-        if grown <= bytes_max {
-            bound.0 = Some(grown);
-            return None;
-        }
         let mut trial = object;
-        let measured = trial.0.encode_state().len();
         if trial.0.apply_encoded(call.id, method, args).is_err() {
             return None;
         }
         let bytes = trial.0.encode_state().len();
         if bytes > bytes_max {
-            bound.0 = self.object.is_some().then_some(measured);
             return Some(too_large(bytes));
         }
         bound.0 = Some(bytes);

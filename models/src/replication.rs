@@ -489,11 +489,12 @@ impl Actor for ClusterActor {
                         Self::start_next(key, script, state.to_mut(), o);
                     }
                     Message::Redirect(id, config) => {
-                        if session.handle_redirect(id, config) {
-                            for call in session.unanswered() {
-                                if let Some(target) = target(session, call.id.seq) {
-                                    o.send(target, Message::Call(call));
-                                }
+                        if !session.handle_redirect(id, config) {
+                            return;
+                        }
+                        for call in session.unanswered() {
+                            if let Some(target) = target(session, call.id.seq) {
+                                o.send(target, Message::Call(call));
                             }
                         }
                     }

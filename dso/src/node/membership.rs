@@ -24,6 +24,10 @@ use crate::protocol::PeerMessage;
 /// times `suspect_after_ms`.
 const STORE_SILENCE_FACTOR: u64 = 3;
 
+/// A joined member left out of a pending configuration asks to join again once it has waited
+/// this many times `suspect_after_ms` without that configuration activating.
+const REJOIN_AFTER_SUSPECTS: u64 = 3;
+
 /// A serving primary logs its timed parked calls' remaining time every this many ticks.
 const REMAINING_LOG_TICKS: u64 = 10;
 
@@ -64,8 +68,7 @@ impl Node {
         let cluster = &self.cluster;
         self.suspected.retain(|id| cluster.is_member(*id));
         self.placement = Placement::new(&self.cluster);
-        let source = self.cluster.source.iter().flat_map(|source| &source.members);
-        for member in self.cluster.members.iter().chain(source) {
+        for member in &self.cluster.members {
             if new_epoch || !self.last_heard.contains_key(&member.id) {
                 self.last_heard.insert(member.id, now_ms);
             }
@@ -108,7 +111,16 @@ impl Node {
             } else if !listed && matches!(self.phase, Phase::Joined | Phase::Leaving) {
                 self.retire();
             }
+        } else if !listed
+            && self.phase == Phase::Joined
+            && !self.cluster.source.as_ref().is_some_and(|s| s.is_member(self.me.id))
+        {
+            // Left out of a pending configuration before it held anything (taken for a
+            // silent joiner): if that configuration does not activate (and retire this
+            // member) soon, this member asks again (see `propose_membership_at`).
+            self.left_out_at_ms.get_or_insert(now_ms);
         } else if listed {
+            self.left_out_at_ms = None;
             if self.phase == Phase::Joining {
                 self.phase = Phase::Joined;
             }
@@ -239,6 +251,16 @@ impl Node {
             return;
         }
         let listed = self.cluster.is_member(self.me.id);
+        let rejoin_after_ms = suspect_after_ms.saturating_mul(REJOIN_AFTER_SUSPECTS);
+        if self.phase == Phase::Joined
+            && !listed
+            && self.left_out_at_ms.is_some_and(|at| now_ms.saturating_sub(at) >= rejoin_after_ms)
+        {
+            // The configuration that left it out did not activate: it may need this member to
+            // outnumber a dead one (two members, one dead, hear no majority of themselves).
+            self.phase = Phase::Joining;
+            self.left_out_at_ms = None;
+        }
         let mut members = self.cluster.members.clone();
         match self.phase {
             // An earlier process's id (see `take_config`): take it out.
@@ -261,15 +283,8 @@ impl Node {
                             || heard.is_some_and(|heard| now_ms.saturating_sub(*heard) >= after_ms))
                 };
                 let silent = |member: &Member| silent_for(member.id, suspect_after_ms);
-                let hears_most =
-                    |group: &[Member]| group.iter().filter(|m| !silent(m)).count() * 2 > group.len();
-                // A majority of the members, or, while a configuration is pending, of its
-                // source: a pending configuration of two, one of them dead, is then decided by
-                // the source members still alive instead of waiting forever for the dead one.
-                let source = self.cluster.source.as_ref();
-                if hears_most(&self.cluster.members)
-                    || source.is_some_and(|source| hears_most(&source.members))
-                {
+                let heard = members.iter().filter(|member| !silent(member)).count();
+                if heard * 2 > self.cluster.members.len() {
                     members.retain(|member| !silent(member));
                 } else {
                     // Without a majority, only silent joiners of a pending configuration go:

@@ -238,6 +238,8 @@ pub struct Node {
     /// Where to send each unanswered call's answer (volatile).
     routes: BTreeMap<CallId, ClientAddr>,
     last_heard: BTreeMap<MemberId, u64>,
+    /// When a pending configuration left this joined member out before it held anything.
+    left_out_at_ms: Option<u64>,
     /// Members reported dead by an outside failure detector ([`Node::suspect`]).
     suspected: BTreeSet<MemberId>,
     next_tick_ms: Option<u64>,
@@ -354,6 +356,7 @@ impl Node {
             deadlines: BTreeSet::new(),
             routes: BTreeMap::new(),
             last_heard: BTreeMap::new(),
+            left_out_at_ms: None,
             suspected: BTreeSet::new(),
             next_tick_ms: None,
             ticks: 0,
@@ -612,9 +615,10 @@ impl Node {
             }
         }
         for (key, remaining) in by_key {
-            let Some(state) = self.keys.get_mut(&key).filter(|state| state.primary.is_some()) else {
-                continue;
-            };
+            // Not while a backup lags: an unreachable one would otherwise grow the log.
+            let caught_up =
+                |state: &&mut KeyState| state.primary.as_ref().is_some_and(PrimaryLog::is_caught_up);
+            let Some(state) = self.keys.get_mut(&key).filter(caught_up) else { continue };
             state.shard.set_remaining(&remaining);
             self.append(&key, Entry::Remaining(remaining));
         }

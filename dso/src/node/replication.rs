@@ -43,6 +43,11 @@ impl PrimaryLog {
         }
     }
 
+    /// Whether every backup holds every entry.
+    pub(super) fn is_caught_up(&self) -> bool {
+        self.unacked.is_empty()
+    }
+
     /// The highest index every backup holds (`u64::MAX` without backups).
     fn everywhere(&self) -> u64 {
         self.acked.values().copied().min().unwrap_or(u64::MAX)
