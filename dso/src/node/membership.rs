@@ -25,8 +25,10 @@ use crate::protocol::PeerMessage;
 const STORE_SILENCE_FACTOR: u64 = 3;
 
 /// A joined member left out of a pending configuration asks to join again once it has waited
-/// this many times `suspect_after_ms` without that configuration activating.
+/// this many times `suspect_after_ms` without that configuration activating (doubled at each
+/// new attempt, up to `2^REJOIN_DOUBLINGS_MAX` times, until it serves).
 const REJOIN_AFTER_SUSPECTS: u64 = 3;
+const REJOIN_DOUBLINGS_MAX: u32 = 6;
 
 /// A serving primary logs its timed parked calls' remaining time every this many ticks.
 const REMAINING_LOG_TICKS: u64 = 10;
@@ -251,7 +253,8 @@ impl Node {
             return;
         }
         let listed = self.cluster.is_member(self.me.id);
-        let rejoin_after_ms = suspect_after_ms.saturating_mul(REJOIN_AFTER_SUSPECTS);
+        let backoff = 1u64 << self.rejoins.min(REJOIN_DOUBLINGS_MAX);
+        let rejoin_after_ms = suspect_after_ms.saturating_mul(REJOIN_AFTER_SUSPECTS * backoff);
         if self.phase == Phase::Joined
             && !listed
             && self.left_out_at_ms.is_some_and(|at| now_ms.saturating_sub(at) >= rejoin_after_ms)
@@ -260,6 +263,9 @@ impl Node {
             // outnumber a dead one (two members, one dead, hear no majority of themselves).
             self.phase = Phase::Joining;
             self.left_out_at_ms = None;
+            self.rejoins += 1;
+            // What an aborted transfer brought is nobody's copy: the next one brings it anew.
+            self.keys.clear();
         }
         let mut members = self.cluster.members.clone();
         match self.phase {
@@ -350,6 +356,7 @@ impl Node {
             self.phase = Phase::Joined;
         }
         self.serving = true;
+        self.rejoins = 0;
         let installed = self.transfer.take().map(|transfer| transfer.installed);
         let epoch = self.cluster.epoch;
         let me = self.me.id;

@@ -240,6 +240,9 @@ pub struct Node {
     last_heard: BTreeMap<MemberId, u64>,
     /// When a pending configuration left this joined member out before it held anything.
     left_out_at_ms: Option<u64>,
+    /// How often it asked to join again since it last served (each time it waits twice as
+    /// long, so that a joiner the others keep taking out does not restart transfers forever).
+    rejoins: u32,
     /// Members reported dead by an outside failure detector ([`Node::suspect`]).
     suspected: BTreeSet<MemberId>,
     next_tick_ms: Option<u64>,
@@ -357,6 +360,7 @@ impl Node {
             routes: BTreeMap::new(),
             last_heard: BTreeMap::new(),
             left_out_at_ms: None,
+            rejoins: 0,
             suspected: BTreeSet::new(),
             next_tick_ms: None,
             ticks: 0,
