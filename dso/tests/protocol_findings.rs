@@ -7,7 +7,7 @@ mod harness;
 
 use crucial_dso::cluster::Placement;
 use crucial_dso::protocol::PeerMessage;
-use harness::{add, get, Harness};
+use harness::{add, get, invoke, Harness};
 
 /// Finding 1: a key created by its first call, whose first entry reached one backup `b` but
 /// not the other `p`; the primary crashes and `p` becomes the key's primary. `p` never held
@@ -239,7 +239,6 @@ impl Tally {
 /// leaves, and the others go on without it.
 #[test]
 fn a_member_that_cannot_hold_a_transferred_key_leaves_instead_of_serving_without_it() {
-    use crucial_dso::object::Operation;
     let mut registry = crucial_dso::registry::Registry::default();
     registry.register_with_default::<Tally>();
     let mut cluster = Harness::with_registry(3, 2, Default::default(), std::sync::Arc::new(registry));
@@ -250,17 +249,7 @@ fn a_member_that_cannot_hold_a_transferred_key_leaves_instead_of_serving_without
         .find(|key| Placement::new(&joined).primary(key) == 4)
         .unwrap();
     let bump = TallyOp::Bump {};
-    let call = crucial_dso::protocol::Call {
-        id: crucial_dso::object::CallId { session: 1, seq: 1 },
-        acked_below: 1,
-        key: key.clone(),
-        type_name: "Tally".into(),
-        action: crucial_dso::protocol::Action::Invoke {
-            method: bump.method().into(),
-            args: bump.encode_args(),
-        },
-        history: 0,
-    };
+    let call = harness::call(1, 1, &key, "Tally", invoke(bump));
     cluster.call(Placement::new(&first).primary(&key), call.clone());
     cluster.run_until_quiet();
     assert!(matches!(cluster.answer(call.id), Some(Ok(_))));
@@ -398,18 +387,7 @@ fn a_call_that_would_grow_an_object_past_the_limit_is_refused_on_every_replica()
     let key = "grows";
     let primary = Placement::new(cluster.stored()).primary(key);
     let append = |seq: u64, bytes: usize| {
-        let op = ListOp::Add { value: Value::Bytes(vec![7; bytes]) };
-        crucial_dso::protocol::Call {
-            id: crucial_dso::object::CallId { session: 1, seq },
-            acked_below: seq,
-            key: key.into(),
-            type_name: "List".into(),
-            action: crucial_dso::protocol::Action::Invoke {
-                method: crucial_dso::object::Operation::method(&op).to_string(),
-                args: crucial_dso::object::Operation::encode_args(&op),
-            },
-            history: 0,
-        }
+        harness::call(1, seq, key, "List", invoke(ListOp::Add { value: Value::Bytes(vec![7; bytes]) }))
     };
     let mut refused = None;
     for seq in 1..=10 {
@@ -452,17 +430,7 @@ fn blob_call(
     key: &str,
     op: crucial_dso::objects::BlobOp,
 ) -> crucial_dso::protocol::Call {
-    crucial_dso::protocol::Call {
-        id: crucial_dso::object::CallId { session, seq },
-        acked_below: seq,
-        key: key.into(),
-        type_name: "Blob".into(),
-        action: crucial_dso::protocol::Action::Invoke {
-            method: crucial_dso::object::Operation::method(&op).to_string(),
-            args: crucial_dso::object::Operation::encode_args(&op),
-        },
-        history: 0,
-    }
+    harness::call(session, seq, key, "Blob", invoke(op))
 }
 
 /// Finding 6: the first call on an empty key is measured too (it creates the object), and a
@@ -513,30 +481,12 @@ fn a_parked_call_keeps_its_deadline_across_a_failover() {
     use crucial_dso::objects::SemaphoreOp;
     let mut cluster = Harness::new(3, 2);
     let key = Harness::key_placed(cluster.stored(), &[1, 2]);
-    let create = crucial_dso::protocol::Call {
-        id: crucial_dso::object::CallId { session: 1, seq: 1 },
-        acked_below: 1,
-        key: key.clone(),
-        type_name: "Semaphore".into(),
-        action: crucial_dso::protocol::Action::Create {
-            state: crucial_dso::object::encode(&crucial_dso::objects::Semaphore::new(0)),
-        },
-        history: 0,
-    };
+    let state = crucial_dso::object::encode(&crucial_dso::objects::Semaphore::new(0));
+    let create = harness::call(1, 1, &key, "Semaphore", crucial_dso::protocol::Action::Create { state });
     cluster.call(1, create);
     cluster.run_until_quiet();
     let op = SemaphoreOp::Acquire { permits: 1, timeout_ms: Some(1_000) };
-    let wait = crucial_dso::protocol::Call {
-        id: crucial_dso::object::CallId { session: 1, seq: 2 },
-        acked_below: 2,
-        key: key.clone(),
-        type_name: "Semaphore".into(),
-        action: crucial_dso::protocol::Action::Invoke {
-            method: crucial_dso::object::Operation::method(&op).to_string(),
-            args: crucial_dso::object::Operation::encode_args(&op),
-        },
-        history: 0,
-    };
+    let wait = harness::call(1, 2, &key, "Semaphore", invoke(op));
     let started = cluster.now_ms;
     cluster.call(1, wait);
     cluster.advance(600, |_| true);

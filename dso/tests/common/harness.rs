@@ -257,30 +257,30 @@ pub fn member(id: MemberId) -> Member {
     Member { id, addr: format!("m{id}") }
 }
 
-/// A counter call: `add(delta)`.
-pub fn add(session: u64, seq: u64, key: &str, delta: i64) -> Call {
+/// Call `seq` of `session` (every earlier one answered) doing `action` on the `type_name` at
+/// `key`.
+pub fn call(session: u64, seq: u64, key: &str, type_name: &str, action: Action) -> Call {
     Call {
         id: CallId { session, seq },
         acked_below: seq,
         key: key.into(),
-        type_name: "Counter".into(),
-        action: invoke(CounterOp::Add { delta }),
+        type_name: type_name.into(),
+        action,
         history: 0,
     }
+}
+
+/// The action invoking `op`.
+pub fn invoke(op: impl Operation) -> Action {
+    Action::Invoke { method: op.method().to_string(), args: op.encode_args() }
+}
+
+/// A counter call: `add(delta)`.
+pub fn add(session: u64, seq: u64, key: &str, delta: i64) -> Call {
+    call(session, seq, key, "Counter", invoke(CounterOp::Add { delta }))
 }
 
 /// A counter read.
 pub fn get(session: u64, seq: u64, key: &str) -> Call {
-    Call {
-        id: CallId { session, seq },
-        acked_below: seq,
-        key: key.into(),
-        type_name: "Counter".into(),
-        action: invoke(CounterOp::Get {}),
-        history: 0,
-    }
-}
-
-fn invoke(op: impl Operation) -> Action {
-    Action::Invoke { method: op.method().to_string(), args: op.encode_args() }
+    call(session, seq, key, "Counter", invoke(CounterOp::Get {}))
 }
