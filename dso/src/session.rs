@@ -78,7 +78,7 @@ pub struct SessionTable {
     /// Sessions by `last_used`, oldest first.
     by_last_use: BTreeMap<u64, u64>,
     ticks: u64,
-    /// Sessions evicted (the last `sessions_max` of them), with the highest sequence number
+    /// Sessions evicted (the last [`evictions_remembered`] of them), with the highest sequence number
     /// each had used here and their eviction's number: calls up to that number are refused
     /// as expired (any may be a late retry of one applied); later ones start the session anew.
     evicted: BTreeMap<u64, (u64, u64)>,
@@ -199,9 +199,9 @@ impl SessionTable {
         self.enter(id.session, acked_below, sessions_max);
     }
 
-    /// Evicts the least recently used session, remembering it among the last `sessions_max`
-    /// evicted with the highest sequence number it used (its late retries are refused, not
-    /// applied again).
+    /// Evicts the least recently used session, remembering it among the last
+    /// [`evictions_remembered`] evicted with the highest sequence number it used (its late
+    /// retries are refused, not applied again).
     fn evict_oldest(&mut self, sessions_max: usize) {
         let Some((_, session)) = self.by_last_use.pop_first() else { return };
         tracing::warn!(session, "session table full: evicting the least recently used session");
@@ -212,7 +212,7 @@ impl SessionTable {
         self.evictions += 1;
         self.evicted.insert(session, (high, self.evictions));
         self.evicted_order.push_back((self.evictions, session));
-        while self.evicted_order.len() > sessions_max {
+        while self.evicted_order.len() > evictions_remembered(sessions_max) {
             let Some((number, forgotten)) = self.evicted_order.pop_front() else { break };
             if self.evicted.get(&forgotten).is_some_and(|(_, latest)| *latest == number) {
                 self.evicted.remove(&forgotten);
@@ -220,6 +220,17 @@ impl SessionTable {
         }
     }
 }
+
+/// How many evicted sessions a table remembers: `sessions_max`, and never fewer than
+/// [`EVICTIONS_REMEMBERED_MIN`], so that a small table under churn (many short sessions on one
+/// key) still refuses the late copies of calls that a session evicted a moment ago had made.
+pub fn evictions_remembered(sessions_max: usize) -> usize {
+    sessions_max.max(EVICTIONS_REMEMBERED_MIN)
+}
+
+/// The fewest evicted sessions a table remembers (a few tens of KiB per key, and only on keys
+/// whose tables overflowed).
+pub const EVICTIONS_REMEMBERED_MIN: usize = 1024;
 
 #[cfg(test)]
 mod tests {
@@ -278,10 +289,18 @@ mod tests {
             Admission::Expired,
             "the session came back, but a replay of what it did before is still refused"
         );
-        for session in 4..8 {
+        for session in 4..EVICTIONS_REMEMBERED_MIN as u64 + 8 {
             table.admit(CallId { session, seq: 1 }, 1, || 0, 8, 2);
         }
-        assert!(table.evicted.len() <= 2, "only the last sessions_max evictions are remembered");
+        assert!(
+            table.evicted.len() <= EVICTIONS_REMEMBERED_MIN,
+            "only the last EVICTIONS_REMEMBERED_MIN evictions are remembered"
+        );
+        assert_eq!(
+            table.admit(CallId { session: 1, seq: 1 }, 1, || 0, 8, 2),
+            Admission::Apply,
+            "a session forgotten that long ago is taken for a new one"
+        );
     }
 
     #[test]

@@ -7,13 +7,19 @@
 //!   store and take over.
 //! - [`Scenario::Replace`]: two members (rf 2); a third joins (state transfer) and the first
 //!   leaves while clients call.
+//! - [`Scenario::Minority`]: two members (rf 2); the first crashes (`rf - 1` crashes of `rf`
+//!   members) and only then does a third start and join. The survivor alone is a minority: it
+//!   must not remove the dead member (it cannot tell death from its own deafness), so the key
+//!   stalls until the joiner makes the live members a majority, and then serves again.
 //!
 //! The key is created by its first call. With [`ReplicationConfig::cas`], each client starts
 //! with a compare-and-set (non-commutative: the first to apply wins) instead of an add.
 //!
 //! Properties: every history linearizable; no acknowledged update missing from any replica
-//! serving the store's active configuration; and, so that the model is not vacuous, sometimes
-//! every call answered and sometimes the membership changed as the scenario intends.
+//! serving the store's active configuration; no member removed by a minority (in
+//! [`Scenario::Minority`], the dead member stays listed until the joiner is); and, so that the
+//! model is not vacuous, sometimes every call answered and sometimes the membership changed as
+//! the scenario intends.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -40,6 +46,8 @@ pub enum Scenario {
     Crash,
     /// Two members; a third joins and the first leaves.
     Replace,
+    /// Two members; the first crashes, then a third starts and joins.
+    Minority,
 }
 
 /// The model's size and its deliberate bugs.
@@ -91,7 +99,7 @@ impl ReplicationConfig {
     fn initial_members(&self) -> Vec<Member> {
         let count = match self.scenario {
             Scenario::Crash => 3,
-            Scenario::Replace => 2,
+            Scenario::Replace | Scenario::Minority => 2,
         };
         (0..count).map(member).collect()
     }
@@ -109,7 +117,7 @@ impl ReplicationConfig {
     pub fn key(&self) -> &'static str {
         match self.scenario {
             Scenario::Crash => "counter-2",
-            Scenario::Replace => "counter",
+            Scenario::Replace | Scenario::Minority => "counter",
         }
     }
 
@@ -118,8 +126,14 @@ impl ReplicationConfig {
         config.is_active()
             && match self.scenario {
                 Scenario::Crash => config.members.len() < MEMBERS,
-                Scenario::Replace => config.is_member(2) && !config.is_member(0),
+                Scenario::Replace | Scenario::Minority => config.is_member(2) && !config.is_member(0),
             }
+    }
+
+    /// Whether `config` could only come from a minority removing members: in
+    /// [`Scenario::Minority`], the survivor dropping the dead member before the joiner is listed.
+    fn removed_by_a_minority(&self, config: &Configuration) -> bool {
+        self.scenario == Scenario::Minority && !config.is_member(0) && !config.is_member(2)
     }
 
     /// The model checker's view: actors, network, properties, history recording.
@@ -140,6 +154,7 @@ impl ReplicationConfig {
                 node: node.clone(),
                 registry: registry.clone(),
                 initial: config,
+                dormant: joins_later && self.scenario == Scenario::Minority,
                 count_ticks: self.count_steps,
             });
         }
@@ -171,6 +186,10 @@ impl ReplicationConfig {
                         }
                         _ => true,
                     })
+            })
+            .property(Expectation::Always, "no member removed by a minority", |model, state| {
+                let ClusterState::Store(Some(stored)) = &*state.actor_states[STORE] else { return true };
+                !model.cfg.removed_by_a_minority(stored)
             })
             .property(Expectation::Sometimes, "every call answered", |model, state| {
                 state.actor_states.iter().all(|actor| match &**actor {
@@ -258,6 +277,8 @@ pub enum Message {
     Suspect(MemberId),
     /// Nemesis to member: leave the cluster gracefully.
     Leave,
+    /// Nemesis to a dormant member: start (and join).
+    Start,
 }
 
 /// The actors: members, the store, the nemesis, clients.
@@ -275,6 +296,8 @@ pub enum ClusterActor {
         registry: Arc<Registry>,
         /// The configuration it starts in (`None`: it joins).
         initial: Option<Configuration>,
+        /// It starts only when the nemesis says so ([`Message::Start`]).
+        dormant: bool,
         /// Count ticks in the state ([`ReplicationConfig::count_steps`]).
         count_ticks: bool,
     },
@@ -315,6 +338,8 @@ pub enum ClusterState {
     },
     /// A crashed member.
     Crashed,
+    /// A member not started yet.
+    Dormant,
     /// The store's record.
     Store(Option<Configuration>),
     /// The nemesis: crashes left.
@@ -375,6 +400,20 @@ impl ClusterActor {
         }
     }
 
+    /// Starts a member's node: in its initial configuration, or joining.
+    fn start_member(&self, o: &mut Out<Self>) -> ClusterState {
+        let ClusterActor::Member { member, rf, node, registry, initial, .. } = self else {
+            unreachable!("only members start nodes")
+        };
+        let mut state = Node::member(node.clone(), registry.clone(), member.clone(), *rf, TIMING)
+            .expect("valid member config");
+        if let Some(config) = initial {
+            state.bootstrap(0, config.clone());
+        }
+        Self::drain(&mut state, o);
+        ClusterState::Member { node: Box::new(state), ticks: 0 }
+    }
+
     fn start_next(key: &str, script: &[AtomicLongOp], state: &mut ClusterState, o: &mut Out<Self>) {
         let ClusterState::Client { session, next, pending } = state else { return };
         let resends = RESENDS_MAX;
@@ -408,15 +447,8 @@ impl Actor for ClusterActor {
 
     fn on_start(&self, id: Id, _storage: &Option<()>, o: &mut Out<Self>) -> ClusterState {
         match self {
-            ClusterActor::Member { member, rf, node, registry, initial, .. } => {
-                let mut state = Node::member(node.clone(), registry.clone(), member.clone(), *rf, TIMING)
-                    .expect("valid member config");
-                if let Some(config) = initial {
-                    state.bootstrap(0, config.clone());
-                }
-                Self::drain(&mut state, o);
-                ClusterState::Member { node: Box::new(state), ticks: 0 }
-            }
+            ClusterActor::Member { dormant: true, .. } => ClusterState::Dormant,
+            ClusterActor::Member { .. } => self.start_member(o),
             ClusterActor::Store { initial } => ClusterState::Store(Some(initial.clone())),
             ClusterActor::Nemesis { scenario, crashes } => {
                 match scenario {
@@ -424,8 +456,9 @@ impl Actor for ClusterActor {
                         (0..MEMBERS).for_each(|m| o.set_timer(Timer::Strike(m), any_time()))
                     }
                     Scenario::Crash => {}
-                    // Member 0 leaves (member 2 joins by itself at start).
-                    Scenario::Replace => o.set_timer(Timer::Strike(0), any_time()),
+                    // Member 0 leaves (member 2 joins by itself at start), or crashes (and
+                    // then member 2 starts).
+                    Scenario::Replace | Scenario::Minority => o.set_timer(Timer::Strike(0), any_time()),
                 }
                 ClusterState::Nemesis(*crashes)
             }
@@ -448,6 +481,9 @@ impl Actor for ClusterActor {
         match (self, &**state, msg) {
             (ClusterActor::Member { .. }, ClusterState::Member { .. }, Message::Crash) => {
                 *state.to_mut() = ClusterState::Crashed;
+            }
+            (ClusterActor::Member { .. }, ClusterState::Dormant, Message::Start) => {
+                *state.to_mut() = self.start_member(o);
             }
             (ClusterActor::Member { .. }, ClusterState::Member { .. }, msg) => {
                 let ClusterState::Member { node, .. } = state.to_mut() else { return };
@@ -555,6 +591,17 @@ impl Actor for ClusterActor {
                         }
                     }
                     Scenario::Replace => o.send(Id::from(*target), Message::Leave),
+                    // Member 0 crashes and the survivor is told; then member 2 starts (and is
+                    // told too: it would suspect member 0 by itself).
+                    Scenario::Minority if *target == 0 => {
+                        o.send(Id::from(0), Message::Crash);
+                        o.send(Id::from(1), Message::Suspect(0));
+                        o.set_timer(Timer::Strike(2), any_time());
+                    }
+                    Scenario::Minority => {
+                        o.send(Id::from(*target), Message::Start);
+                        o.send(Id::from(*target), Message::Suspect(0));
+                    }
                 }
             }
             _ => {}

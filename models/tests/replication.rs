@@ -108,3 +108,19 @@ fn compare_and_set_walks_keep_every_property_across_failovers_and_replacements()
         );
     }
 }
+
+#[test]
+fn walks_stall_after_rf_minus_one_crashes_until_a_member_joins_and_keep_every_property() {
+    let checker = walk(Scenario::Minority, Canary::default(), WALK_STATES);
+    checker.assert_no_discovery("linearizable");
+    checker.assert_no_discovery("no acknowledged update lost");
+    checker.assert_no_discovery("no member removed by a minority");
+    assert!(checker.discovery("every call answered after the membership changed").is_some(), "not vacuous");
+}
+
+#[test]
+fn walks_reject_a_minority_that_removes_the_members_it_cannot_hear() {
+    let checker =
+        walk(Scenario::Minority, Canary { remove_without_majority: true, ..Canary::default() }, WALK_STATES);
+    assert!(checker.discovery("no member removed by a minority").is_some(), "the survivor removed no one");
+}

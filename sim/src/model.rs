@@ -153,48 +153,86 @@ impl Model for KvModel {
     }
 }
 
-/// A DSO object type's own `apply` as the model. A call that would park linearizes when it
-/// completes: it can be placed only where `apply` completes it at once, or, if it returned its
-/// timeout answer, where it would park (the answer is what `expire` gives).
+/// A DSO object type's own `apply` as the model, for one key that may start absent. A call
+/// on an absent key creates the type's default object first (as a member does); a `Create`
+/// sets the state it carries only if the key is absent. A call that would park linearizes
+/// when it completes: it can be placed only where `apply` completes it at once, or, if it
+/// returned its timeout answer, where it would park (the answer is what `expire` gives).
 pub struct ObjectModel<T> {
-    initial: T,
+    initial: Option<T>,
 }
 
 impl<T: SharedObject> ObjectModel<T> {
-    /// A model starting from `initial` (the state `create` gave, or the default).
-    pub fn new(initial: T) -> Self {
+    /// A model starting from `initial` (the state created at setup), or absent.
+    pub fn new(initial: Option<T>) -> Self {
         Self { initial }
     }
 }
 
-/// An object call in a history: the caller's id (objects record waiters by it) and the op.
+/// An object call in a history: the caller's id (objects record waiters by it) and what it
+/// does.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ObjectCall<Op> {
+pub struct ObjectCall<T: SharedObject> {
     /// The caller.
     pub id: CallId,
-    /// The operation.
-    pub op: Op,
+    /// What the call does.
+    pub action: ObjectAction<T>,
 }
 
-impl<T: SharedObject> Model for ObjectModel<T> {
-    type State = T;
-    type Input = ObjectCall<T::Op>;
-    type Output = T::Ret;
+/// What an object call does.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ObjectAction<T: SharedObject> {
+    /// Creates the object with this state unless the key holds one.
+    Create(T),
+    /// Applies an operation (to the default object if the key is absent).
+    Invoke(T::Op),
+}
 
-    fn init(&self) -> T {
+/// What an object call answered.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ObjectAnswer<R> {
+    /// Whether a `Create` created the object.
+    Created(bool),
+    /// An operation's result.
+    Ret(R),
+}
+
+impl<T: SharedObject + Default> Model for ObjectModel<T> {
+    type State = Option<T>;
+    type Input = ObjectCall<T>;
+    type Output = ObjectAnswer<T::Ret>;
+
+    fn init(&self) -> Option<T> {
         self.initial.clone()
     }
 
-    fn step(&self, state: &T, input: &ObjectCall<T::Op>, output: Option<&T::Ret>) -> Option<T> {
-        let mut next = state.clone();
+    fn step(
+        &self,
+        state: &Option<T>,
+        input: &ObjectCall<T>,
+        output: Option<&ObjectAnswer<T::Ret>>,
+    ) -> Option<Option<T>> {
+        let op = match &input.action {
+            ObjectAction::Create(created) => {
+                let answer = ObjectAnswer::Created(state.is_none());
+                let next = state.clone().unwrap_or_else(|| created.clone());
+                return output.is_none_or(|seen| *seen == answer).then_some(Some(next));
+            }
+            ObjectAction::Invoke(op) => op,
+        };
+        let current = state.clone().unwrap_or_default();
+        let mut next = current.clone();
         let mut ctx = ApplyContext::new(input.id);
-        match next.apply(input.op.clone(), &mut ctx) {
-            Outcome::Done(ret) => output.is_none_or(|seen| *seen == ret).then_some(next),
-            // Unknown outcome: as if it never took effect (it would have parked).
-            Outcome::Parked { .. } if output.is_none() => Some(state.clone()),
+        match next.apply(op.clone(), &mut ctx) {
+            Outcome::Done(ret) => {
+                output.is_none_or(|seen| *seen == ObjectAnswer::Ret(ret)).then_some(Some(next))
+            }
+            // Unknown outcome: as if it parked, holding no waiter (the model never holds one);
+            // parking on an absent key created it.
+            Outcome::Parked { .. } if output.is_none() => Some(Some(current)),
             Outcome::Parked { .. } => {
                 let answer = next.expire(input.id, &mut ApplyContext::new(input.id))?;
-                (output == Some(&answer)).then_some(next)
+                (output == Some(&ObjectAnswer::Ret(answer))).then_some(Some(next))
             }
         }
     }
@@ -211,4 +249,64 @@ pub fn partition_by<I, O, K: Ord>(
         parts.entry(key(&operation)).or_default().push(operation);
     }
     parts.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checker::{check_partitions, Verdict};
+    use crate::history::Operation;
+    use crucial_dso::objects::{Counter, CounterOp, CounterRet};
+
+    type Call = ObjectCall<Counter>;
+    type Answer = ObjectAnswer<CounterRet>;
+
+    /// An operation of `process` from stamp `call` to `ret`.
+    fn op(
+        process: u64,
+        call: u64,
+        ret: u64,
+        action: ObjectAction<Counter>,
+        output: Answer,
+    ) -> Operation<Call, Answer> {
+        let input = ObjectCall { id: CallId { session: process, seq: call }, action };
+        Operation { process, input, output: Some(output), call, ret }
+    }
+
+    fn create(value: i64) -> ObjectAction<Counter> {
+        let mut counter = Counter::default();
+        counter.add(value);
+        ObjectAction::Create(counter)
+    }
+
+    fn verdict(history: Vec<Operation<Call, Answer>>) -> Verdict {
+        let model = ObjectModel::<Counter>::new(None);
+        check_partitions(&model, &[history], std::time::Duration::from_secs(5)).verdict
+    }
+
+    #[test]
+    fn an_absent_key_is_created_once_by_a_create_or_by_a_first_call() {
+        let get = || ObjectAction::Invoke(CounterOp::Get {});
+        let created_then_read = vec![
+            op(1, 1, 2, create(5), ObjectAnswer::Created(true)),
+            op(2, 3, 4, create(7), ObjectAnswer::Created(false)),
+            op(3, 5, 6, get(), ObjectAnswer::Ret(CounterRet::Get(5))),
+        ];
+        assert_eq!(verdict(created_then_read), Verdict::Linearizable);
+        let two_winners = vec![
+            op(1, 1, 3, create(5), ObjectAnswer::Created(true)),
+            op(2, 2, 4, create(7), ObjectAnswer::Created(true)),
+        ];
+        assert_eq!(verdict(two_winners), Verdict::NotLinearizable);
+        let created_after_a_call_created_it = vec![
+            op(1, 1, 2, get(), ObjectAnswer::Ret(CounterRet::Get(0))),
+            op(2, 3, 4, create(5), ObjectAnswer::Created(true)),
+        ];
+        assert_eq!(verdict(created_after_a_call_created_it), Verdict::NotLinearizable);
+        let state_lost = vec![
+            op(1, 1, 2, create(5), ObjectAnswer::Created(true)),
+            op(2, 3, 4, get(), ObjectAnswer::Ret(CounterRet::Get(0))),
+        ];
+        assert_eq!(verdict(state_lost), Verdict::NotLinearizable);
+    }
 }

@@ -207,6 +207,28 @@ fn canary_answer_without_silent_backups_needs_member_partitions_and_is_caught() 
     assert_eq!(first_failing_seed(canary, 50, no_member_partition), None);
 }
 
+/// Finding 4's rule: a member hearing fewer than half of its configuration removes no one.
+/// Without it, an isolation and a crash (the `rf - 1` faults a run may have) lose every copy.
+#[test]
+fn canary_remove_without_majority_is_caught() {
+    let canary = Canary { remove_without_majority: true, ..Canary::default() };
+    let isolate_then_crash = |config: SimConfig| SimConfig {
+        nodes: 3,
+        rf: 3,
+        faults: [FaultKind::IsolatePeers, FaultKind::Crash].into(),
+        ..config
+    };
+    let found = first_failing_seed(canary, 200, isolate_then_crash);
+    let (seed, reason) =
+        found.expect("a minority removing the members it cannot hear went unnoticed for 200 seeds");
+    assert!(reason.contains("still pending"), "seed {seed} failed for another reason: {reason}");
+    assert_eq!(
+        first_failing_seed(Canary::default(), 200, isolate_then_crash),
+        None,
+        "the correct rule survives it"
+    );
+}
+
 #[test]
 fn every_fault_kind_is_injected_and_some_overlap_a_state_transfer() {
     let mut injected = std::collections::BTreeMap::<FaultKind, (usize, usize)>::new();
@@ -246,4 +268,39 @@ fn the_workload_calls_every_method_of_every_type() {
             );
         }
     }
+}
+
+#[test]
+fn sessions_keep_several_calls_in_flight_and_keys_are_created_while_faults_last() {
+    use crucial_dso::object::decode;
+    use crucial_sim::simulation::workload::CREATE;
+    let (mut overlapping, mut created, mut found_existing) = (0, 0, 0);
+    for seed in 0..10 {
+        let outcome = Simulation::new(SimConfig::new(seed)).run();
+        let history = &outcome.history;
+        let during_faults = |call_ms: u64| call_ms < outcome.config.fault_phase_ms;
+        // Two calls of one session open at the same time, both answered.
+        for (index, first) in history.iter().enumerate() {
+            let answered = |ret: u64| ret != u64::MAX;
+            overlapping += (history[index + 1..].iter())
+                .filter(|second| second.id.session == first.id.session && second.call < first.ret)
+                .filter(|second| answered(first.ret) && answered(second.ret))
+                .count();
+        }
+        for record in history.iter().filter(|record| record.method == CREATE && during_faults(record.call_ms))
+        {
+            match &record.output {
+                Some(Ok(bytes)) if decode::<bool>(bytes) == Ok(true) => created += 1,
+                Some(Ok(_)) => found_existing += 1,
+                _ => {}
+            }
+        }
+        assert!(outcome.overlapping_calls > 0, "seed {seed}: no session had two calls in flight");
+        assert_eq!(verify(&outcome, Duration::from_secs(30)).verdict, Verdict::Linearizable, "seed {seed}");
+    }
+    assert!(overlapping > 100, "answered calls of one session overlapped {overlapping} times");
+    assert!(
+        created > 10 && found_existing > 10,
+        "creates during faults: {created} created, {found_existing} found one"
+    );
 }

@@ -290,7 +290,7 @@ impl Node {
                 };
                 let silent = |member: &Member| silent_for(member.id, suspect_after_ms);
                 let heard = members.iter().filter(|member| !silent(member)).count();
-                if heard * 2 > self.cluster.members.len() {
+                if heard * 2 > self.cluster.members.len() || self.removes_without_majority() {
                     members.retain(|member| !silent(member));
                 } else {
                     // Without a majority, only silent joiners of a pending configuration go:
@@ -412,6 +412,16 @@ impl Node {
         let source = self.cluster.source.as_ref();
         let listed = self.cluster.is_member(self.me.id) || source.is_some_and(|s| s.is_member(self.me.id));
         listed && !self.entered && !self.trusts_reused_ids()
+    }
+
+    #[cfg(feature = "canary")]
+    fn removes_without_majority(&self) -> bool {
+        self.config.canary.remove_without_majority
+    }
+
+    #[cfg(not(feature = "canary"))]
+    fn removes_without_majority(&self) -> bool {
+        false
     }
 
     #[cfg(feature = "canary")]

@@ -84,6 +84,10 @@ pub struct Canary {
     /// answers without them: on the far side of a partition between members, it goes on
     /// alone while the others reconfigure and serve the same keys.
     pub answer_without_silent_backups: bool,
+    /// A member that hears fewer than half of its configuration removes the members it does
+    /// not hear anyway: a survivor of `rf - 1` crashes serves alone at once, and a member on
+    /// the minority side of a partition removes the live majority.
+    pub remove_without_majority: bool,
 }
 
 impl Default for NodeConfig {

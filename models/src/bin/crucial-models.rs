@@ -42,6 +42,9 @@ enum ModelName {
     Replication,
     /// Two replicas; a third joins with state transfer and the first leaves, during calls.
     Reconfiguration,
+    /// Two replicas (rf 2); the first crashes, the survivor (a minority) must wait, and serves
+    /// again once a third member has joined.
+    Minority,
 }
 
 #[derive(Debug, Args)]
@@ -74,7 +77,7 @@ struct ModelArgs {
     cas: bool,
 
     /// A deliberate bug to switch on: skip-deduplication, stale-reads,
-    /// reply-before-backup-acks, accept-old-epochs.
+    /// reply-before-backup-acks, accept-old-epochs, remove-without-majority.
     #[arg(long)]
     canary: Option<String>,
     /// Checker threads.
@@ -98,6 +101,7 @@ impl ModelArgs {
             Some("stale-reads") => canary.stale_reads = true,
             Some("reply-before-backup-acks") => canary.reply_before_backup_acks = true,
             Some("accept-old-epochs") => canary.accept_old_epochs = true,
+            Some("remove-without-majority") => canary.remove_without_majority = true,
             Some(other) => return Err(format!("unknown canary {other:?}")),
         }
         Ok(canary)
@@ -141,6 +145,9 @@ impl ModelArgs {
             }
             ModelName::Reconfiguration => {
                 action.visit(bounded(self.replication(Scenario::Replace)?.into_model().checker(), depth))
+            }
+            ModelName::Minority => {
+                action.visit(bounded(self.replication(Scenario::Minority)?.into_model().checker(), depth))
             }
         })
     }

@@ -72,7 +72,7 @@ struct Scenario {
     faults: usize,
     /// Deliberate bugs to switch on: skip-deduplication, stale-reads, drop-timeouts,
     /// reply-before-backup-acks, accept-old-epochs, forget-leave, non-authoritative-installs,
-    /// trust-reused-ids, answer-without-silent-backups.
+    /// trust-reused-ids, answer-without-silent-backups, remove-without-majority.
     #[arg(long, value_delimiter = ',')]
     canary: Vec<String>,
 }
@@ -91,6 +91,7 @@ impl Scenario {
                 "non-authoritative-installs" => canary.non_authoritative_installs = true,
                 "trust-reused-ids" => canary.trust_reused_member_ids = true,
                 "answer-without-silent-backups" => canary.answer_without_silent_backups = true,
+                "remove-without-majority" => canary.remove_without_majority = true,
                 other => return Err(format!("unknown canary {other:?}")),
             }
         }

@@ -21,7 +21,7 @@ use crucial_dso::CallError;
 use super::nemesis::{schedule, Fault, FaultKind};
 use super::rng::Rng;
 use super::user_type::Stack;
-use super::workload::{keys, operation, waits_forever, KeySpec};
+use super::workload::{initial_state, keys, operation, waits_forever, KeySpec, CREATE};
 
 /// A run's configuration; everything random derives from `seed`.
 #[derive(Clone, Debug)]
@@ -32,7 +32,7 @@ pub struct SimConfig {
     pub nodes: usize,
     /// Copies of each key.
     pub rf: usize,
-    /// Client processes, each with one operation in flight.
+    /// Client processes; each keeps up to [`LANES_MAX`] calls in flight on its session.
     pub clients: usize,
     /// Operations each client issues.
     pub ops_per_client: usize,
@@ -149,6 +149,8 @@ pub struct SimOutcome {
     pub faults_during_transfer: Vec<bool>,
     /// Store answers lost after their compare-and-swap or read applied (indeterminate).
     pub store_answers_lost: u64,
+    /// Calls started while another call of the same session was in flight.
+    pub overlapping_calls: u64,
 }
 
 impl SimOutcome {
@@ -223,6 +225,7 @@ enum Event {
     Start(usize),
     ClientTimer {
         client: usize,
+        session: u64,
         seq: u64,
     },
     ClientNext(usize),
@@ -272,14 +275,24 @@ struct Slot {
     timer_at: Option<u64>,
 }
 
+/// A client process: one session with several calls in flight at once, as an application's
+/// tasks share one client. Each lane is a Jepsen process with one call at a time.
 struct SimClient {
-    process: u64,
     /// The real client session: numbering, retries, and routing learned from redirects.
     session: ClientSession,
-    /// The operation in flight: its sequence number and its history index.
-    current: Option<(u64, usize)>,
+    /// Each lane's process id (a lane takes a new one after an unknown outcome).
+    lanes: Vec<u64>,
+    /// The calls in flight, by sequence number: their lane and history index.
+    in_flight: BTreeMap<u64, InFlightOp>,
     remaining: usize,
     sessions_started: u64,
+}
+
+/// A call a client has in flight.
+#[derive(Clone, Copy)]
+struct InFlightOp {
+    lane: usize,
+    index: usize,
 }
 
 /// The state of one run.
@@ -315,8 +328,13 @@ pub struct Simulation {
     activation_disagreements: Vec<String>,
     /// Store answers lost after their request applied.
     store_answers_lost: u64,
-    /// Operations refused because their session expired (evicted): outcome unknown.
+    /// Operations whose session expired (evicted) before they were answered: the call
+    /// refused for it and the others its client had in flight. Outcome unknown.
     expired: BTreeSet<usize>,
+    /// The next unused process id.
+    next_process: u64,
+    /// Calls started while another call of the same session was in flight.
+    overlapping_calls: u64,
     hasher: DefaultHasher,
     events: u64,
     trace: Vec<String>,
@@ -325,9 +343,11 @@ pub struct Simulation {
 const SESSION: SessionConfig = SessionConfig {
     resend_after_ms: 100,
     call_timeout_ms: Some(2_000),
-    in_flight_max: 1,
+    in_flight_max: LANES_MAX,
     retain_records: false,
 };
+/// Calls a client keeps in flight at most (client `c` keeps `1 + c % LANES_MAX`).
+pub const LANES_MAX: usize = 3;
 /// Members tick every 20 ms and suspect a peer silent for 300 ms.
 const TIMING: ClusterTiming = ClusterTiming { tick_ms: 20, suspect_after_ms: 300, poll_every_ticks: 10 };
 /// No operation is issued this close to the end of a run: longer than a call may take.
@@ -340,6 +360,8 @@ const TRANSFER_BYTES_MAX: usize = 256;
 const MISMATCH_SHARE: f64 = 0.03;
 /// The share of operations on young keys (see [`Simulation::young_key`]).
 const YOUNG_KEY_SHARE: f64 = 0.25;
+/// The share of operations on young keys that create them with a state of their own.
+const CREATE_SHARE: f64 = 0.2;
 /// A new generation of young keys this often.
 const YOUNG_KEY_MS: u64 = 300;
 /// The types of young keys: created by their first call, with non-commuting operations.
@@ -411,6 +433,8 @@ impl Simulation {
             activation_disagreements: Vec::new(),
             store_answers_lost: 0,
             expired: BTreeSet::new(),
+            next_process: 0,
+            overlapping_calls: 0,
             hasher: DefaultHasher::new(),
             events: 0,
             trace: Vec::new(),
@@ -423,8 +447,10 @@ impl Simulation {
             simulation.schedule(end, Event::FaultEnd(index));
         }
         for client in 0..simulation.clients.len() {
-            let delay = simulation.workload_rng.below(10);
-            simulation.schedule(delay, Event::ClientNext(client));
+            for _ in 0..simulation.clients[client].lanes.len() {
+                let delay = simulation.workload_rng.below(10);
+                simulation.schedule(delay, Event::ClientNext(client));
+            }
         }
         simulation
     }
@@ -460,15 +486,14 @@ impl Simulation {
             self.settle();
         }
         self.seeds = initial.members.iter().map(|member| member.addr.clone()).collect();
-        self.clients = (0..self.config.clients)
-            .map(|index| SimClient {
-                process: index as u64,
-                session: self.new_session(index, 0),
-                current: None,
-                remaining: self.config.ops_per_client,
-                sessions_started: 0,
-            })
-            .collect();
+        for index in 0..self.config.clients {
+            let session = self.new_session(index, 0);
+            let lanes = (0..1 + index % LANES_MAX).map(|_| self.new_process()).collect();
+            let remaining = self.config.ops_per_client;
+            let client =
+                SimClient { session, lanes, in_flight: BTreeMap::new(), remaining, sessions_started: 0 };
+            self.clients.push(client);
+        }
         for slot in 0..self.slots.len() {
             self.arm_timer(slot);
         }
@@ -502,7 +527,8 @@ impl Simulation {
         let end_ms = self.config.fault_phase_ms + self.config.quiet_ms;
         self.process_until(end_ms, |simulation| {
             let clients = &simulation.clients;
-            let clients_done = clients.iter().all(|client| client.remaining == 0 && client.current.is_none());
+            let clients_done =
+                clients.iter().all(|client| client.remaining == 0 && client.in_flight.is_empty());
             clients_done && simulation.departing.is_empty()
         });
         self.quiesce();
@@ -540,6 +566,7 @@ impl Simulation {
             replica_disagreements,
             faults_during_transfer,
             store_answers_lost: self.store_answers_lost,
+            overlapping_calls: self.overlapping_calls,
             config: self.config,
         }
     }
@@ -635,7 +662,11 @@ impl Simulation {
                     self.after_node_input(slot);
                 }
             }
-            Event::ClientTimer { client, seq } => self.on_client_timer(client, seq),
+            Event::ClientTimer { client, session, seq } => {
+                if self.clients[client].session.id() == session {
+                    self.on_client_timer(client, seq);
+                }
+            }
             Event::ClientNext(client) => self.on_client_next(client),
             Event::FaultStart(index) => self.on_fault_start(index),
             Event::FaultEnd(index) => self.on_fault_end(index),
@@ -994,11 +1025,14 @@ impl Simulation {
         if self.now_ms > last_issue_ms {
             self.clients[client].remaining = 0;
         }
-        if self.clients[client].remaining == 0 || self.clients[client].current.is_some() {
+        let state = &self.clients[client];
+        if state.remaining == 0 {
             return;
         }
-        self.clients[client].remaining -= 1;
-        let key = if self.workload_rng.chance(YOUNG_KEY_SHARE) {
+        let busy = |lane: &usize| state.in_flight.values().any(|op| op.lane == *lane);
+        let Some(lane) = (0..state.lanes.len()).find(|lane| !busy(lane)) else { return };
+        let young = self.workload_rng.chance(YOUNG_KEY_SHARE);
+        let key = if young {
             self.young_key()
         } else {
             self.keys[self.workload_rng.below(self.keys.len() as u64) as usize].clone()
@@ -1011,15 +1045,31 @@ impl Simulation {
         } else {
             key.clone()
         };
-        let (method, args) = operation(&mut self.workload_rng, &spoken);
-        let action = Action::Invoke { method: method.clone(), args: args.clone() };
+        // Young keys are raced for by calls that create them with a state of their own and
+        // calls that create them with the default.
+        let (method, args, action) = if young && self.workload_rng.chance(CREATE_SHARE) {
+            let state = initial_state(&mut self.workload_rng, &self.registry, &key.type_name);
+            (CREATE.to_string(), state.clone(), Action::Create { state })
+        } else {
+            let (method, args) = operation(&mut self.workload_rng, &spoken);
+            (method.clone(), args.clone(), Action::Invoke { method, args })
+        };
         let now = self.now_ms;
-        let call =
-            (self.clients[client].session.start_call(now, key.key.clone(), spoken.type_name.clone(), action))
-                .expect("one call in flight per client");
+        let started =
+            self.clients[client].session.start_call(now, key.key.clone(), spoken.type_name.clone(), action);
+        let Ok(call) = started else {
+            // The session was refused for itself (see `ClientSession::handle_result`): the
+            // client starts over with a new one.
+            self.restart_client(client, false);
+            return;
+        };
+        self.clients[client].remaining -= 1;
+        if !self.clients[client].in_flight.is_empty() {
+            self.overlapping_calls += 1;
+        }
         let stamp = self.stamp();
         self.history.push(Recorded {
-            process: self.clients[client].process,
+            process: self.clients[client].lanes[lane],
             id: call.id,
             key: key.key.clone(),
             type_name: spoken.type_name,
@@ -1031,9 +1081,11 @@ impl Simulation {
             call_ms: now,
             ret_ms: u64::MAX,
         });
-        self.clients[client].current = Some((call.id.seq, self.history.len() - 1));
+        let op = InFlightOp { lane, index: self.history.len() - 1 };
+        self.clients[client].in_flight.insert(call.id.seq, op);
+        let seq = call.id.seq;
         self.send_call(client, call);
-        self.arm_client_timer(client);
+        self.arm_client_timer(client, seq);
     }
 
     /// A key of the current generation: a new one every `YOUNG_KEY_MS`, created by its first
@@ -1049,7 +1101,6 @@ impl Simulation {
         self.keys.push(key.clone());
         key
     }
-
     /// A client session as a client process starts one: routing through the first members'
     /// addresses (each client starting at another one) until a redirect tells it more.
     fn new_session(&self, client: usize, restart: u64) -> ClientSession {
@@ -1058,7 +1109,6 @@ impl Simulation {
         seeds.rotate_left(turn);
         ClientSession::new(session_id(client, restart), SESSION).with_seeds(seeds)
     }
-
     /// Sends a call where the client session routes it: to the first of its targets that
     /// accepts a connection (a slot running a member; a crashed one refuses it at once).
     fn send_call(&mut self, client: usize, call: Call) {
@@ -1071,11 +1121,11 @@ impl Simulation {
         let from = self.endpoint_of_client(client);
         self.send(from, slot, Message::Call(call));
     }
-
-    fn arm_client_timer(&mut self, client: usize) {
-        let Some((seq, _)) = self.clients[client].current else { return };
-        if let Some(deadline) = self.clients[client].session.call_deadline(seq) {
-            self.schedule(deadline, Event::ClientTimer { client, seq });
+    fn arm_client_timer(&mut self, client: usize, seq: u64) {
+        let session = &self.clients[client].session;
+        if let Some(deadline) = session.call_deadline(seq) {
+            let event = Event::ClientTimer { client, session: session.id(), seq };
+            self.schedule(deadline, event);
         }
     }
 
@@ -1084,23 +1134,41 @@ impl Simulation {
         match self.clients[client].session.handle_call_timeout(now, seq) {
             RetryDecision::Resend(call) => {
                 self.send_call(client, call);
-                self.arm_client_timer(client);
+                self.arm_client_timer(client, seq);
             }
-            RetryDecision::Wait => self.arm_client_timer(client),
-            RetryDecision::GiveUp => self.restart_client(client),
+            RetryDecision::Wait => self.arm_client_timer(client, seq),
+            RetryDecision::GiveUp => self.give_up(client, seq),
         }
     }
 
-    /// The client's call in flight ends with an unknown outcome (it gave up, or its process
-    /// died): that process is done, and the client continues as a new one, with a new session.
-    fn restart_client(&mut self, client: usize) {
+    /// The session gave up on call `seq`: its outcome is unknown, so its lane's process is
+    /// done and the lane goes on as a new process; the session goes on too.
+    fn give_up(&mut self, client: usize, seq: u64) {
+        let Some(op) = self.clients[client].in_flight.remove(&seq) else { return };
+        self.clients[client].lanes[op.lane] = self.new_process();
+        self.schedule(self.now_ms + 1, Event::ClientNext(client));
+    }
+
+    /// The client's process dies with its calls in flight (outcomes unknown; `expired`: its
+    /// session was evicted), and starts again as new processes on a new session.
+    fn restart_client(&mut self, client: usize, expired: bool) {
+        let abandoned = std::mem::take(&mut self.clients[client].in_flight);
+        if expired {
+            self.expired.extend(abandoned.values().map(|op| op.index));
+        }
+        for lane in 0..self.clients[client].lanes.len() {
+            self.clients[client].lanes[lane] = self.new_process();
+            self.schedule(self.now_ms + 1 + lane as u64, Event::ClientNext(client));
+        }
         let state = &mut self.clients[client];
-        state.current = None;
-        state.process += self.config.clients as u64;
         state.sessions_started += 1;
         let restart = state.sessions_started;
         self.clients[client].session = self.new_session(client, restart);
-        self.schedule(self.now_ms + 1, Event::ClientNext(client));
+    }
+
+    fn new_process(&mut self) -> u64 {
+        self.next_process += 1;
+        self.next_process - 1
     }
 
     fn on_redirect(&mut self, client: usize, id: CallId, config: Configuration) {
@@ -1116,17 +1184,17 @@ impl Simulation {
         if !self.clients[client].session.handle_reply(id) {
             return;
         }
-        let Some((seq, index)) = self.clients[client].current.take() else { return };
-        debug_assert_eq!(seq, id.seq);
+        self.clients[client].session.handle_result(&result);
+        let Some(op) = self.clients[client].in_flight.remove(&id.seq) else { return };
         if matches!(result, Err(CallError::SessionExpired { .. })) {
             // Refused now, but a retry may have applied before the eviction: the outcome is
             // unknown, and the session is of no use any more.
-            self.expired.insert(index);
-            self.restart_client(client);
+            self.expired.insert(op.index);
+            self.restart_client(client, true);
             return;
         }
         let stamp = self.stamp();
-        let record = &mut self.history[index];
+        let record = &mut self.history[op.index];
         record.output = Some(result.map_err(|error| error.to_string()));
         record.ret = stamp;
         record.ret_ms = self.now_ms;
@@ -1181,8 +1249,8 @@ impl Simulation {
             // Half the clients die with their calls in flight (a cloud thread killed mid-call).
             FaultKind::ClientCrash => {
                 for client in (0..self.clients.len()).filter(|c| c % 2 == fault.target as usize % 2) {
-                    if self.clients[client].current.is_some() {
-                        self.restart_client(client);
+                    if !self.clients[client].in_flight.is_empty() {
+                        self.restart_client(client, false);
                     }
                 }
             }

@@ -13,10 +13,10 @@ use crucial_dso::objects::{
 
 use super::run::{Recorded, SimOutcome};
 use super::user_type::Stack;
-use super::workload::KeySpec;
+use super::workload::{KeySpec, CREATE};
 use crate::checker::{check_partitions, Verdict};
 use crate::history::Operation;
-use crate::model::{ObjectCall, ObjectModel};
+use crate::model::{ObjectAction, ObjectAnswer, ObjectCall, ObjectModel};
 
 /// The verdict on a run and, for a violation, a description of it.
 #[derive(Clone, Debug)]
@@ -263,30 +263,38 @@ fn check_key<T: SharedObject + Default>(
     budget: Duration,
 ) -> Result<(), Option<Violation>> {
     let initial = match &key.initial {
-        Some(state) => decode::<T>(state).map_err(|_| None)?,
-        None => T::default(),
+        Some(state) => Some(decode::<T>(state).map_err(|_| None)?),
+        None => None,
     };
     let mut kept = Vec::new();
     let mut operations = Vec::new();
     for &index in indices {
         let record = &history[index];
-        let output = match &record.output {
+        let answer = match &record.output {
             // Refused calls took no effect and constrain nothing.
             Some(Err(_)) => continue,
-            // What only the waiters see: unknown to a model whose calls linearize when they
-            // complete (it never holds a waiter).
-            Some(Ok(_)) if observes_waiters(&key.type_name, &record.method) => None,
-            Some(Ok(bytes)) => {
-                Some(T::decode_ret(&record.method, bytes).expect("the node encodes valid results"))
-            }
+            Some(Ok(bytes)) => Some(bytes),
             None => None,
         };
-        let op = <T::Op as crucial_dso::object::Operation>::decode(&record.method, &record.args)
-            .expect("valid workload op");
+        let (action, output) = if record.method == CREATE {
+            let state = decode::<T>(&record.args).expect("the workload creates valid states");
+            let created = |bytes: &Vec<u8>| decode::<bool>(bytes).expect("a create answers a bool");
+            (ObjectAction::Create(state), answer.map(|bytes| ObjectAnswer::Created(created(bytes))))
+        } else {
+            let op = <T::Op as crucial_dso::object::Operation>::decode(&record.method, &record.args)
+                .expect("valid workload op");
+            let ret = |bytes: &Vec<u8>| {
+                T::decode_ret(&record.method, bytes).expect("the node encodes valid results")
+            };
+            // What only the waiters see is unknown to a model whose calls linearize when they
+            // complete (it never holds a waiter).
+            let seen = answer.filter(|_| !observes_waiters(&key.type_name, &record.method));
+            (ObjectAction::Invoke(op), seen.map(|bytes| ObjectAnswer::Ret(ret(bytes))))
+        };
         kept.push(index);
         operations.push(Operation {
             process: record.process,
-            input: ObjectCall { id: record.id, op },
+            input: ObjectCall { id: record.id, action },
             output,
             call: record.call,
             ret: record.ret,
@@ -312,11 +320,18 @@ fn check_key<T: SharedObject + Default>(
 /// A readable line for one recorded operation: `method(args) -> result`.
 pub fn describe(record: &Recorded) -> String {
     fn typed<T: SharedObject>(record: &Recorded) -> String {
-        let op = T::Op::decode(&record.method, &record.args)
-            .map_or_else(|e| e.to_string(), |op| format!("{op:?}"));
+        let creates = record.method == CREATE;
+        let op = if creates {
+            decode::<T>(&record.args).map_or_else(|e| e.to_string(), |state| format!("Create({state:?})"))
+        } else {
+            T::Op::decode(&record.method, &record.args).map_or_else(|e| e.to_string(), |op| format!("{op:?}"))
+        };
         let output = match &record.output {
             None => "unknown".to_string(),
             Some(Err(error)) => format!("refused: {error}"),
+            Some(Ok(bytes)) if creates => {
+                decode::<bool>(bytes).map_or_else(|e| e.to_string(), |created| format!("created: {created}"))
+            }
             Some(Ok(bytes)) => {
                 T::decode_ret(&record.method, bytes).map_or_else(|e| e, |ret| format!("{ret:?}"))
             }

@@ -1,12 +1,13 @@
 //! The workload: keys of every built-in type that the checker can model, and random
 //! operations on them (parked ones included), drawn from the seed.
 
-use crucial_dso::object::{encode, Operation};
+use crucial_dso::object::{encode, CallId, Operation};
 use crucial_dso::objects::{
     AtomicBooleanOp, AtomicByteArray, AtomicByteArrayOp, AtomicIntOp, AtomicLongOp, AtomicReferenceOp,
     BlobOp, CountDownLatch, CountDownLatchOp, CounterOp, CyclicBarrier, CyclicBarrierOp, FutureOp, ListOp,
     LoggerOp, MapOp, Matrix, MatrixOp, MergeFunction, Semaphore, SemaphoreOp, SetOp, SortedMapOp,
 };
+use crucial_dso::registry::Registry;
 use crucial_dso::{Value, F64};
 
 use super::rng::Rng;
@@ -291,6 +292,23 @@ pub fn operation(rng: &mut Rng, key: &KeySpec) -> (String, Vec<u8>) {
         },
         other => unreachable!("workload has no operations for {other}"),
     }
+}
+
+/// The method name a `Create` call is recorded under (no method can be named so).
+pub const CREATE: &str = "<create>";
+
+/// A random state of `type_name` for a `Create` call: its default after a few random
+/// operations.
+pub fn initial_state(rng: &mut Rng, registry: &Registry, type_name: &str) -> Vec<u8> {
+    let mut object = (registry.create_default(type_name).ok().flatten())
+        .unwrap_or_else(|| panic!("the workload creates only types with a default, not {type_name}"));
+    let key = KeySpec { key: String::new(), type_name: type_name.to_string(), initial: None };
+    for seq in 0..1 + rng.below(3) {
+        let (method, args) = operation(rng, &key);
+        // Refused operations (an index out of range) change nothing.
+        let _ = object.0.apply_encoded(CallId { session: u64::MAX, seq }, &method, &args);
+    }
+    object.0.encode_state()
 }
 
 /// Whether a call waits without a timeout: it may rightly still wait at the end of a run, so
