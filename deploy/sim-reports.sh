@@ -26,10 +26,13 @@ $sim run --seeds "$more" --first-seed $((seeds + more)) --faults 12 --summary "$
   echo "requests lost) and hands keys over in state transfers cut into 256-byte parts, and 6 client"
   echo "processes (the real \`ClientSession\`, which routes as the async client does: it learns"
   echo "configurations only from redirects, and after two unanswered resends sends every other"
-  echo "resend to another member in turn) doing 60 operations each. Keys: 17 made at setup, one per built-in type, and a new"
-  echo "generation of keys created by their first call every 300 ms (Counter, List, Map,"
+  echo "resend to another member in turn) doing 60 operations each, client c with up to 1 + c mod 3"
+  echo "calls in flight on its session (each lane a Jepsen process of its own). Keys: 17 made at setup,"
+  echo "one per built-in type, and a new generation of young keys every 300 ms (Counter, List, Map,"
   echo "AtomicReference and a user-defined Stack registered like an application's), which the clients"
-  echo "race to use during faults. The workload calls every method of every type, waits with and"
+  echo "race to create during faults: by \`Create\` calls carrying random states of their own (the"
+  echo "\`<create>\` rows; the checker models the key's absent state) and by first calls, which create"
+  echo "the default. The workload calls every method of every type, waits with and"
   echo "without a timeout, acquires and releases several permits, names the wrong type now and then"
   echo "(which must be refused without effect), and each key keeps 4 sessions, so tables evict"
   echo "(a call of an evicted session is refused with \`SessionExpired\`; its outcome is unknown)."
@@ -79,7 +82,10 @@ $sim run --seeds "$more" --first-seed $((seeds + more)) --faults 12 --summary "$
   echo "\`non-authoritative-installs\` (a backup keeps keys its new primary lacks) is caught by the"
   echo "replica-agreement check; \`trust-reused-ids\` (a process restarted under an earlier one's id"
   echo "counts as it) by the restart fault; \`answer-without-silent-backups\` (a primary stops waiting for"
-  echo "backups it does not hear) only by partitions between members, and by none of the other faults."
+  echo "backups it does not hear) only by partitions between members, and by none of the other faults;"
+  echo "\`remove-without-majority\` (a member hearing fewer than half removes the others anyway) turns an"
+  echo "isolation and a crash, the \`rf - 1\` faults a run may have, into the loss of every copy (the key"
+  echo "then never serves again), which the correct rule survives."
   echo
   echo "| canary | scenario | seeds failing | first failing seed | failure | shrunk from | shrunk to |"
   echo "|---|---|---:|---:|---|---|---|"
@@ -104,6 +110,7 @@ non-authoritative-installs|200|--nodes 3 --rf 3 --nemesis peer-one-way,client-cr
 trust-reused-ids|200|--nemesis restart,loss,delay --faults 10
 answer-without-silent-backups|200|--nemesis halves,bridge,isolate-peers,peer-one-way
 answer-without-silent-backups|200|--nemesis loss,delay,one-way,ring,client-retry
+remove-without-majority|1000|--nodes 3 --rf 3 --nemesis isolate-peers,crash
 CANARIES
   echo
   echo "Reproduce one: \`cargo run --release -p crucial-sim -- shrink --seed SEED --canary stale-reads\`."
