@@ -510,6 +510,42 @@ fn a_parked_call_keeps_its_deadline_across_a_failover() {
 /// hears no majority of it; and a joiner that was taken out of it as silent idled instead of
 /// asking again. Now it asks again, and with it the live member hears a majority, removes the
 /// dead one, and the acknowledged write survives.
+/// Found by the sweep at 12 faults (seed 16959): a pending configuration of a dead member and
+/// one live one cannot activate (the live one hears no majority of it), while the members of
+/// the source it left out, alive, waited for it forever. They ask to join again, keeping
+/// their copies, and outnumber the dead member.
+#[test]
+fn a_member_of_the_source_taken_out_of_a_pending_configuration_asks_again() {
+    let mut cluster = Harness::new(3, 3);
+    let key = "kept".to_string();
+    cluster.acknowledged_add(1, &key, 5);
+    // 2 goes silent to the others, and 1 stops hearing 3: only 3 hears a majority (itself and
+    // 1), so it takes 2 out; the configuration without 2 cannot finish (3 never acknowledges
+    // to 1).
+    for link in [(2, 1), (2, 3), (3, 1)] {
+        cluster.cut.insert(link);
+    }
+    for _ in 0..100 {
+        cluster.advance(10, |_| true);
+        if !cluster.stored().is_member(2) {
+            break;
+        }
+    }
+    let pending = cluster.stored().clone();
+    assert!(!pending.is_active() && !pending.is_member(2), "2 was taken out: {pending:?}");
+    assert!(pending.source.as_ref().is_some_and(|source| source.is_member(2)), "{pending:?}");
+    // Then 1 dies: 3 alone is no majority of {1, 3}, so only 2 coming back can finish it.
+    cluster.crash(1);
+    cluster.cut.clear();
+    cluster.advance(3_000, |_| true);
+    let stored = cluster.stored().clone();
+    assert!(
+        stored.is_active() && stored.is_member(2) && stored.is_member(3) && !stored.is_member(1),
+        "{stored:?}"
+    );
+    assert_eq!(read_counter(&mut cluster, 2, &key).as_deref(), Some("Get(5)"));
+}
+
 #[test]
 fn a_joiner_taken_out_of_a_pending_configuration_asks_again() {
     let mut cluster = Harness::new(2, 2);

@@ -113,13 +113,11 @@ impl Node {
             } else if !listed && matches!(self.phase, Phase::Joined | Phase::Leaving) {
                 self.retire();
             }
-        } else if !listed
-            && self.phase == Phase::Joined
-            && !self.cluster.source.as_ref().is_some_and(|s| s.is_member(self.me.id))
-        {
-            // Left out of a pending configuration before it held anything (taken for a
-            // silent joiner): if that configuration does not activate (and retire this
-            // member) soon, this member asks again (see `propose_membership_at`).
+        } else if !listed && self.phase == Phase::Joined {
+            // Left out of a pending configuration (taken for silent: a joiner before it held
+            // anything, or a member of the source): if that configuration does not activate
+            // (and retire this member) soon, this member asks again (see
+            // `propose_membership_at`): the configuration may need it to outnumber a dead one.
             self.left_out_at_ms.get_or_insert(now_ms);
         } else if listed {
             self.left_out_at_ms = None;
@@ -264,8 +262,11 @@ impl Node {
             self.phase = Phase::Joining;
             self.left_out_at_ms = None;
             self.rejoins += 1;
-            // What an aborted transfer brought is nobody's copy: the next one brings it anew.
-            self.keys.clear();
+            // What an aborted transfer brought to a joiner is nobody's copy: the next one
+            // brings it anew. A member of the source keeps its copies: pulls need them.
+            if !self.cluster.source.as_ref().is_some_and(|source| source.is_member(self.me.id)) {
+                self.keys.clear();
+            }
         }
         let mut members = self.cluster.members.clone();
         match self.phase {
