@@ -6,8 +6,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -19,11 +17,12 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
 use tokio::time::Instant;
 
+use crate::caller::{CallFuture, Caller, ObjectRef};
 use crate::client_session::{ClientSession, NotStarted, RetryDecision, SessionConfig};
 use crate::cluster::Configuration;
 use crate::codec::{decode_frame, encode_frame, FRAME_BYTES_MAX_DEFAULT};
 use crate::net::{split, ReadHalf, WriteHalf};
-use crate::object::{decode, encode, CallId, Operation, SharedObject};
+use crate::object::{decode, encode, CallId, SharedObject};
 use crate::objects::{
     AtomicBoolean, AtomicByteArray, AtomicInt, AtomicLong, AtomicReference, Blob, CountDownLatch, Counter,
     CyclicBarrier, Future, List, Logger, Map, Matrix, Semaphore as DsoSemaphore, Set, SortedMap,
@@ -124,7 +123,7 @@ impl Dso {
     }
 
     fn unconnected(members: Vec<String>, config: ClientConfig) -> Dso {
-        let session_id = config.session_id.unwrap_or_else(random_id);
+        let session_id = config.session_id.unwrap_or_else(crate::ids::random_id);
         let seed = members.first().cloned().unwrap_or_default();
         let session = ClientSession::new(session_id, config.session.clone()).with_seeds(members);
         let inner = Arc::new(Inner {
@@ -192,13 +191,7 @@ impl Dso {
 
     /// A handle to the `T` under `key`, without contacting the server.
     pub fn handle<T: SharedObject>(&self, key: impl Into<String>) -> Shared<T> {
-        Shared {
-            handle: T::Handle::from(ObjectRef {
-                client: self.clone(),
-                key: key.into().into(),
-                _type: PhantomData,
-            }),
-        }
+        Shared { handle: T::Handle::from(ObjectRef::new(Arc::new(self.clone()), key.into().into())) }
     }
 
     /// Creates the `T` under `key` with `initial` unless the key holds one (then that one is
@@ -504,45 +497,9 @@ pub async fn member_status(addr: &str, timeout: Duration) -> Result<MemberStatus
     tokio::time::timeout(timeout, exchange).await.map_err(|_| unavailable("no status in time".into()))?
 }
 
-/// A random 64-bit id (sessions, members).
-pub(crate) fn random_id() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.finish()
-}
-
-/// A typed reference to the object of type `T` under a key: sends `T`'s operations.
-pub struct ObjectRef<T> {
-    client: Dso,
-    key: Arc<str>,
-    _type: PhantomData<fn() -> T>,
-}
-
-impl<T> Clone for ObjectRef<T> {
-    fn clone(&self) -> Self {
-        Self { client: self.client.clone(), key: self.key.clone(), _type: PhantomData }
-    }
-}
-
-impl<T> fmt::Debug for ObjectRef<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ObjectRef").field("key", &self.key).finish()
-    }
-}
-
-impl<T: SharedObject> ObjectRef<T> {
-    /// The key.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
-    /// Sends one operation and decodes its result.
-    pub async fn call(&self, op: T::Op) -> Result<T::Ret, DsoError> {
-        let method = op.method();
-        let action = Action::Invoke { method: method.to_string(), args: op.encode_args() };
-        let bytes = self.client.call_raw(&self.key, T::TYPE_NAME, action).await?;
-        T::decode_ret(method, &bytes).map_err(DsoError::Codec)
+impl Caller for Dso {
+    fn call_encoded<'a>(&'a self, key: &'a str, type_name: &'static str, action: Action) -> CallFuture<'a> {
+        Box::pin(self.call_raw(key, type_name, action))
     }
 }
 

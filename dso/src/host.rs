@@ -11,12 +11,12 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
+use crate::cluster::Configuration;
 use crate::codec::encode_frame;
 use crate::node::{Node, Output};
 use crate::outbox::Outbox;
 use crate::peers::PeerLinks;
 use crate::protocol::{ClientAddr, Response};
-use crate::store_link::StoreRequest;
 
 /// A cluster member's links: to the other members, to the store task, and the signal that
 /// an active configuration no longer lists this member.
@@ -182,4 +182,18 @@ impl Host {
         };
         let _ = cluster.store.send(request);
     }
+}
+
+/// What the node asks of the store.
+#[derive(Debug)]
+pub(crate) enum StoreRequest {
+    /// Read the configuration.
+    Load,
+    /// Store `next` if the store still holds `current`.
+    Propose {
+        /// The expected record (`None`: none yet).
+        current: Option<Configuration>,
+        /// The record to store.
+        next: Box<Configuration>,
+    },
 }

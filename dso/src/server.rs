@@ -23,11 +23,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::client::{random_id, ClientConfig, Dso};
+use crate::client::{ClientConfig, Dso};
 use crate::cluster::discovery::{Discovery, DiscoveryStore};
 use crate::cluster::{Configuration, Member, MemberId};
 use crate::codec::FRAME_BYTES_MAX_DEFAULT;
 use crate::host::{ClusterLinks, Host};
+use crate::ids::random_id;
 use crate::node::{ClusterTiming, Node, NodeConfig};
 use crate::object::{SharedObject, DECODE_BYTES_MAX};
 use crate::peers::PeerLinks;

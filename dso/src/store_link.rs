@@ -8,21 +8,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::cluster::discovery::DiscoveryStore;
 use crate::cluster::{ConfigStore, Configuration, StoreError, Versioned};
-use crate::host::Host;
-
-/// What the node asks of the store.
-#[derive(Debug)]
-pub(crate) enum StoreRequest {
-    /// Read the configuration.
-    Load,
-    /// Store `next` if the store still holds `current`.
-    Propose {
-        /// The expected record (`None`: none yet).
-        current: Option<Configuration>,
-        /// The record to store.
-        next: Box<Configuration>,
-    },
-}
+use crate::host::{Host, StoreRequest};
 
 /// Serves the node's store requests until shutdown. Requests that queued up meanwhile are
 /// handled together: every proposal in order, then one read whose result the node gets.

@@ -3,7 +3,7 @@
 //! to cross a failover or a reconfiguration; the correct cluster keeps every property, and each
 //! replication canary is rejected.
 
-use crucial_dso::node::Canary;
+use crucial_dso_core::node::Canary;
 use crucial_models::replication::{ClusterActor, History, ReplicationConfig, Scenario};
 use stateright::actor::ActorModel;
 use stateright::{Checker, Model, UniformChooser};

@@ -1,7 +1,7 @@
 //! The single-node model, checked exhaustively: linearizable with exactly-once calls over a
 //! lossy, duplicating, reordering network with resends; the de-duplication canary is rejected.
 
-use crucial_dso::node::Canary;
+use crucial_dso_core::node::Canary;
 use crucial_models::single_node::SingleNodeConfig;
 use stateright::{Checker, Model};
 

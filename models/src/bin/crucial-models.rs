@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use crucial_dso::node::Canary;
+use crucial_dso_core::node::Canary;
 use crucial_models::replication::{ReplicationConfig, Scenario};
 use crucial_models::single_node::SingleNodeConfig;
 use stateright::{Checker, CheckerBuilder, Model, UniformChooser};

@@ -104,7 +104,7 @@ pub trait SharedObject:
     /// Its operations' results.
     type Ret: Clone + Debug + Eq + Hash + Serialize + DeserializeOwned + Send + Sync;
     /// Its typed client handle.
-    type Handle: From<crate::client::ObjectRef<Self>>;
+    type Handle: From<crate::caller::ObjectRef<Self>>;
 
     /// Applies one operation; deterministic, no I/O, no clock, no randomness.
     fn apply(&mut self, op: Self::Op, ctx: &mut ApplyContext<Self::Ret>) -> Outcome<Self::Ret>;

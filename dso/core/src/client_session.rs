@@ -1,7 +1,7 @@
 //! The sans-IO client session: numbers calls, remembers them until answered, decides when to
 //! resend (with the same sequence number), where to send (each key's primary in the
 //! configuration learned from redirects, then the other members, then the addresses it was
-//! given) and when to give up. The async client ([`crate::client`]) and the simulator drive
+//! given) and when to give up. The async client (in the host crate) and the simulator drive
 //! it; it does no I/O and reads no clock.
 
 use std::collections::{BTreeMap, BTreeSet};

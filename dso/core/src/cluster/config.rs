@@ -1,6 +1,6 @@
 //! A cluster configuration: who the members are in which epoch, and how many copies of each key
 //! there are. Every change of membership is a new configuration with a higher epoch, installed by
-//! compare-and-swap in a [`super::ConfigStore`].
+//! compare-and-swap in a configuration store (the host's `ConfigStore`).
 //!
 //! A new configuration starts *inactive*: it names the last active configuration as its
 //! `source`, and nobody serves until every member has pulled its keys' state from the source

@@ -137,7 +137,7 @@ struct TypeEntry {
 }
 
 /// The object types a server knows, by name. Built-ins are always present; user types are added
-/// with [`Registry::register`] (see [`crate::server::ServerBuilder::register`]).
+/// with [`Registry::register`] (a server builder registers them so).
 #[derive(Clone)]
 pub struct Registry {
     types: BTreeMap<&'static str, TypeEntry>,
