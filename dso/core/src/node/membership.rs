@@ -112,6 +112,10 @@ impl Node {
                 self.activate(now_ms);
             } else if !listed && matches!(self.phase, Phase::Joined | Phase::Leaving) {
                 self.retire();
+            } else if !listed && self.phase == Phase::Joining {
+                // Asked to join again, but the configuration that left it out activated: what
+                // it holds is nobody's copy now, and it joins the new one empty.
+                self.keys.clear();
             }
         } else if !listed && self.phase == Phase::Joined {
             // Left out of a pending configuration (taken for silent: a joiner before it held
@@ -166,7 +170,9 @@ impl Node {
             // Never listed: there is nothing to hand over, and no configuration to come would
             // tell it so. A join proposal still in flight may list it yet; the others then
             // remove it as a joiner that went silent (which needs no majority).
-            Phase::Joining if !self.cluster.is_member(self.me.id) => self.retire(),
+            // A member of the source asking to join again holds copies that pulls need: it
+            // leaves once a configuration without it is active, like any member.
+            Phase::Joining if !self.cluster.is_member(self.me.id) && !self.in_source() => self.retire(),
             Phase::Joined | Phase::Joining => {
                 self.phase = Phase::Leaving;
                 self.propose_membership();
@@ -253,18 +259,24 @@ impl Node {
         let listed = self.cluster.is_member(self.me.id);
         let backoff = 1u64 << self.rejoins.min(REJOIN_DOUBLINGS_MAX);
         let rejoin_after_ms = suspect_after_ms.saturating_mul(REJOIN_AFTER_SUSPECTS * backoff);
+        let in_source = self.in_source();
         if self.phase == Phase::Joined
             && !listed
+            && self.rf == self.cluster.rf
             && self.left_out_at_ms.is_some_and(|at| now_ms.saturating_sub(at) >= rejoin_after_ms)
+            && (!in_source || self.hears_a_minority_of_the_members(now_ms, suspect_after_ms))
         {
             // The configuration that left it out did not activate: it may need this member to
             // outnumber a dead one (two members, one dead, hear no majority of themselves).
+            // A member of the source asks only if it hears some of the members but not most
+            // (they send it heartbeats): one cut off from all of them would only restart
+            // their transfer, and most of them alive can remove the dead ones themselves.
             self.phase = Phase::Joining;
             self.left_out_at_ms = None;
             self.rejoins += 1;
             // What an aborted transfer brought to a joiner is nobody's copy: the next one
             // brings it anew. A member of the source keeps its copies: pulls need them.
-            if !self.cluster.source.as_ref().is_some_and(|source| source.is_member(self.me.id)) {
+            if !in_source {
                 self.keys.clear();
             }
         }
@@ -405,6 +417,25 @@ impl Node {
         self.phase = Phase::Gone;
         self.next_tick_ms = None;
         self.outputs.push_back(Output::Removed);
+    }
+
+    /// Whether the source of a pending configuration lists this member.
+    fn in_source(&self) -> bool {
+        self.cluster.source.as_ref().is_some_and(|source| source.is_member(self.me.id))
+    }
+
+    /// Whether this member heard, within the last `suspect_after_ms`, some of the
+    /// configuration's members but not more than half of them.
+    fn hears_a_minority_of_the_members(&self, now_ms: u64, suspect_after_ms: u64) -> bool {
+        let members = &self.cluster.members;
+        let heard = (members.iter())
+            .filter(|member| !self.suspected.contains(&member.id))
+            .filter(|member| {
+                let heard_at = self.last_heard.get(&member.id);
+                heard_at.is_some_and(|at| now_ms.saturating_sub(*at) < suspect_after_ms)
+            })
+            .count();
+        heard > 0 && heard * 2 <= members.len()
     }
 
     /// Whether the configuration lists this member's id (as a member or in its source) while
