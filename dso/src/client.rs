@@ -29,7 +29,7 @@ use crate::objects::{
 };
 use crate::protocol::{Action, Call, Request, Response, PROTOCOL_VERSION};
 use crate::session::CallResult;
-use crate::DsoError;
+use crate::{ConfigError, DsoError};
 
 /// Client settings.
 #[derive(Clone, Debug)]
@@ -48,6 +48,21 @@ pub struct ClientConfig {
     /// crashed (the call may be applied; its answer is never seen; later calls never leave).
     /// [`Dso::halted`] says when. For tests and simulators of crashing cloud threads.
     pub halt_at_call: Option<u64>,
+}
+
+impl ClientConfig {
+    /// Checks that the client can work with these settings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.session.validate()?;
+        let positive = "must be positive";
+        ConfigError::check(
+            self.connect_timeout_ms > 0,
+            "connect_timeout_ms",
+            self.connect_timeout_ms,
+            positive,
+        )?;
+        ConfigError::check(self.frame_bytes_max > 0, "frame_bytes_max", self.frame_bytes_max, positive)
+    }
 }
 
 impl Default for ClientConfig {
@@ -108,7 +123,7 @@ impl Dso {
 
     /// Connects with `config`; fails if the server cannot be reached now.
     pub async fn connect_with(addr: impl Into<String>, config: ClientConfig) -> Result<Dso, DsoError> {
-        let dso = Self::unconnected(vec![addr.into()], config);
+        let dso = Self::unconnected(vec![addr.into()], config)?;
         let seed = dso.inner.seed.clone();
         let link = Inner::open_link(&dso.inner, &seed).await?;
         dso.inner.links.lock().await.insert(seed, link);
@@ -118,11 +133,15 @@ impl Dso {
     /// A client that connects on its first call: to the first of `members`, or, if that one
     /// cannot be reached, to the others in turn. A cloud thread that makes no call opens no
     /// connection. Unreachable members make calls wait and resend until their timeout.
-    pub fn lazy(members: Vec<String>, config: ClientConfig) -> Dso {
+    pub fn lazy(members: Vec<String>, config: ClientConfig) -> Result<Dso, DsoError> {
         Self::unconnected(members, config)
     }
 
-    fn unconnected(members: Vec<String>, config: ClientConfig) -> Dso {
+    fn unconnected(members: Vec<String>, config: ClientConfig) -> Result<Dso, DsoError> {
+        config.validate()?;
+        if members.is_empty() {
+            return Err(ConfigError::new("members", &members, "name at least one member's address").into());
+        }
         let session_id = config.session_id.unwrap_or_else(crate::ids::random_id);
         let seed = members.first().cloned().unwrap_or_default();
         let session = ClientSession::new(session_id, config.session.clone()).with_seeds(members);
@@ -140,7 +159,7 @@ impl Dso {
             generations: AtomicU64::new(0),
             config,
         });
-        Dso { inner }
+        Ok(Dso { inner })
     }
 
     /// This client's session id.

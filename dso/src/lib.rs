@@ -33,7 +33,7 @@ pub use crucial_dso_core::{
 pub use client::{Dso, Shared};
 pub use crucial_dso_core::caller::{Caller, ObjectRef};
 pub use crucial_dso_core::{
-    shared, ApplyContext, CallError, CallId, DsoError, Outcome, SharedObject, Value, F64,
+    shared, ApplyContext, CallError, CallId, ConfigError, DsoError, Outcome, SharedObject, Value, F64,
 };
 pub use server::{Server, ServerBuilder};
 

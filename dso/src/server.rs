@@ -34,7 +34,7 @@ use crate::object::{SharedObject, DECODE_BYTES_MAX};
 use crate::peers::PeerLinks;
 use crate::registry::Registry;
 use crate::store_link::run_store;
-use crate::DsoError;
+use crate::{ConfigError, DsoError};
 
 /// The default listen address: loopback only, unless told otherwise.
 pub const BIND_DEFAULT: &str = "127.0.0.1:11222";
@@ -148,16 +148,9 @@ impl ServerBuilder {
     /// Binds and starts serving (and, for a cluster member, joins the cluster).
     pub async fn start(self) -> std::io::Result<Server> {
         let invalid = |reason: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason);
-        if !(64..=DECODE_BYTES_MAX).contains(&self.config.frame_bytes_max) {
-            let bytes = self.config.frame_bytes_max;
-            return Err(invalid(format!("frame_bytes_max {bytes} is not in 64..={DECODE_BYTES_MAX}")));
-        }
-        let connections_max = u32::try_from(self.config.connections_max)
-            .ok()
-            .filter(|max| (1..=1 << 20).contains(max))
-            .ok_or_else(|| {
-                invalid(format!("connections_max {} is not in 1..=2^20", self.config.connections_max))
-            })?;
+        let bad_config = |error: ConfigError| std::io::Error::new(std::io::ErrorKind::InvalidInput, error);
+        self.config.validate().map_err(bad_config)?;
+        let connections_max = self.config.connections_max as u32;
         let registry = Arc::new(self.registry);
         let busy_poll = self.config.busy_poll_us > 0;
         let listener = TcpListener::bind(self.config.bind).await?;
@@ -166,7 +159,7 @@ impl ServerBuilder {
         let mut tasks = Vec::new();
         let (host, membership) = match self.config.cluster.clone() {
             None => {
-                let node = Node::new(self.config.node.clone(), registry).map_err(invalid)?;
+                let node = Node::new(self.config.node.clone(), registry).map_err(bad_config)?;
                 (Arc::new(Host::new(node, self.config.frame_bytes_max, None, busy_poll)), None)
             }
             Some(options) => {
@@ -182,7 +175,7 @@ impl ServerBuilder {
                     left: Notify::new(),
                 });
                 let node =
-                    membership.new_member(options.member_id.unwrap_or_else(random_id)).map_err(invalid)?;
+                    membership.new_member(options.member_id.unwrap_or_else(random_id)).map_err(bad_config)?;
                 let (requests, requests_rx) = mpsc::unbounded_channel();
                 let links =
                     ClusterLinks { peers: PeerLinks::default(), store: requests, removed: Notify::new() };
@@ -216,6 +209,30 @@ impl ServerBuilder {
     }
 }
 
+impl ServerConfig {
+    /// Checks every setting before anything binds.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        ConfigError::check(
+            (64..=DECODE_BYTES_MAX).contains(&self.frame_bytes_max),
+            "frame_bytes_max",
+            self.frame_bytes_max,
+            &format!("must be in 64..={DECODE_BYTES_MAX}"),
+        )?;
+        ConfigError::check(
+            (1..=1 << 20).contains(&self.connections_max),
+            "connections_max",
+            self.connections_max,
+            "must be in 1..=2^20",
+        )?;
+        self.node.validate()?;
+        if let Some(cluster) = &self.cluster {
+            ConfigError::check(cluster.rf > 0, "rf", cluster.rf, "must be positive")?;
+            cluster.timing.validate()?;
+        }
+        Ok(())
+    }
+}
+
 /// What a cluster member needs to start over under a new identity, and its leaving state.
 struct Membership {
     options: ClusterOptions,
@@ -228,7 +245,7 @@ struct Membership {
 }
 
 impl Membership {
-    fn new_member(&self, id: MemberId) -> Result<Node, String> {
+    fn new_member(&self, id: MemberId) -> Result<Node, ConfigError> {
         let me = Member { id, addr: self.addr.clone() };
         Node::member(
             self.node.clone(),

@@ -165,7 +165,7 @@ fn thread_session(invocation: &Invocation, hooks: Hooks) -> Dso {
         halt_at_call: hooks.kill_at_call,
         ..ClientConfig::default()
     };
-    Dso::lazy(invocation.dso.clone(), config)
+    Dso::lazy(invocation.dso.clone(), config).expect("a thread session's configuration is valid")
 }
 
 /// The message of the panic that ended a task.

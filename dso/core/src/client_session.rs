@@ -10,7 +10,7 @@ use crate::cluster::{Configuration, Routing};
 use crate::object::CallId;
 use crate::protocol::{Action, Call};
 use crate::session::CallResult;
-use crate::CallError;
+use crate::{CallError, ConfigError};
 
 /// Retry policy of a session.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -37,6 +37,17 @@ impl Default for SessionConfig {
             in_flight_max: 1024,
             retain_records: false,
         }
+    }
+}
+
+impl SessionConfig {
+    /// Checks that the policy can work: a window of no calls would hang every call, a resend
+    /// interval of zero would resend without pause, a timeout of zero gives up at once.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = "must be positive";
+        ConfigError::check(self.in_flight_max > 0, "in_flight_max", self.in_flight_max, positive)?;
+        ConfigError::check(self.resend_after_ms > 0, "resend_after_ms", self.resend_after_ms, positive)?;
+        ConfigError::check(self.call_timeout_ms != Some(0), "call_timeout_ms", self.call_timeout_ms, positive)
     }
 }
 

@@ -153,4 +153,41 @@ pub enum DsoError {
     /// A result or value could not be encoded or decoded.
     #[error("codec: {0}")]
     Codec(String),
+    /// The client's configuration cannot work.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// A configuration value that cannot work (a window of zero calls hangs every call, a resend
+/// interval of zero spins, a suspicion timeout shorter than a tick suspects everyone).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: `{field}` = {value}: {reason}")]
+pub struct ConfigError {
+    /// The setting, as named in its config struct (and, dashed, on the command line).
+    pub field: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What it must be instead.
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// `field` holds `value`, which it must not: `reason` says what it must be.
+    pub fn new(field: &'static str, value: impl std::fmt::Debug, reason: impl Into<String>) -> Self {
+        Self { field, value: format!("{value:?}"), reason: reason.into() }
+    }
+
+    /// Fails with `reason` about `field` unless `ok`.
+    pub fn check(
+        ok: bool,
+        field: &'static str,
+        value: impl std::fmt::Debug,
+        reason: &str,
+    ) -> Result<(), Self> {
+        if ok {
+            Ok(())
+        } else {
+            Err(Self::new(field, value, reason))
+        }
+    }
 }

@@ -32,7 +32,7 @@ mod value;
 
 pub use caller::{Caller, ObjectRef};
 pub use crucial_dso_macros::shared;
-pub use error::{CallError, DsoError};
+pub use error::{CallError, ConfigError, DsoError};
 pub use object::{ApplyContext, CallId, Outcome, SharedObject};
 pub use value::{Value, F64};
 

@@ -25,7 +25,7 @@ use crate::protocol::{Call, ClientAddr, Entry, PeerMessage};
 use crate::registry::{ObjectBox, Registry};
 use crate::session::{Admission, CallResult};
 use crate::shard::{Effects, SessionLimits, Shard, SizeBound};
-use crate::CallError;
+use crate::{CallError, ConfigError};
 
 use replication::PrimaryLog;
 use transfer::Transfer;
@@ -106,24 +106,33 @@ impl Default for NodeConfig {
 
 impl NodeConfig {
     /// Checks that every limit is usable.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.session_calls_max == 0 || self.sessions_max == 0 || self.key_bytes_max == 0 {
-            return Err("session_calls_max, sessions_max and key_bytes_max must be positive".into());
-        }
-        if !(1..=crate::object::DECODE_BYTES_MAX / 4).contains(&self.object_bytes_max) {
-            return Err(format!(
-                "object_bytes_max must be in 1..={} (a quarter of what a member decodes, so that an \
-                 object and its session records move in one message)",
-                crate::object::DECODE_BYTES_MAX / 4
-            ));
-        }
-        if !(1..=crate::object::DECODE_BYTES_MAX / 2).contains(&self.transfer_bytes_max) {
-            return Err(format!(
-                "transfer_bytes_max must be in 1..={} (half of what a member decodes)",
-                crate::object::DECODE_BYTES_MAX / 2
-            ));
-        }
-        Ok(())
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = "must be positive";
+        ConfigError::check(
+            self.session_calls_max > 0,
+            "session_calls_max",
+            self.session_calls_max,
+            positive,
+        )?;
+        ConfigError::check(self.sessions_max > 0, "sessions_max", self.sessions_max, positive)?;
+        ConfigError::check(self.key_bytes_max > 0, "key_bytes_max", self.key_bytes_max, positive)?;
+        let object_max = crate::object::DECODE_BYTES_MAX / 4;
+        ConfigError::check(
+            (1..=object_max).contains(&self.object_bytes_max),
+            "object_bytes_max",
+            self.object_bytes_max,
+            &format!(
+                "must be in 1..={object_max} (a quarter of what a member decodes, so that an object \
+                 and its session records move in one message)"
+            ),
+        )?;
+        let transfer_max = crate::object::DECODE_BYTES_MAX / 2;
+        ConfigError::check(
+            (1..=transfer_max).contains(&self.transfer_bytes_max),
+            "transfer_bytes_max",
+            self.transfer_bytes_max,
+            &format!("must be in 1..={transfer_max} (half of what a member decodes)"),
+        )
     }
 
     fn limits(&self) -> SessionLimits {
@@ -147,6 +156,26 @@ pub struct ClusterTiming {
 impl Default for ClusterTiming {
     fn default() -> Self {
         Self { tick_ms: 100, suspect_after_ms: 1_500, poll_every_ticks: 5 }
+    }
+}
+
+impl ClusterTiming {
+    /// Checks that the timing can work: ticks happen, and a member is suspected only after
+    /// more than a tick of silence (heartbeats go out once a tick).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        ConfigError::check(self.tick_ms > 0, "tick_ms", self.tick_ms, "must be positive")?;
+        ConfigError::check(
+            self.poll_every_ticks > 0,
+            "poll_every_ticks",
+            self.poll_every_ticks,
+            "must be positive",
+        )?;
+        ConfigError::check(
+            self.suspect_after_ms > self.tick_ms,
+            "suspect_after_ms",
+            self.suspect_after_ms,
+            &format!("must be more than tick_ms ({}): heartbeats go out once a tick", self.tick_ms),
+        )
     }
 }
 
@@ -304,7 +333,7 @@ impl std::hash::Hash for Node {
 
 impl Node {
     /// A standalone node: the only member of its own cluster, serving every key.
-    pub fn new(config: NodeConfig, registry: Arc<Registry>) -> Result<Self, String> {
+    pub fn new(config: NodeConfig, registry: Arc<Registry>) -> Result<Self, ConfigError> {
         let me = Member { id: 0, addr: String::new() };
         let cluster = Configuration::initial(vec![me.clone()], 1);
         let mut node = Self::build(config, registry, me, 1, None, cluster)?;
@@ -322,10 +351,9 @@ impl Node {
         me: Member,
         rf: usize,
         timing: ClusterTiming,
-    ) -> Result<Self, String> {
-        if rf == 0 || timing.tick_ms == 0 || timing.poll_every_ticks == 0 {
-            return Err("rf, tick_ms and poll_every_ticks must be positive".into());
-        }
+    ) -> Result<Self, ConfigError> {
+        ConfigError::check(rf > 0, "rf", rf, "must be positive")?;
+        timing.validate()?;
         let placeholder = Configuration { epoch: 0, ..Configuration::initial(vec![me.clone()], rf) };
         let mut node = Self::build(config, registry, me, rf, Some(timing), placeholder)?;
         node.next_tick_ms = Some(0);
@@ -340,7 +368,7 @@ impl Node {
         rf: usize,
         timing: Option<ClusterTiming>,
         cluster: Configuration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self {
             config,
