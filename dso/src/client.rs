@@ -23,10 +23,7 @@ use crate::cluster::Configuration;
 use crate::codec::{decode_frame, encode_frame, FRAME_BYTES_MAX_DEFAULT};
 use crate::net::{split, ReadHalf, WriteHalf};
 use crate::object::{decode, encode, CallId, SharedObject};
-use crate::objects::{
-    AtomicBoolean, AtomicByteArray, AtomicInt, AtomicLong, AtomicReference, Blob, CountDownLatch, Counter,
-    CyclicBarrier, Future, List, Logger, Map, Matrix, Semaphore as DsoSemaphore, Set, SortedMap,
-};
+use crate::objects::{AtomicByteArray, CountDownLatch, CyclicBarrier, Matrix, Semaphore as DsoSemaphore};
 use crate::protocol::{Action, Call, Request, Response, PROTOCOL_VERSION};
 use crate::session::CallResult;
 use crate::{ConfigError, DsoError};
@@ -536,43 +533,22 @@ impl<T: SharedObject> Deref for Shared<T> {
     }
 }
 
-/// Declares `Dso` accessors for built-ins that spring into being on first use.
+/// One accessor per built-in that springs into being on first use (its default), named as in
+/// [`crucial_dso_core::for_each_builtin!`].
 macro_rules! default_object_accessors {
-    ($($(#[$doc:meta])* $name:ident => $type:ty;)*) => {
+    ([$($Type:ident $(=> $accessor:ident)?,)*]) => {
         impl Dso {
-            $($(#[$doc])* pub fn $name(&self, key: impl Into<String>) -> Shared<$type> {
-                self.handle(key)
-            })*
+            $($(
+                #[doc = concat!("The `", stringify!($Type), "` under `key` (the type's default until first changed).")]
+                pub fn $accessor(&self, key: impl Into<String>) -> Shared<crate::objects::$Type> {
+                    self.handle(key)
+                }
+            )?)*
         }
     };
 }
 
-default_object_accessors! {
-    /// The `AtomicLong` under `key` (0 until first set).
-    atomic_long => AtomicLong;
-    /// The `AtomicInt` under `key`.
-    atomic_int => AtomicInt;
-    /// The `AtomicBoolean` under `key`.
-    atomic_boolean => AtomicBoolean;
-    /// The `AtomicReference` under `key` (`Value::Null` until set).
-    atomic_reference => AtomicReference;
-    /// The `Counter` under `key`.
-    counter => Counter;
-    /// The `List` under `key`.
-    list => List;
-    /// The `Set` under `key`.
-    set => Set;
-    /// The `Map` under `key`.
-    map => Map;
-    /// The `SortedMap` under `key`.
-    sorted_map => SortedMap;
-    /// The `Blob` under `key`.
-    blob => Blob;
-    /// The `Future` under `key`.
-    future => Future;
-    /// The `Logger` under `key`.
-    logger => Logger;
-}
+crucial_dso_core::for_each_builtin!(default_object_accessors);
 
 impl Dso {
     /// The `Semaphore` under `key`, created with `permits` if absent.

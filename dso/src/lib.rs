@@ -32,6 +32,7 @@ pub use crucial_dso_core::{
 
 pub use client::{Dso, Shared};
 pub use crucial_dso_core::caller::{Caller, ObjectRef};
+pub use crucial_dso_core::{for_each_builtin, with_builtin};
 pub use crucial_dso_core::{
     shared, ApplyContext, CallError, CallId, ConfigError, DsoError, Outcome, SharedObject, Value, F64,
 };

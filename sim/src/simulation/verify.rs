@@ -6,10 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crucial_dso::object::{decode, Operation as _, SharedObject};
-use crucial_dso::objects::{
-    AtomicBoolean, AtomicByteArray, AtomicInt, AtomicLong, AtomicReference, Blob, CountDownLatch, Counter,
-    CyclicBarrier, Future, List, Logger, Map, Matrix, Semaphore, Set, SortedMap,
-};
+use crucial_dso::objects::CyclicBarrier;
 
 use super::run::{Recorded, SimOutcome};
 use super::user_type::Stack;
@@ -43,84 +40,17 @@ pub struct Violation {
     pub stuck: usize,
 }
 
-/// Evaluates `$body` with `$T` naming the built-in type called `$name`, or `$otherwise`.
+/// Evaluates `$body` with `$T` naming the type called `$name` (a built-in, or the simulator's
+/// user type), or `$otherwise`.
 macro_rules! with_builtin {
     ($name:expr, $T:ident => $body:expr, otherwise $otherwise:expr) => {
-        match $name {
-            "AtomicLong" => {
-                type $T = AtomicLong;
-                $body
-            }
-            "AtomicInt" => {
-                type $T = AtomicInt;
-                $body
-            }
-            "AtomicBoolean" => {
-                type $T = AtomicBoolean;
-                $body
-            }
-            "AtomicReference" => {
-                type $T = AtomicReference;
-                $body
-            }
-            "AtomicByteArray" => {
-                type $T = AtomicByteArray;
-                $body
-            }
-            "Counter" => {
-                type $T = Counter;
-                $body
-            }
-            "List" => {
-                type $T = List;
-                $body
-            }
-            "Set" => {
-                type $T = Set;
-                $body
-            }
-            "Map" => {
-                type $T = Map;
-                $body
-            }
-            "SortedMap" => {
-                type $T = SortedMap;
-                $body
-            }
-            "Matrix" => {
-                type $T = Matrix;
-                $body
-            }
-            "Blob" => {
-                type $T = Blob;
-                $body
-            }
-            "Future" => {
-                type $T = Future;
-                $body
-            }
-            "Semaphore" => {
-                type $T = Semaphore;
-                $body
-            }
-            "CyclicBarrier" => {
-                type $T = CyclicBarrier;
-                $body
-            }
-            "CountDownLatch" => {
-                type $T = CountDownLatch;
-                $body
-            }
-            "Logger" => {
-                type $T = Logger;
-                $body
-            }
+        crucial_dso::with_builtin!($name, $T => $body, otherwise match $name {
             "Stack" => {
                 type $T = Stack;
                 $body
             }
             _ => $otherwise,
-        }
+        })
     };
 }
 

@@ -24,27 +24,9 @@ pub struct KeySpec {
     pub initial: Option<Vec<u8>>,
 }
 
-/// The types the workload cycles through: every built-in, the parking ones among the first
-/// eight so that small key counts still park.
-pub const TYPES: [&str; 17] = [
-    "AtomicLong",
-    "AtomicReference",
-    "Map",
-    "List",
-    "Future",
-    "Semaphore",
-    "CountDownLatch",
-    "CyclicBarrier",
-    "AtomicInt",
-    "AtomicBoolean",
-    "AtomicByteArray",
-    "Counter",
-    "Set",
-    "SortedMap",
-    "Matrix",
-    "Blob",
-    "Logger",
-];
+/// The types the workload cycles through: every built-in, in the core's one list of them
+/// (the parking ones among the first eight, so that small key counts still park).
+pub const TYPES: &[&str] = crucial_dso::objects::BUILTIN_TYPE_NAMES;
 
 /// `count` keys, cycling through the types so every type appears once `count >= 17`.
 pub fn keys(count: usize) -> Vec<KeySpec> {

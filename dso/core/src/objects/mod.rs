@@ -74,24 +74,90 @@ fn check_index(index: u64, length: usize) -> Result<usize, ObjectError> {
     }
 }
 
+/// The one list of the built-in types, in the order the simulator's workload cycles through
+/// them (the parking ones among the first eight): calls `$callback!` with every type, each
+/// followed by `=> accessor` if it starts as its default on first use (the client's accessor of
+/// that name gives its handle) or alone if it needs an initial state. Extra tokens after a `;`
+/// are passed on after the list. The registry, the client's accessors, the simulator's workload
+/// and its checker all read it.
+#[macro_export]
+macro_rules! for_each_builtin {
+    ($($callback:ident)::+ $(; $($extra:tt)*)?) => {
+        $($callback)::+! {
+            [
+                AtomicLong => atomic_long,
+                AtomicReference => atomic_reference,
+                Map => map,
+                List => list,
+                Future => future,
+                Semaphore,
+                CountDownLatch,
+                CyclicBarrier,
+                AtomicInt => atomic_int,
+                AtomicBoolean => atomic_boolean,
+                AtomicByteArray,
+                Counter => counter,
+                Set => set,
+                SortedMap => sorted_map,
+                Matrix,
+                Blob => blob,
+                Logger => logger,
+            ]
+            $($($extra)*)?
+        }
+    };
+}
+
+/// Evaluates `$body` with `$T` naming the built-in type whose name is `$name`, or `$otherwise`.
+#[macro_export]
+macro_rules! with_builtin {
+    ($name:expr, $T:ident => $body:expr, otherwise $otherwise:expr) => {
+        $crate::for_each_builtin!($crate::__with_builtin_arms; $crate, $name, $T => $body, otherwise $otherwise)
+    };
+}
+
+/// The match behind [`with_builtin!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_builtin_arms {
+    (
+        [$($Type:ident $(=> $accessor:ident)?,)*]
+        $krate:tt, $name:expr, $T:ident => $body:expr, otherwise $otherwise:expr
+    ) => {
+        match $name {
+            $(name if name == <$krate::objects::$Type as $krate::SharedObject>::TYPE_NAME => {
+                type $T = $krate::objects::$Type;
+                $body
+            })*
+            _ => $otherwise,
+        }
+    };
+}
+
+/// The names of the built-in types, in [`for_each_builtin!`]'s order.
+pub const BUILTIN_TYPE_NAMES: &[&str] = {
+    macro_rules! names {
+        ([$($Type:ident $(=> $accessor:ident)?,)*]) => {
+            &[$(<$Type as crate::SharedObject>::TYPE_NAME,)*]
+        };
+    }
+    for_each_builtin!(names)
+};
+
 /// Registers every built-in type (those without a natural empty state need an initial one).
 pub(crate) fn register_builtins(registry: &mut Registry) {
-    registry
-        .register_with_default::<AtomicLong>()
-        .register_with_default::<AtomicInt>()
-        .register_with_default::<AtomicBoolean>()
-        .register_with_default::<AtomicReference>()
-        .register::<AtomicByteArray>()
-        .register_with_default::<Counter>()
-        .register_with_default::<List>()
-        .register_with_default::<Set>()
-        .register_with_default::<Map>()
-        .register_with_default::<SortedMap>()
-        .register::<Matrix>()
-        .register_with_default::<Blob>()
-        .register_with_default::<Future>()
-        .register::<Semaphore>()
-        .register::<CyclicBarrier>()
-        .register::<CountDownLatch>()
-        .register_with_default::<Logger>();
+    macro_rules! register {
+        ($Type:ident => $accessor:ident) => {
+            registry.register_with_default::<$Type>()
+        };
+        ($Type:ident) => {
+            registry.register::<$Type>()
+        };
+    }
+    macro_rules! register_all {
+        ([$($Type:ident $(=> $accessor:ident)?,)*]) => {
+            $(register!($Type $(=> $accessor)?);)*
+        };
+    }
+    for_each_builtin!(register_all);
 }
