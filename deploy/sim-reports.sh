@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 seeds=${1:-10000}
 cargo build --release --quiet -p crucial-sim
 sim=./target/release/crucial-sim
+# The canaries' code is only in builds with `--cfg crucial_canary` (cargo canaryrun).
+cargo build --release --quiet --config "build.rustflags=['--cfg','crucial_canary']" \
+  --config "build.target-dir='target/canary'" -p crucial-sim
+canary_sim=./target/canary/release/crucial-sim
 sweep=$(mktemp)
 $sim run --seeds "$seeds" --summary "$sweep" >/dev/null
 more=$((seeds / 2))
@@ -91,11 +95,11 @@ $sim run --seeds "$more" --first-seed $((seeds + more)) --faults 12 --summary "$
   echo "|---|---|---:|---:|---|---|---|"
   while IFS='|' read -r canary seeds flags; do
     # shellcheck disable=SC2086 # the flags are words
-    sweep_output=$($sim run --seeds "$seeds" --canary "$canary" $flags 2>&1 || true)
+    sweep_output=$($canary_sim run --seeds "$seeds" --canary "$canary" $flags 2>&1 || true)
     failing=$(echo "$sweep_output" | grep -E '^\| failures' | grep -oE '[0-9]+' || true)
     seed=$(echo "$sweep_output" | grep -oE '^seed [0-9]+' | cut -d' ' -f2 | sort -n | head -n 1 || true)
     # shellcheck disable=SC2086
-    shrunk=$($sim shrink --seed "$seed" --canary "$canary" $flags 2>/dev/null || true)
+    shrunk=$($canary_sim shrink --seed "$seed" --canary "$canary" $flags 2>/dev/null || true)
     first=$(echo "$shrunk" | sed -n 1p | sed "s/^seed $seed: //")
     sizes=$(echo "$shrunk" | sed -n 2p | sed -E 's/^shrunk from (.*) to ([^:]*): .*/\1|\2/')
     echo "| $canary | \`${flags:-default}\` | $failing of $seeds | $seed | $first | ${sizes%%|*} | ${sizes##*|} |"
@@ -113,7 +117,7 @@ answer-without-silent-backups|200|--nemesis loss,delay,one-way,ring,client-retry
 remove-without-majority|1000|--nodes 3 --rf 3 --nemesis isolate-peers,crash
 CANARIES
   echo
-  echo "Reproduce one: \`cargo run --release -p crucial-sim -- shrink --seed SEED --canary stale-reads\`."
+  echo "Reproduce one: \`cargo canaryrun --release -p crucial-sim -- shrink --seed SEED --canary stale-reads\`."
 } > reports/sim-sweep.md
 
 histories=../shared/histories

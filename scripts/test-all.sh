@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test: the normal suite (with the simulation harnesses, the canaries and the S3 store
-# against moto's local S3 server, installed from PyPI here if missing), the Lambda executor
+# Every test: the normal suite (with the simulation harnesses and the S3 store against moto's
+# local S3 server, installed from PyPI here if missing), the deliberate bugs each checker must
+# catch (canaries: only builds with `--cfg crucial_canary` have them), the Lambda executor
 # through `cargo lambda watch` (cargo-lambda installed from PyPI if missing), and the madsim
 # whole-stack suites (their own target dir, 20 seeds unless MADSIM_TEST_NUM says otherwise).
 # Ends with one line totalling every test binary's result.
@@ -11,6 +12,7 @@ cargo lambda --version >/dev/null 2>&1 || python3 -m pip install --quiet cargo-l
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --features sim,crucial-dso/s3 2>&1 | tee -a "$log"
+cargo canarytest -p crucial-sim -p crucial-models --features sim canary 2>&1 | tee -a "$log"
 cargo test -p crucial-threads --features lambda --test lambda_watch 2>&1 | tee -a "$log"
 export MADSIM_TEST_NUM=${MADSIM_TEST_NUM:-20}
 cargo simtest -p crucial-dso --features sim --tests 2>&1 | tee -a "$log"

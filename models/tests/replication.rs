@@ -58,8 +58,9 @@ fn bounded_search_finds_no_violation() {
     );
 }
 
+#[cfg(crucial_canary)]
 #[test]
-fn bounded_search_rejects_answers_before_the_backups_hold_them() {
+fn canary_bounded_search_rejects_answers_before_the_backups_hold_them() {
     let checker = search(Canary { reply_before_backup_acks: true, ..Canary::default() });
     let path =
         checker.discovery("no acknowledged update lost").expect("an answer ahead of the backups is caught");
@@ -82,8 +83,9 @@ fn walks_cross_a_replacement_and_keep_every_property() {
     assert!(checker.discovery("every call answered after the membership changed").is_some(), "not vacuous");
 }
 
+#[cfg(crucial_canary)]
 #[test]
-fn walks_reject_a_deposed_primary_that_keeps_answering() {
+fn canary_walks_reject_a_deposed_primary_that_keeps_answering() {
     let checker =
         walk(Scenario::Replace, Canary { accept_old_epochs: true, ..Canary::default() }, 4 * WALK_STATES);
     assert!(
@@ -118,8 +120,9 @@ fn walks_stall_after_rf_minus_one_crashes_until_a_member_joins_and_keep_every_pr
     assert!(checker.discovery("every call answered after the membership changed").is_some(), "not vacuous");
 }
 
+#[cfg(crucial_canary)]
 #[test]
-fn walks_reject_a_minority_that_removes_the_members_it_cannot_hear() {
+fn canary_walks_reject_a_minority_that_removes_the_members_it_cannot_hear() {
     let checker =
         walk(Scenario::Minority, Canary { remove_without_majority: true, ..Canary::default() }, WALK_STATES);
     assert!(checker.discovery("no member removed by a minority").is_some(), "the survivor removed no one");

@@ -18,8 +18,9 @@ fn correct_node_is_linearizable_in_every_reachable_state() {
     assert_eq!(checker.unique_state_count(), 912);
 }
 
+#[cfg(crucial_canary)]
 #[test]
-fn skipping_deduplication_is_caught() {
+fn canary_skipping_deduplication_is_caught() {
     let canary = Canary { skip_deduplication: true, ..Canary::default() };
     let checker = config(canary).into_model().checker().threads(2).spawn_bfs().join();
     let path =

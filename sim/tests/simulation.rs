@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+#[cfg(crucial_canary)]
 use crucial_dso::node::Canary;
 use crucial_sim::checker::Verdict;
 use crucial_sim::simulation::nemesis::FaultKind;
@@ -43,6 +44,7 @@ fn correct_node_survives_a_sweep() {
 
 /// The first seed in `0..seeds` whose run fails (safety or liveness) with `canary` on, in the
 /// scenario `configure` makes of the default one.
+#[cfg(crucial_canary)]
 fn first_failing_seed(
     canary: Canary,
     seeds: u64,
@@ -60,6 +62,7 @@ fn first_failing_seed(
     })
 }
 
+#[cfg(crucial_canary)]
 #[test]
 fn canary_skip_deduplication_is_caught() {
     let found = first_failing_seed(Canary { skip_deduplication: true, ..Canary::default() }, 50, |c| c);
@@ -67,6 +70,7 @@ fn canary_skip_deduplication_is_caught() {
     eprintln!("skip_deduplication caught: seed {:?}", found);
 }
 
+#[cfg(crucial_canary)]
 #[test]
 fn canary_stale_reads_is_caught() {
     let found = first_failing_seed(Canary { stale_reads: true, ..Canary::default() }, 50, |c| c);
@@ -74,6 +78,7 @@ fn canary_stale_reads_is_caught() {
     eprintln!("stale_reads caught: seed {:?}", found);
 }
 
+#[cfg(crucial_canary)]
 #[test]
 fn canary_drop_timeouts_is_caught() {
     let found = first_failing_seed(Canary { drop_timeouts: true, ..Canary::default() }, 50, |c| c);
@@ -81,6 +86,7 @@ fn canary_drop_timeouts_is_caught() {
     eprintln!("drop_timeouts caught: seed {:?}", found);
 }
 
+#[cfg(crucial_canary)]
 #[test]
 fn canary_reply_before_backup_acks_is_caught() {
     // Crashes of a primary while slow links hold its entries back from the backups; one hot
@@ -103,6 +109,7 @@ fn canary_reply_before_backup_acks_is_caught() {
     }
 }
 
+#[cfg(crucial_canary)]
 #[test]
 fn canary_accept_old_epochs_is_caught() {
     let churn = |config: SimConfig| SimConfig {
@@ -115,6 +122,7 @@ fn canary_accept_old_epochs_is_caught() {
     eprintln!("accept_old_epochs caught: seed {:?}", found);
 }
 
+#[cfg(crucial_canary)]
 #[test]
 fn canary_forget_leave_is_caught() {
     // Members join, leave and are replaced during the workload: some leave is asked while a
@@ -153,6 +161,7 @@ fn losing_every_copy_stalls_instead_of_inventing_state() {
     assert!(stalled > 0, "some crash must hit a member holding the only copy of a used key");
 }
 
+#[cfg(crucial_canary)]
 #[test]
 fn canary_non_authoritative_installs_is_caught_by_replica_agreement() {
     // One member's messages to another are lost while clients die with calls in flight: a
@@ -169,6 +178,7 @@ fn canary_non_authoritative_installs_is_caught_by_replica_agreement() {
     assert!(reason.contains("replicas disagree"), "seed {seed} failed for another reason: {reason}");
 }
 
+#[cfg(crucial_canary)]
 #[test]
 fn canary_trust_reused_member_ids_is_caught() {
     let restarts = |config: SimConfig| SimConfig {
@@ -183,9 +193,11 @@ fn canary_trust_reused_member_ids_is_caught() {
 }
 
 /// The faults that separate members from each other.
+#[cfg(crucial_canary)]
 const MEMBER_PARTITIONS: [FaultKind; 4] =
     [FaultKind::Halves, FaultKind::Bridge, FaultKind::IsolatePeers, FaultKind::PeerOneWay];
 
+#[cfg(crucial_canary)]
 #[test]
 fn canary_answer_without_silent_backups_needs_member_partitions_and_is_caught() {
     let canary = Canary { answer_without_silent_backups: true, ..Canary::default() };
@@ -209,6 +221,7 @@ fn canary_answer_without_silent_backups_needs_member_partitions_and_is_caught() 
 
 /// Finding 4's rule: a member hearing fewer than half of its configuration removes no one.
 /// Without it, an isolation and a crash (the `rf - 1` faults a run may have) lose every copy.
+#[cfg(crucial_canary)]
 #[test]
 fn canary_remove_without_majority_is_caught() {
     let canary = Canary { remove_without_majority: true, ..Canary::default() };

@@ -95,6 +95,11 @@ struct ModelArgs {
 impl ModelArgs {
     fn canary(&self) -> Result<Canary, String> {
         let mut canary = Canary::default();
+        if self.canary.is_some() && !cfg!(crucial_canary) {
+            return Err("this crucial-models has no deliberate bugs compiled in: run it as \
+                        `cargo canaryrun --release -p crucial-models -- ...` (it builds with `--cfg crucial_canary`)"
+                .into());
+        }
         match self.canary.as_deref() {
             None => {}
             Some("skip-deduplication") => canary.skip_deduplication = true,

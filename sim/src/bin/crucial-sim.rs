@@ -80,6 +80,11 @@ struct Scenario {
 impl Scenario {
     fn config(&self, seed: u64) -> Result<SimConfig, String> {
         let mut canary = Canary::default();
+        if !self.canary.is_empty() && !cfg!(crucial_canary) {
+            return Err("this crucial-sim has no deliberate bugs compiled in: run it as \
+                        `cargo canaryrun --release -p crucial-sim -- ...` (it builds with `--cfg crucial_canary`)"
+                .into());
+        }
         for name in &self.canary {
             match name.as_str() {
                 "skip-deduplication" => canary.skip_deduplication = true,
@@ -336,8 +341,10 @@ fn failure(outcome: &SimOutcome, verdict: &RunVerdict) -> Option<String> {
     outcome.run_failure()
 }
 
+/// The command that replays `seed` (with the deliberate bugs' build if the scenario needs it).
 fn replay_command(seed: u64, scenario: &Scenario) -> String {
-    format!("cargo run --release -p crucial-sim -- replay --seed {seed} {}", scenario.flags())
+    let cargo = if scenario.canary.is_empty() { "run" } else { "canaryrun" };
+    format!("cargo {cargo} --release -p crucial-sim -- replay --seed {seed} {}", scenario.flags())
 }
 
 fn write_report(

@@ -223,7 +223,7 @@ impl Node {
             }
         }
         if self.serving {
-            #[cfg(feature = "canary")]
+            #[cfg(crucial_canary)]
             if self.config.canary.answer_without_silent_backups {
                 self.forget_silent_backups(now_ms, timing.suspect_after_ms);
             }
@@ -400,12 +400,12 @@ impl Node {
         tracing::info!(member = me, epoch, keys = self.keys.len(), "serving");
     }
 
-    #[cfg(feature = "canary")]
+    #[cfg(crucial_canary)]
     fn forgets_leave_on_activation(&self) -> bool {
         self.config.canary.forget_leave_on_activation
     }
 
-    #[cfg(not(feature = "canary"))]
+    #[cfg(not(crucial_canary))]
     fn forgets_leave_on_activation(&self) -> bool {
         false
     }
@@ -446,32 +446,32 @@ impl Node {
         listed && !self.entered && !self.trusts_reused_ids()
     }
 
-    #[cfg(feature = "canary")]
+    #[cfg(crucial_canary)]
     fn removes_without_majority(&self) -> bool {
         self.config.canary.remove_without_majority
     }
 
-    #[cfg(not(feature = "canary"))]
+    #[cfg(not(crucial_canary))]
     fn removes_without_majority(&self) -> bool {
         false
     }
 
-    #[cfg(feature = "canary")]
+    #[cfg(crucial_canary)]
     fn trusts_reused_ids(&self) -> bool {
         self.config.canary.trust_reused_member_ids
     }
 
-    #[cfg(not(feature = "canary"))]
+    #[cfg(not(crucial_canary))]
     fn trusts_reused_ids(&self) -> bool {
         false
     }
 
-    #[cfg(feature = "canary")]
+    #[cfg(crucial_canary)]
     fn keeps_keys_missing_from_installs(&self) -> bool {
         self.config.canary.non_authoritative_installs
     }
 
-    #[cfg(not(feature = "canary"))]
+    #[cfg(not(crucial_canary))]
     fn keeps_keys_missing_from_installs(&self) -> bool {
         false
     }

@@ -48,13 +48,20 @@ pub struct NodeConfig {
     /// About how many bytes of shards one state-transfer message carries (a key's image is
     /// never split, so a part holds at least one key).
     pub transfer_bytes_max: usize,
-    /// Deliberate bugs for checkers to catch; all off by default.
-    #[cfg(feature = "canary")]
+    /// Deliberate bugs for checkers to catch; all off by default, and refused by
+    /// [`NodeConfig::validate`] unless the build has them (see [`Canary`]).
     pub canary: Canary,
 }
 
-/// Deliberate bugs, compiled only with the `canary` feature, that checkers must catch.
-#[cfg(feature = "canary")]
+/// Text that only a build with the deliberate bugs' code contains (CI looks for it in the
+/// binaries it ships, and must not find it).
+#[cfg(crucial_canary)]
+pub const CANARY_BUILD_MARKER: &str = "crucial-canary-build-c4n4ry";
+
+/// Deliberate bugs that checkers must catch. Their code is compiled only with `--cfg
+/// crucial_canary`, which only the test commands set (`cargo canarytest`, `cargo canaryrun`,
+/// `cargo simtest`): no binary built the usual way has them, and its nodes refuse to start
+/// with any switched on.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Canary {
     /// Apply every call, retries included, as if new: breaks exactly-once.
@@ -98,7 +105,6 @@ impl Default for NodeConfig {
             key_bytes_max: 4096,
             object_bytes_max: 16 << 20,
             transfer_bytes_max: 8 << 20,
-            #[cfg(feature = "canary")]
             canary: Canary::default(),
         }
     }
@@ -132,6 +138,12 @@ impl NodeConfig {
             "transfer_bytes_max",
             self.transfer_bytes_max,
             &format!("must be in 1..={transfer_max} (half of what a member decodes)"),
+        )?;
+        ConfigError::check(
+            cfg!(crucial_canary) || self.canary == Canary::default(),
+            "canary",
+            &self.canary,
+            "this build has no deliberate bugs (they need `--cfg crucial_canary`: cargo canarytest, cargo canaryrun)",
         )
     }
 
@@ -282,7 +294,7 @@ pub struct Node {
     ticks: u64,
     outputs: VecDeque<Output>,
     /// The stale copy the `stale_reads` canary answers reads from, and calls since its refresh.
-    #[cfg(feature = "canary")]
+    #[cfg(crucial_canary)]
     stale: (BTreeMap<String, Shard>, u64),
 }
 
@@ -370,6 +382,10 @@ impl Node {
         cluster: Configuration,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
+        #[cfg(crucial_canary)]
+        if config.canary != Canary::default() {
+            tracing::warn!(canary = ?config.canary, "{CANARY_BUILD_MARKER}: deliberate bugs switched on");
+        }
         Ok(Self {
             config,
             registry,
@@ -397,7 +413,7 @@ impl Node {
             next_tick_ms: None,
             ticks: 0,
             outputs: VecDeque::new(),
-            #[cfg(feature = "canary")]
+            #[cfg(crucial_canary)]
             stale: (BTreeMap::new(), 0),
         })
     }
@@ -514,7 +530,7 @@ impl Node {
                 break;
             }
             self.deadlines.pop_first();
-            #[cfg(feature = "canary")]
+            #[cfg(crucial_canary)]
             if self.config.canary.drop_timeouts {
                 if let Some(parked) = self.parked.get_mut(&id) {
                     parked.1 = None;
@@ -560,12 +576,12 @@ impl Node {
         self.check_invariants();
     }
 
-    #[cfg(feature = "canary")]
+    #[cfg(crucial_canary)]
     fn skips_deduplication(&self) -> bool {
         self.config.canary.skip_deduplication
     }
 
-    #[cfg(not(feature = "canary"))]
+    #[cfg(not(crucial_canary))]
     fn skips_deduplication(&self) -> bool {
         false
     }
@@ -585,7 +601,7 @@ impl Node {
     }
 
     fn apply_new(&mut self, now_ms: u64, from: ClientAddr, call: Call) {
-        #[cfg(feature = "canary")]
+        #[cfg(crucial_canary)]
         if let Some(result) = self.stale_read(&call) {
             self.reply(from, call.id, result);
             return;
@@ -608,7 +624,7 @@ impl Node {
     }
 
     /// The `stale_reads` canary: answers a read-only call from the stale copy.
-    #[cfg(feature = "canary")]
+    #[cfg(crucial_canary)]
     fn stale_read(&mut self, call: &Call) -> Option<CallResult> {
         const REFRESH_CALLS: u64 = 8;
         if !self.config.canary.stale_reads {

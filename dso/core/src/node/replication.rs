@@ -90,7 +90,7 @@ impl Node {
 
     /// Answers `to` once the key's log tail is on every backup.
     pub(super) fn respond(&mut self, key: &str, to: ClientAddr, id: CallId, result: CallResult) {
-        #[cfg(feature = "canary")]
+        #[cfg(crucial_canary)]
         if self.config.canary.reply_before_backup_acks {
             self.reply(to, id, result);
             return;
@@ -181,7 +181,7 @@ impl Node {
 
     /// The `answer_without_silent_backups` canary: every key's log stops waiting for the
     /// backups not heard from for `suspect_after_ms`, releasing the answers they held back.
-    #[cfg(feature = "canary")]
+    #[cfg(crucial_canary)]
     pub(super) fn forget_silent_backups(&mut self, now_ms: u64, suspect_after_ms: u64) {
         let heard = self.last_heard.clone();
         let silent =

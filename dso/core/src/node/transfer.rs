@@ -192,12 +192,12 @@ impl Node {
         self.send(from, PeerMessage::Shards { epoch: config.epoch, after, shards, more });
     }
 
-    #[cfg(feature = "canary")]
+    #[cfg(crucial_canary)]
     fn fences_on_pull(&self) -> bool {
         !self.config.canary.accept_old_epochs
     }
 
-    #[cfg(not(feature = "canary"))]
+    #[cfg(not(crucial_canary))]
     fn fences_on_pull(&self) -> bool {
         true
     }
