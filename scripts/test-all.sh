@@ -15,7 +15,7 @@ cargo test --workspace --features sim,crucial-dso/s3 2>&1 | tee -a "$log"
 cargo canarytest -p crucial-sim -p crucial-models --features sim canary 2>&1 | tee -a "$log"
 cargo test -p crucial-threads --features lambda --test lambda_watch 2>&1 | tee -a "$log"
 export MADSIM_TEST_NUM=${MADSIM_TEST_NUM:-20}
-cargo simtest -p crucial-dso --features sim --tests 2>&1 | tee -a "$log"
+cargo simtest -p crucial-dso --features sim --test madsim_partition 2>&1 | tee -a "$log"
 cargo simtest -p crucial-threads --features sim --test simulated 2>&1 | tee -a "$log"
 awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
      END { printf "all suites: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$log"

@@ -282,11 +282,11 @@ fn expand(args: Punctuated<Meta, Token![,]>, mut item: ItemImpl) -> syn::Result<
         #[doc = #handle_doc]
         #[derive(Clone, Debug)]
         pub struct #handle {
-            object: #krate::caller::ObjectRef<#self_ident>,
+            object: #krate::object::ObjectRef<#self_ident>,
         }
 
-        impl ::core::convert::From<#krate::caller::ObjectRef<#self_ident>> for #handle {
-            fn from(object: #krate::caller::ObjectRef<#self_ident>) -> Self {
+        impl ::core::convert::From<#krate::object::ObjectRef<#self_ident>> for #handle {
+            fn from(object: #krate::object::ObjectRef<#self_ident>) -> Self {
                 Self { object }
             }
         }

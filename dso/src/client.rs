@@ -17,12 +17,11 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
 use tokio::time::Instant;
 
-use crate::caller::{CallFuture, Caller, ObjectRef};
 use crate::client_session::{ClientSession, NotStarted, RetryDecision, SessionConfig};
 use crate::cluster::Configuration;
 use crate::codec::{decode_frame, encode_frame, FRAME_BYTES_MAX_DEFAULT};
 use crate::net::{split, ReadHalf, WriteHalf};
-use crate::object::{decode, encode, CallId, SharedObject};
+use crate::object::{decode, encode, CallFuture, CallId, Caller, ObjectRef, SharedObject};
 use crate::objects::{AtomicByteArray, CountDownLatch, CyclicBarrier, Matrix, Semaphore as DsoSemaphore};
 use crate::protocol::{Action, Call, Request, Response, PROTOCOL_VERSION};
 use crate::session::CallResult;
@@ -514,8 +513,14 @@ pub async fn member_status(addr: &str, timeout: Duration) -> Result<MemberStatus
 }
 
 impl Caller for Dso {
-    fn call_encoded<'a>(&'a self, key: &'a str, type_name: &'static str, action: Action) -> CallFuture<'a> {
-        Box::pin(self.call_raw(key, type_name, action))
+    fn invoke_encoded<'a>(
+        &'a self,
+        key: &'a str,
+        type_name: &'static str,
+        method: &'static str,
+        args: Vec<u8>,
+    ) -> CallFuture<'a> {
+        Box::pin(self.call_raw(key, type_name, Action::Invoke { method: method.to_string(), args }))
     }
 }
 

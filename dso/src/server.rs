@@ -324,6 +324,11 @@ impl Server {
         self.host.with_node(Node::is_serving)
     }
 
+    /// How many calls wait parked on this server (blocked until woken or timed out).
+    pub fn parked_calls(&self) -> usize {
+        self.host.with_node(Node::parked_calls)
+    }
+
     /// Leaves the cluster gracefully: asks for a configuration without this member and waits
     /// (up to `within`) until one is active, that is, until its keys have moved. Whether it
     /// got there. A standalone server has nothing to leave.

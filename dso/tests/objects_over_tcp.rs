@@ -211,6 +211,20 @@ async fn matrix_blob_logger() {
     assert!(log.is_empty().await.unwrap());
 }
 
+/// Waits until `count` calls are parked on `server` (the call under test arrived and parks),
+/// failing after a generous deadline instead of guessing with a sleep.
+async fn parked_on(server: &Server, count: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while server.parked_calls() != count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} calls parked, not {count}",
+            server.parked_calls()
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 #[tokio::test]
 async fn future_get_parks_until_set_and_times_out() {
     let (server, dso) = embedded().await;
@@ -222,7 +236,7 @@ async fn future_get_parks_until_set_and_times_out() {
         let result = dso.future("f");
         async move { result.get(None).await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    parked_on(&server, 1).await;
     assert!(!waiter.is_finished(), "get parks while unset");
     assert!(!result.is_done().await.unwrap());
     assert!(other.future("f").set(42).await.unwrap());
@@ -242,7 +256,7 @@ async fn semaphore_barrier_latch_over_the_network() {
         let permits = second.handle::<crucial_dso::objects::Semaphore>("sem");
         async move { permits.acquire(1, None).await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    parked_on(&server, 1).await;
     assert!(!blocked.is_finished());
     assert_eq!(permits.queue_length().await.unwrap(), 1);
     permits.release(1).await.unwrap();
@@ -312,7 +326,7 @@ async fn shutdown_waits_for_connections_to_close() {
         let future = dso.future("never");
         async move { future.get(None).await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    parked_on(&server, 1).await;
     tokio::time::timeout(Duration::from_secs(5), server.shutdown())
         .await
         .expect("shutdown ends every connection task and returns");

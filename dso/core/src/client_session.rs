@@ -6,9 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::call::{Action, Call};
 use crate::cluster::{Configuration, Routing};
 use crate::object::CallId;
-use crate::protocol::{Action, Call};
 use crate::session::CallResult;
 use crate::{CallError, ConfigError};
 

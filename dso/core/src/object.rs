@@ -8,12 +8,16 @@
 //! and hashed like everything else. Types are usually written with [`crate::shared`], which
 //! derives the enums, `apply` and a typed client handle from plain methods.
 
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
+use std::future::Future;
 use std::hash::Hash;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::CallError;
+use crate::{CallError, DsoError};
 
 /// Identifies one client call: its session and its sequence number in that session. Retries
 /// carry the same id, which is how the node answers them without applying twice; a parked
@@ -104,7 +108,7 @@ pub trait SharedObject:
     /// Its operations' results.
     type Ret: Clone + Debug + Eq + Hash + Serialize + DeserializeOwned + Send + Sync;
     /// Its typed client handle.
-    type Handle: From<crate::caller::ObjectRef<Self>>;
+    type Handle: From<ObjectRef<Self>>;
 
     /// Applies one operation; deterministic, no I/O, no clock, no randomness.
     fn apply(&mut self, op: Self::Op, ctx: &mut ApplyContext<Self::Ret>) -> Outcome<Self::Ret>;
@@ -160,4 +164,61 @@ pub fn decode_args<T: DeserializeOwned>(type_name: &str, method: &str, args: &[u
         method: method.to_string(),
         reason,
     })
+}
+
+/// The encoded answer to one call, on its way.
+pub type CallFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>, DsoError>> + Send + 'a>>;
+
+/// Sends encoded calls and returns their encoded answers: what a typed handle needs from a
+/// client (the host's `Dso` implements it).
+pub trait Caller: Send + Sync + 'static {
+    /// Invokes `method` with encoded `args` on the object of type `type_name` under `key`.
+    fn invoke_encoded<'a>(
+        &'a self,
+        key: &'a str,
+        type_name: &'static str,
+        method: &'static str,
+        args: Vec<u8>,
+    ) -> CallFuture<'a>;
+}
+
+/// A typed reference to the object of type `T` under a key: sends `T`'s operations. The
+/// handles `#[shared]` generates wrap one.
+pub struct ObjectRef<T> {
+    caller: Arc<dyn Caller>,
+    key: Arc<str>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> ObjectRef<T> {
+    /// A reference to the `T` under `key`, sent through `caller`.
+    pub fn new(caller: Arc<dyn Caller>, key: Arc<str>) -> Self {
+        Self { caller, key, _type: PhantomData }
+    }
+}
+
+impl<T> Clone for ObjectRef<T> {
+    fn clone(&self) -> Self {
+        Self { caller: self.caller.clone(), key: self.key.clone(), _type: PhantomData }
+    }
+}
+
+impl<T> fmt::Debug for ObjectRef<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectRef").field("key", &self.key).finish()
+    }
+}
+
+impl<T: SharedObject> ObjectRef<T> {
+    /// The key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Sends one operation and decodes its result.
+    pub async fn call(&self, op: T::Op) -> Result<T::Ret, DsoError> {
+        let method = op.method();
+        let bytes = self.caller.invoke_encoded(&self.key, T::TYPE_NAME, method, op.encode_args()).await?;
+        T::decode_ret(method, &bytes).map_err(DsoError::Codec)
+    }
 }

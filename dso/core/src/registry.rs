@@ -152,7 +152,7 @@ impl fmt::Debug for Registry {
 impl Default for Registry {
     fn default() -> Self {
         let mut registry = Registry { types: BTreeMap::new() };
-        crate::objects::register_builtins(&mut registry);
+        register_builtins(&mut registry);
         registry
     }
 }
@@ -201,4 +201,22 @@ fn default_object<T: SharedObject + Default>() -> Box<dyn DynObject> {
 
 fn encode_wakeups<T: SharedObject>(ctx: ApplyContext<T::Ret>) -> Vec<(CallId, Vec<u8>)> {
     ctx.into_wakeups().into_iter().map(|(id, ret)| (id, T::encode_ret(&ret))).collect()
+}
+
+/// Registers every built-in type (those without a natural empty state need an initial one).
+fn register_builtins(registry: &mut Registry) {
+    macro_rules! register {
+        ($Type:ident => $accessor:ident) => {
+            registry.register_with_default::<crate::objects::$Type>()
+        };
+        ($Type:ident) => {
+            registry.register::<crate::objects::$Type>()
+        };
+    }
+    macro_rules! register_all {
+        ([$($Type:ident $(=> $accessor:ident)?,)*]) => {
+            $(register!($Type $(=> $accessor)?);)*
+        };
+    }
+    crate::for_each_builtin!(register_all);
 }

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::call::{Action, Call};
 use crate::object::{encode, CallId};
-use crate::protocol::{Action, Call};
 use crate::registry::{EncodedOutcome, ObjectBox, Registry};
 use crate::session::{Admission, CallRecord, CallResult, SessionTable};
 use crate::CallError;

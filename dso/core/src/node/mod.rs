@@ -446,6 +446,11 @@ impl Node {
         self.serving
     }
 
+    /// How many calls wait parked on this member (blocked until woken or timed out).
+    pub fn parked_calls(&self) -> usize {
+        self.parked.len()
+    }
+
     /// The object this member holds under `key`, if any (for checkers and tools).
     pub fn object(&self, key: &str) -> Option<&ObjectBox> {
         self.keys.get(key).and_then(|state| state.shard.object())

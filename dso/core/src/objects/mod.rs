@@ -31,8 +31,6 @@ pub use sorted_map::*;
 
 use serde::{Deserialize, Serialize};
 
-use crate::registry::Registry;
-
 /// A built-in operation's typed failure (returned as a value, never a panic on the node).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
 pub enum ObjectError {
@@ -143,21 +141,3 @@ pub const BUILTIN_TYPE_NAMES: &[&str] = {
     }
     for_each_builtin!(names)
 };
-
-/// Registers every built-in type (those without a natural empty state need an initial one).
-pub(crate) fn register_builtins(registry: &mut Registry) {
-    macro_rules! register {
-        ($Type:ident => $accessor:ident) => {
-            registry.register_with_default::<$Type>()
-        };
-        ($Type:ident) => {
-            registry.register::<$Type>()
-        };
-    }
-    macro_rules! register_all {
-        ([$($Type:ident $(=> $accessor:ident)?,)*]) => {
-            $(register!($Type $(=> $accessor)?);)*
-        };
-    }
-    for_each_builtin!(register_all);
-}
