@@ -41,6 +41,7 @@ impl Node {
     pub fn handle_config(&mut self, now_ms: u64, record: Configuration) {
         self.store_heard_ms = now_ms;
         self.take_config(now_ms, record);
+        self.check_invariants();
     }
 
     /// A peer or the store told of `epoch`: if it is newer than this member's, read the store.
@@ -143,6 +144,7 @@ impl Node {
             self.enter(next.epoch);
             self.outputs.push_back(Output::Propose { current: None, next });
         }
+        self.check_invariants();
     }
 
     /// Starts this member in a cluster's first configuration formed out of band: every member
@@ -179,6 +181,7 @@ impl Node {
             }
             Phase::Leaving | Phase::Gone => {}
         }
+        self.check_invariants();
     }
 
     /// An outside failure detector reports `member` dead: this member proposes its removal (if
@@ -188,6 +191,7 @@ impl Node {
             self.suspected.insert(member);
             self.propose_membership();
         }
+        self.check_invariants();
     }
 
     /// Periodic chores: heartbeats, suspicion, resends, store polling.

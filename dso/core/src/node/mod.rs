@@ -1,11 +1,30 @@
-//! The sans-IO node: one member of a DSO cluster (or a standalone server).
+//! The sans-IO node: one member of a DSO cluster (or a standalone server). No clock, socket or
+//! randomness inside: time is the `now_ms` argument (any monotonic millisecond count the host
+//! chooses), so the simulator, the model checker and the async server run exactly this code.
 //!
-//! Inputs: client calls ([`Node::handle_request`]), messages from other members
-//! ([`Node::handle_peer`]), configurations read from the store ([`Node::handle_config`]), time
-//! ([`Node::handle_timeout`]). Outputs: drain [`Node::poll_output`] after every input; ask
-//! [`Node::poll_timeout`] for the next deadline. No clock, socket or randomness inside: time is
-//! the `now_ms` argument (any monotonic millisecond count the host chooses), so the simulator,
-//! the model checker and the async server run exactly this code.
+//! # Inputs
+//!
+//! - [`Node::handle_request`]: a client's call, from a client the host numbers with a
+//!   [`ClientAddr`]; [`Node::handle_disconnect`]: that client went away.
+//! - [`Node::handle_peer`]: a message from another member.
+//! - [`Node::handle_config`] or [`Node::handle_empty_store`]: what the configuration store
+//!   holds, in answer to an [`Output::LoadConfig`] or an [`Output::Propose`].
+//! - [`Node::handle_timeout`]: the time [`Node::poll_timeout`] asked to be woken at, or later.
+//! - [`Node::bootstrap`] (a first configuration formed out of band), [`Node::leave`] (an
+//!   operator's graceful stop), [`Node::suspect`] (an outside failure detector).
+//!
+//! After every input the node checks its invariants (in debug builds).
+//!
+//! # Outputs
+//!
+//! After every input, a host drains [`Node::poll_output`] until it returns `None` and carries
+//! each output out: [`Output::Reply`] and [`Output::Redirect`] to their client,
+//! [`Output::Send`] to its member, [`Output::LoadConfig`] and [`Output::Propose`] to the store
+//! (whose answer comes back as `handle_config` or `handle_empty_store`), [`Output::Removed`]
+//! by starting over or stopping. Then it re-arms its timer at [`Node::poll_timeout`], which any
+//! input may move. Correctness does not rest on the order outputs are carried out in, nor on
+//! messages arriving once or in order (the model checker delivers them in any order, any
+//! number of times, or never); delivering them promptly and in order only makes it faster.
 //!
 //! Replication is primary-backup per key (module `replication`): the primary of a key admits and
 //! applies every call, read or write, logs it, sends it to the key's backups and answers only
@@ -554,6 +573,7 @@ impl Node {
     /// until the client retries them.
     pub fn handle_disconnect(&mut self, from: ClientAddr) {
         self.routes.retain(|_, to| *to != from);
+        self.check_invariants();
     }
 
     /// A message from member `from`.
@@ -712,11 +732,35 @@ impl Node {
         self.outputs.push_back(Output::Send { to, message });
     }
 
+    /// What holds after every input (checked in debug builds: tests, fuzzing, the simulator's
+    /// test runs).
     fn check_invariants(&self) {
-        if cfg!(debug_assertions) {
-            let timed = self.parked.values().filter(|(_, deadline)| deadline.is_some()).count();
-            assert_eq!(timed, self.deadlines.len(), "every timed parked call has one deadline");
-            assert!(!self.serving || self.cluster.epoch >= self.fence, "serving a fenced epoch");
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let timed = self.parked.values().filter(|(_, deadline)| deadline.is_some()).count();
+        assert_eq!(timed, self.deadlines.len(), "every timed parked call has one deadline");
+        for (deadline, id) in &self.deadlines {
+            let parked = self.parked.get(id).map(|(_, at)| *at);
+            assert_eq!(parked, Some(Some(*deadline)), "a deadline of {id:?} that is not its parked call's");
+        }
+        if self.serving {
+            assert!(self.cluster.epoch >= self.fence, "serving a fenced epoch");
+            assert!(
+                self.cluster.is_active() && self.cluster.is_member(self.me.id),
+                "serving outside an active configuration that lists this member"
+            );
+            for (key, _) in self.parked.values() {
+                let primary = self.keys.get(key).is_some_and(|state| state.primary.is_some());
+                assert!(primary, "a call parked on {key:?}, which this member is not primary of");
+            }
+        } else {
+            assert!(self.parked.is_empty() && self.deadlines.is_empty(), "calls parked on a member not serving");
+            let logs = self.keys.values().filter(|state| state.primary.is_some()).count();
+            assert_eq!(logs, 0, "a primary log on a member not serving");
+        }
+        if self.phase == Phase::Gone {
+            assert!(!self.serving && self.keys.is_empty() && self.transfer.is_none(), "a retired member holds state");
         }
     }
 }
