@@ -27,10 +27,6 @@ enum ConnectionError {
     Protocol(String),
 }
 
-/// Bytes a connection may have waiting to be written before the server stops reading from it
-/// (a client that does not read its answers is not served more).
-const BACKLOG_BYTES_MAX: usize = 4 << 20;
-
 /// Serves one connection until the client leaves, misbehaves, or the server shuts down.
 pub(crate) async fn serve(host: Arc<Host>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
     let peer = stream.peer_addr().ok();
@@ -47,7 +43,7 @@ pub(crate) async fn serve(host: Arc<Host>, stream: TcpStream, mut shutdown: watc
         peer: None,
     };
     let outcome = loop {
-        let reading = connection.outbox.pending_bytes() < BACKLOG_BYTES_MAX;
+        let reading = connection.outbox.pending_bytes() < host.client_backlog_bytes_max;
         tokio::select! {
             // Only the reads race; handling and writing run to completion (writes are not
             // cancel-safe).

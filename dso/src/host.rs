@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::cluster::Configuration;
 use crate::codec::encode_frame;
+use crate::links::LinkConfig;
 use crate::node::{Node, Output};
 use crate::outbox::Outbox;
 use crate::peers::PeerLinks;
@@ -42,6 +43,8 @@ pub(crate) struct Host {
     last_activity_us: AtomicU64,
     started: Instant,
     pub(crate) frame_bytes_max: usize,
+    /// Bytes of answers a client connection may have waiting before it is no longer read.
+    pub(crate) client_backlog_bytes_max: usize,
     /// Present on a cluster member.
     pub(crate) cluster: Option<ClusterLinks>,
 }
@@ -51,6 +54,7 @@ impl Host {
     pub(crate) fn new(
         node: Node,
         frame_bytes_max: usize,
+        links: &LinkConfig,
         cluster: Option<ClusterLinks>,
         busy_poll: bool,
     ) -> Self {
@@ -65,6 +69,7 @@ impl Host {
             last_activity_us: AtomicU64::new(0),
             started: Instant::now(),
             frame_bytes_max,
+            client_backlog_bytes_max: links.client_backlog_bytes_max,
         }
     }
 

@@ -18,6 +18,7 @@ pub mod cluster;
 mod connection;
 mod host;
 mod ids;
+mod links;
 mod net;
 mod outbox;
 mod peers;

@@ -2,7 +2,7 @@
 //! `PeerHello`), its frames kept in an [`Outbox`]: queued in the order the node sent them,
 //! written inline when the socket takes them (the common case: no task wake-up on the
 //! replication path), otherwise by the link's writer task, which also (re)connects. While a
-//! member cannot be reached, or has more than `BACKLOG_BYTES_MAX` bytes waiting for it, its
+//! member cannot be reached, or has more than `peer_backlog_bytes_max` bytes waiting for it, its
 //! messages are dropped: the protocol resends what matters on its next tick, and a dead or
 //! slow member must not make this one buffer without end.
 
@@ -16,23 +16,16 @@ use tokio::net::TcpStream;
 
 use crate::cluster::MemberId;
 use crate::codec::encode_frame;
+use crate::links::LinkConfig;
 use crate::net::split;
 use crate::outbox::{socket, Outbox, Socket};
 use crate::protocol::{PeerMessage, Request, PROTOCOL_VERSION};
 
-/// How long to wait for a connection to another member.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
-/// The pause between attempts to reach a member that did not answer.
-const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
-/// Bytes queued for one member past which further messages to it are dropped (the protocol
-/// resends what matters): a member slower than this one's output costs it no more memory. A
-/// state transfer has one part (about `transfer_bytes_max`) in flight per member.
-const BACKLOG_BYTES_MAX: usize = 64 << 20;
-
 /// The links to every member this one has talked to, by sender and receiver.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct PeerLinks {
     links: Mutex<HashMap<(MemberId, MemberId), Link>>,
+    config: Arc<LinkConfig>,
 }
 
 /// One member's connection: its address and its outbox.
@@ -43,6 +36,11 @@ struct Link {
 }
 
 impl PeerLinks {
+    /// No links yet; they will follow `config`.
+    pub(crate) fn new(config: LinkConfig) -> Self {
+        Self { links: Mutex::new(HashMap::new()), config: Arc::new(config) }
+    }
+
     /// Queues `message` from member `from` (this one) to member `to` at `addr`; the returned
     /// outbox sends it at its next flush.
     pub(crate) fn queue(
@@ -61,16 +59,17 @@ impl PeerLinks {
                     old.outbox.close();
                 }
                 let outbox = Arc::new(Outbox::new(None));
-                tokio::spawn(write_queued(outbox.clone(), from, addr.to_string()));
+                tokio::spawn(write_queued(outbox.clone(), from, addr.to_string(), self.config.clone()));
                 links.insert((from, to), Link { addr: addr.to_string(), outbox: outbox.clone() });
                 outbox
             }
         };
         drop(links);
-        if outbox.pending_bytes() < BACKLOG_BYTES_MAX {
+        let backlog = self.config.peer_backlog_bytes_max;
+        if outbox.pending_bytes() < backlog {
             outbox.queue(|frames| encode_frame(&Request::Peer(message), frames));
         } else {
-            tracing::debug!(to, addr, "member behind by {BACKLOG_BYTES_MAX} bytes; dropping a message to it");
+            tracing::debug!(to, addr, "member behind by {backlog} bytes; dropping a message to it");
         }
         outbox
     }
@@ -90,7 +89,9 @@ impl PeerLinks {
 
 /// Writes what the inline path left for one member, connecting first when needed, until the
 /// link closes.
-async fn write_queued(outbox: Arc<Outbox>, from: MemberId, addr: String) {
+async fn write_queued(outbox: Arc<Outbox>, from: MemberId, addr: String, config: Arc<LinkConfig>) {
+    let pause = Duration::from_millis(config.peer_reconnect_pause_ms);
+    let connect_timeout = Duration::from_millis(config.peer_connect_timeout_ms);
     loop {
         outbox.wake.notified().await;
         if outbox.is_closed() {
@@ -100,28 +101,28 @@ async fn write_queued(outbox: Arc<Outbox>, from: MemberId, addr: String) {
             continue;
         }
         if !outbox.is_connected() {
-            match connect(from, &addr).await {
+            match connect(from, &addr, connect_timeout).await {
                 Ok(socket) => outbox.connected(socket),
                 Err(error) => {
                     tracing::debug!(%addr, %error, "member unreachable; dropping its messages for now");
                     outbox.discard_pending();
-                    tokio::time::sleep(RECONNECT_PAUSE).await;
+                    tokio::time::sleep(pause).await;
                     continue;
                 }
             }
         }
         if let Err(error) = outbox.write_pending().await {
             tracing::debug!(%addr, %error, "member unreachable; dropping its messages for now");
-            tokio::time::sleep(RECONNECT_PAUSE).await;
+            tokio::time::sleep(pause).await;
         }
     }
 }
 
 /// Connects to the member at `addr` and introduces this one.
-async fn connect(me: MemberId, addr: &str) -> std::io::Result<Socket> {
+async fn connect(me: MemberId, addr: &str, timeout: Duration) -> std::io::Result<Socket> {
     let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
     let mut stream =
-        tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await.map_err(|_| timed_out())??;
+        tokio::time::timeout(timeout, TcpStream::connect(addr)).await.map_err(|_| timed_out())??;
     let _ = stream.set_nodelay(true);
     let mut hello = Vec::new();
     encode_frame(&Request::PeerHello { protocol_version: PROTOCOL_VERSION, from: me }, &mut hello);

@@ -29,6 +29,7 @@ use crate::cluster::{Configuration, Member, MemberId};
 use crate::codec::FRAME_BYTES_MAX_DEFAULT;
 use crate::host::{ClusterLinks, Host};
 use crate::ids::random_id;
+pub use crate::links::LinkConfig;
 use crate::node::{ClusterTiming, Node, NodeConfig};
 use crate::object::{SharedObject, DECODE_BYTES_MAX};
 use crate::peers::PeerLinks;
@@ -57,6 +58,8 @@ pub struct ServerConfig {
     /// bare metal, tens in a virtual machine) at the cost of a core kept busy while traffic
     /// lasts. Meant for a single-threaded runtime on a core of its own.
     pub busy_poll_us: u64,
+    /// How connections buffer, and how a member reaches the others.
+    pub links: LinkConfig,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +71,7 @@ impl Default for ServerConfig {
             node: NodeConfig::default(),
             cluster: None,
             busy_poll_us: 0,
+            links: LinkConfig::default(),
         }
     }
 }
@@ -160,7 +164,16 @@ impl ServerBuilder {
         let (host, membership) = match self.config.cluster.clone() {
             None => {
                 let node = Node::new(self.config.node.clone(), registry).map_err(bad_config)?;
-                (Arc::new(Host::new(node, self.config.frame_bytes_max, None, busy_poll)), None)
+                (
+                    Arc::new(Host::new(
+                        node,
+                        self.config.frame_bytes_max,
+                        &self.config.links,
+                        None,
+                        busy_poll,
+                    )),
+                    None,
+                )
             }
             Some(options) => {
                 let store = DiscoveryStore::open(&options.discovery, options.s3_endpoint.as_deref())
@@ -177,9 +190,15 @@ impl ServerBuilder {
                 let node =
                     membership.new_member(options.member_id.unwrap_or_else(random_id)).map_err(bad_config)?;
                 let (requests, requests_rx) = mpsc::unbounded_channel();
-                let links =
-                    ClusterLinks { peers: PeerLinks::default(), store: requests, removed: Notify::new() };
-                let host = Arc::new(Host::new(node, self.config.frame_bytes_max, Some(links), busy_poll));
+                let peers = PeerLinks::new(self.config.links.clone());
+                let links = ClusterLinks { peers, store: requests, removed: Notify::new() };
+                let host = Arc::new(Host::new(
+                    node,
+                    self.config.frame_bytes_max,
+                    &self.config.links,
+                    Some(links),
+                    busy_poll,
+                ));
                 tasks.push(tokio::spawn(run_store(host.clone(), store, requests_rx, shutdown_rx.clone())));
                 tasks.push(tokio::spawn(run_membership(
                     host.clone(),
@@ -225,6 +244,23 @@ impl ServerConfig {
             "must be in 1..=2^20",
         )?;
         self.node.validate()?;
+        let links = &self.links;
+        let positive = "must be positive";
+        let client_backlog = links.client_backlog_bytes_max;
+        ConfigError::check(client_backlog > 0, "client_backlog_bytes_max", client_backlog, positive)?;
+        ConfigError::check(
+            links.peer_backlog_bytes_max > self.node.transfer_bytes_max,
+            "peer_backlog_bytes_max",
+            links.peer_backlog_bytes_max,
+            &format!(
+                "must exceed transfer_bytes_max ({}): a transfer part must fit",
+                self.node.transfer_bytes_max
+            ),
+        )?;
+        let connect = links.peer_connect_timeout_ms;
+        ConfigError::check(connect > 0, "peer_connect_timeout_ms", connect, positive)?;
+        let pause = links.peer_reconnect_pause_ms;
+        ConfigError::check(pause > 0, "peer_reconnect_pause_ms", pause, positive)?;
         if let Some(cluster) = &self.cluster {
             ConfigError::check(cluster.rf > 0, "rf", cluster.rf, "must be positive")?;
             cluster.timing.validate()?;

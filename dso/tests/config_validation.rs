@@ -11,7 +11,7 @@ use crucial_dso::cluster::discovery::Discovery;
 use crucial_dso::cluster::Member;
 use crucial_dso::node::{ClusterTiming, Node, NodeConfig};
 use crucial_dso::registry::Registry;
-use crucial_dso::server::{ClusterOptions, ServerBuilder, ServerConfig};
+use crucial_dso::server::{ClusterOptions, LinkConfig, ServerBuilder, ServerConfig};
 use crucial_dso::{ConfigError, Dso, DsoError};
 
 /// The setting a client configuration is refused for.
@@ -97,6 +97,16 @@ async fn a_server_refuses_to_start_with_settings_that_cannot_work() {
     assert_eq!(refused(ServerConfig { frame_bytes_max: 8, ..local() }).await, "frame_bytes_max");
     let node = NodeConfig { sessions_max: 0, ..NodeConfig::default() };
     assert_eq!(refused(ServerConfig { node, ..local() }).await, "sessions_max");
+    let links = |links: LinkConfig| ServerConfig { links, ..local() };
+    let no_backlog = LinkConfig { client_backlog_bytes_max: 0, ..LinkConfig::default() };
+    assert_eq!(refused(links(no_backlog)).await, "client_backlog_bytes_max");
+    let part = NodeConfig::default().transfer_bytes_max;
+    let narrow = LinkConfig { peer_backlog_bytes_max: part, ..LinkConfig::default() };
+    assert_eq!(refused(links(narrow)).await, "peer_backlog_bytes_max", "a transfer part must fit");
+    let hasty = LinkConfig { peer_connect_timeout_ms: 0, ..LinkConfig::default() };
+    assert_eq!(refused(links(hasty)).await, "peer_connect_timeout_ms");
+    let spinning = LinkConfig { peer_reconnect_pause_ms: 0, ..LinkConfig::default() };
+    assert_eq!(refused(links(spinning)).await, "peer_reconnect_pause_ms");
     let cluster = |rf: usize, timing: ClusterTiming| ClusterOptions {
         discovery: Discovery::File(std::env::temp_dir().join("never-written.json")),
         s3_endpoint: None,

@@ -115,6 +115,7 @@ async fn serve(args: Args) -> std::io::Result<()> {
         node,
         cluster,
         busy_poll_us: args.busy_poll_us,
+        ..ServerConfig::default()
     };
     let server = ServerBuilder::new().config(config).start().await?;
     stop_signal().await?;

@@ -755,12 +755,18 @@ impl Node {
                 assert!(primary, "a call parked on {key:?}, which this member is not primary of");
             }
         } else {
-            assert!(self.parked.is_empty() && self.deadlines.is_empty(), "calls parked on a member not serving");
+            assert!(
+                self.parked.is_empty() && self.deadlines.is_empty(),
+                "calls parked on a member not serving"
+            );
             let logs = self.keys.values().filter(|state| state.primary.is_some()).count();
             assert_eq!(logs, 0, "a primary log on a member not serving");
         }
         if self.phase == Phase::Gone {
-            assert!(!self.serving && self.keys.is_empty() && self.transfer.is_none(), "a retired member holds state");
+            assert!(
+                !self.serving && self.keys.is_empty() && self.transfer.is_none(),
+                "a retired member holds state"
+            );
         }
     }
 }

@@ -1,0 +1,28 @@
+//! How connections buffer, and how a member reaches the others: settings of the host's links.
+
+/// How connections buffer, and how a member reaches the others.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkConfig {
+    /// Bytes of answers a client connection may have waiting before the server stops reading
+    /// its calls (a client that does not read its answers is not served more).
+    pub client_backlog_bytes_max: usize,
+    /// Bytes queued for one member past which further messages to it are dropped (the protocol
+    /// resends what matters): a slow member costs this one no more memory. Must exceed the
+    /// node's `transfer_bytes_max`, or a state transfer's parts could never be queued.
+    pub peer_backlog_bytes_max: usize,
+    /// How long to wait for a connection to another member.
+    pub peer_connect_timeout_ms: u64,
+    /// The pause between attempts to reach a member that did not answer.
+    pub peer_reconnect_pause_ms: u64,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        Self {
+            client_backlog_bytes_max: 4 << 20,
+            peer_backlog_bytes_max: 64 << 20,
+            peer_connect_timeout_ms: 1_000,
+            peer_reconnect_pause_ms: 200,
+        }
+    }
+}
