@@ -297,8 +297,8 @@ fn a_lagging_backup_gets_its_tail_in_bounded_parts_and_catches_up() {
     }
     assert!(largest <= 2 * bytes_max, "a resend of {largest} bytes (limit about {bytes_max})");
     assert_eq!(cluster.disagreements(), vec![], "the backup caught up");
-    let (version, _) = cluster.nodes[&backup].replica(&key).expect("the backup holds the key");
-    assert_eq!(version.1, 400, "every entry applied");
+    let (position, _) = cluster.nodes[&backup].replica(&key).expect("the backup holds the key");
+    assert_eq!(position.applied, 400, "every entry applied");
 }
 
 /// Finding 2, with a crash besides: one member dead for good and another restarted under its

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::call::{Action, Call};
 use crate::cluster::{Configuration, MemberId};
 use crate::object::CallId;
-use crate::shard::ShardImage;
+use crate::shard::ShardCopy;
 use crate::CallError;
 
 /// The protocol version this build speaks; a node refuses clients that speak another.
@@ -119,7 +119,7 @@ pub enum PeerMessage {
         /// The pull's `after`: the part holds the keys that follow it.
         after: Option<String>,
         /// Key, state, and the `(epoch, index)` of the last entry applied to it.
-        shards: Vec<(String, ShardImage, (u64, u64))>,
+        shards: Vec<ShardCopy>,
         /// More keys follow this part (pull again after its last key).
         more: bool,
     },
@@ -131,7 +131,7 @@ pub enum PeerMessage {
         /// The part holds the keys that follow this one (`None`: the first part).
         after: Option<String>,
         /// Key, state, and version.
-        shards: Vec<(String, ShardImage, (u64, u64))>,
+        shards: Vec<ShardCopy>,
         /// More parts follow this one.
         more: bool,
     },

@@ -39,8 +39,15 @@ pub struct Shard {
 pub struct Effects {
     /// Calls answered, in order: the applied call first if it completed, then those it woke.
     pub answers: Vec<(CallId, CallResult)>,
-    /// The applied call parked, waiting at most this long (`None`: forever).
-    pub parked: Option<Option<u64>>,
+    /// The applied call parked (`None`: it did not).
+    pub parked: Option<Parked>,
+}
+
+/// How long a parked call waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Parked {
+    /// At most this long (`None`: until woken).
+    pub timeout_ms: Option<u64>,
 }
 
 /// A primary's upper bound on the encoded size of a key's object, so that calls that might
@@ -60,6 +67,34 @@ const NOT_REPLAYING: u64 = 0;
 /// What one call may add to an object's encoded size beyond its encoded arguments, by the
 /// bound's reckoning (a collection's length prefix, a map entry's framing).
 const GROWTH_BEYOND_ARGS: usize = 64;
+
+/// Where a replica stands in a key's log: the epoch whose primary wrote the entries it holds,
+/// and how many of that epoch's entries it has applied. A later position compares greater.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LogPosition {
+    /// The epoch.
+    pub epoch: u64,
+    /// Entries of that epoch applied.
+    pub applied: u64,
+}
+
+impl LogPosition {
+    /// The start of `epoch`'s log (nothing of it applied yet).
+    pub fn start(epoch: u64) -> Self {
+        Self { epoch, applied: 0 }
+    }
+}
+
+/// One key's replicated state as a state transfer carries it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ShardCopy {
+    /// The key.
+    pub key: String,
+    /// Its state.
+    pub image: ShardImage,
+    /// Where in the key's log that state stands.
+    pub position: LogPosition,
+}
 
 /// A shard as it travels between replicas: the object as its type name and encoded state.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -127,7 +162,7 @@ impl Shard {
                     Ok(Invoked { result: None, timeout_ms: timeout, wakeups }) => {
                         self.parked.insert(call.id, timeout);
                         self.sessions.record(call.id, fingerprint, CallRecord::Parked);
-                        effects.parked = Some(timeout);
+                        effects.parked = Some(Parked { timeout_ms: timeout });
                         self.complete(wakeups, &mut effects);
                         return effects;
                     }

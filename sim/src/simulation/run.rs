@@ -15,7 +15,7 @@ use crucial_dso::object::CallId;
 use crucial_dso::protocol::{Action, Call, PeerMessage};
 use crucial_dso::registry::Registry;
 use crucial_dso::session::CallResult;
-use crucial_dso::shard::Shard;
+use crucial_dso::shard::{LogPosition, Shard};
 use crucial_dso::CallError;
 
 use super::nemesis::{schedule, Fault, FaultKind};
@@ -624,7 +624,7 @@ impl Simulation {
             for backup in replicas[1..].iter().filter_map(|id| serving(*id)) {
                 let (theirs, ours) = (backup.replica(key), primary.replica(key));
                 if theirs != ours {
-                    let position = |copy: Option<((u64, u64), _)>| copy.map(|(version, _)| version);
+                    let position = |copy: Option<(LogPosition, _)>| copy.map(|(position, _)| position);
                     found.push(format!(
                         "{key}: member {} at {:?} holds {:?}, its primary {} at {:?} holds {:?}",
                         backup.id(),

@@ -19,6 +19,7 @@ use super::replication::PrimaryLog;
 use super::{Node, Output, Phase};
 use crate::cluster::{Configuration, Member, MemberId, Placement};
 use crate::protocol::PeerMessage;
+use crate::shard::LogPosition;
 
 /// A member in need of the store stops its heartbeats once the store has been silent this many
 /// times `suspect_after_ms`.
@@ -391,7 +392,7 @@ impl Node {
         });
         let mut parked = Vec::new();
         for (key, state) in &mut self.keys {
-            state.version = (epoch, 0);
+            state.position = LogPosition::start(epoch);
             let replicas = placement.replicas(key);
             if replicas[0] == me {
                 state.primary = Some(PrimaryLog::new(&replicas[1..]));

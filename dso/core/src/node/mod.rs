@@ -43,7 +43,7 @@ use crate::object::CallId;
 use crate::protocol::{Call, ClientAddr, Entry, PeerMessage};
 use crate::registry::{ObjectBox, Registry};
 use crate::session::{Admission, CallResult};
-use crate::shard::{Effects, SessionLimits, Shard, SizeBound};
+use crate::shard::{Effects, LogPosition, Parked, SessionLimits, Shard, SizeBound};
 use crate::{CallError, ConfigError};
 
 use replication::PrimaryLog;
@@ -259,7 +259,7 @@ pub enum Output {
 struct KeyState {
     shard: Shard,
     /// The epoch of the log the shard follows and the index of the last entry applied.
-    version: (u64, u64),
+    position: LogPosition,
     /// Present while this member is the key's serving primary.
     primary: Option<PrimaryLog>,
 }
@@ -482,8 +482,8 @@ impl Node {
 
     /// A key as this member holds it, for checkers: the log position it is at (epoch, index)
     /// and its shard (object, session records, parked calls).
-    pub fn replica(&self, key: &str) -> Option<((u64, u64), &Shard)> {
-        self.keys.get(key).map(|state| (state.version, &state.shard))
+    pub fn replica(&self, key: &str) -> Option<(LogPosition, &Shard)> {
+        self.keys.get(key).map(|state| (state.position, &state.shard))
     }
 
     /// The next deadline at which [`Node::handle_timeout`] has work, if any.
@@ -617,7 +617,7 @@ impl Node {
             let backups = self.placement.replicas(key).split_off(1);
             let state = KeyState {
                 shard: Shard::default(),
-                version: (self.cluster.epoch, 0),
+                position: LogPosition::start(self.cluster.epoch),
                 primary: Some(PrimaryLog::new(&backups)),
             };
             self.keys.insert(key.to_string(), state);
@@ -642,7 +642,7 @@ impl Node {
         };
         self.append(&key, entry);
         self.routes.insert(id, from);
-        if let Some(timeout_ms) = effects.parked {
+        if let Some(Parked { timeout_ms }) = effects.parked {
             self.park(now_ms, id, key.clone(), timeout_ms);
         }
         self.finish(&key, effects);

@@ -15,7 +15,7 @@ use crate::protocol::{ClientAddr, Entry, PeerMessage};
 use crate::session::CallResult;
 #[cfg(doc)]
 use crate::shard::Shard;
-use crate::shard::SizeBound;
+use crate::shard::{LogPosition, SizeBound};
 
 /// The primary's side of one key's log.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -72,8 +72,8 @@ impl Node {
     pub(super) fn append(&mut self, key: &str, entry: Entry) {
         let epoch = self.cluster.epoch;
         let state = self.keys.get_mut(key).expect("served key");
-        state.version.1 += 1;
-        let index = state.version.1;
+        state.position.applied += 1;
+        let index = state.position.applied;
         let Some(log) = state.primary.as_mut() else { return };
         if log.acked.is_empty() {
             log.first_unacked = index + 1;
@@ -96,7 +96,7 @@ impl Node {
             return;
         }
         let Some(state) = self.keys.get_mut(key) else { return };
-        let index = state.version.1;
+        let index = state.position.applied;
         match state.primary.as_mut() {
             Some(log) if log.everywhere() < index => log.held.push_back((index, to, id, result)),
             _ => self.reply(to, id, result),
@@ -123,15 +123,15 @@ impl Node {
         let limits = self.config.limits();
         let state = self.keys.entry(key.clone()).or_insert_with(|| KeyState {
             shard: Default::default(),
-            version: (epoch, 0),
+            position: LogPosition::start(epoch),
             primary: None,
         });
         for (offset, entry) in entries.into_iter().enumerate() {
             let index = first + offset as u64;
-            if index <= state.version.1 {
+            if index <= state.position.applied {
                 continue;
             }
-            if index > state.version.1 + 1 {
+            if index > state.position.applied + 1 {
                 break;
             }
             match entry {
@@ -150,9 +150,9 @@ impl Node {
                     state.shard.refuse(&call, error);
                 }
             }
-            state.version.1 = index;
+            state.position.applied = index;
         }
-        let applied = state.version.1;
+        let applied = state.position.applied;
         self.send(from, PeerMessage::Ack { epoch, key, applied });
     }
 
@@ -167,7 +167,7 @@ impl Node {
             return;
         }
         let Some(state) = self.keys.get_mut(key) else { return };
-        let tail = state.version.1;
+        let tail = state.position.applied;
         let Some(log) = state.primary.as_mut() else { return };
         let Some(acked) = log.acked.get_mut(&from) else { return };
         if applied <= *acked {
@@ -189,7 +189,7 @@ impl Node {
         let mut released = Vec::new();
         for state in self.keys.values_mut() {
             let Some(log) = state.primary.as_mut() else { continue };
-            let tail = state.version.1;
+            let tail = state.position.applied;
             for acked in log.acked.iter_mut().filter(|(id, _)| silent(id)).map(|(_, acked)| acked) {
                 *acked = tail;
             }
@@ -208,7 +208,7 @@ impl Node {
         for (key, state) in &self.keys {
             let Some(log) = &state.primary else { continue };
             for (backup, acked) in &log.acked {
-                if *acked >= state.version.1 {
+                if *acked >= state.position.applied {
                     continue;
                 }
                 // A long tail goes a part at a time (the next part once this one is

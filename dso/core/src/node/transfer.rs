@@ -15,10 +15,7 @@ use std::ops::Bound;
 use super::{KeyState, Node};
 use crate::cluster::{Configuration, MemberId, Placement};
 use crate::protocol::PeerMessage;
-use crate::shard::{Shard, ShardImage};
-
-/// A shard on the wire: key, image, version.
-pub(super) type ShardCopy = (String, ShardImage, (u64, u64));
+use crate::shard::{LogPosition, Shard, ShardCopy, ShardImage};
 
 /// A member's progress into the inactive configuration it holds (it is dropped when the
 /// epoch changes, so it always belongs to `Node::cluster`'s epoch).
@@ -120,7 +117,7 @@ impl Node {
         let me = self.me.id;
         let (shards, more) =
             self.next_part(after.as_deref(), |replicas| replicas[0] == me && replicas[1..].contains(&backup));
-        let last_of_more = more.then(|| shards.last().map(|(key, ..)| key.clone())).flatten();
+        let last_of_more = more.then(|| shards.last().map(|copy| copy.key.clone())).flatten();
         let epoch = self.cluster.epoch;
         self.send(backup, PeerMessage::Install { epoch, after, shards, more });
         last_of_more
@@ -142,7 +139,7 @@ impl Node {
             if !wanted(key) {
                 continue;
             }
-            let copy = (key.clone(), state.shard.image(), state.version);
+            let copy = ShardCopy { key: key.clone(), image: state.shard.image(), position: state.position };
             let size = crate::object::encode(&copy).len();
             if !shards.is_empty() && bytes + size > self.config.transfer_bytes_max {
                 return (shards, true);
@@ -224,7 +221,7 @@ impl Node {
         else {
             return;
         };
-        let next = if more { shards.last().map(|(key, ..)| key.clone()) } else { None };
+        let next = if more { shards.last().map(|copy| copy.key.clone()) } else { None };
         match next {
             Some(last) => {
                 progress.after = Some(last.clone());
@@ -236,14 +233,14 @@ impl Node {
                 transfer.responded.insert(from);
             }
         }
-        for (key, image, version) in shards {
+        for ShardCopy { key, image, position } in shards {
             if self.placement.primary(&key) != self.me.id {
                 continue;
             }
-            if self.keys.get(&key).is_some_and(|held| held.version >= version) {
+            if self.keys.get(&key).is_some_and(|held| held.position >= position) {
                 continue;
             }
-            self.adopt(key, image, version);
+            self.adopt(key, image, position);
         }
         self.check_pulled();
     }
@@ -251,10 +248,10 @@ impl Node {
     /// Holds a transferred key. A key whose type is not registered here cannot be held: the
     /// member then never marks itself ready (it would serve without that key), says why, and
     /// asks to leave, so that the others go on without it.
-    fn adopt(&mut self, key: String, image: ShardImage, version: (u64, u64)) {
+    fn adopt(&mut self, key: String, image: ShardImage, position: LogPosition) {
         match Shard::from_image(image, &self.registry) {
             Ok(shard) => {
-                self.keys.insert(key, KeyState { shard, version, primary: None });
+                self.keys.insert(key, KeyState { shard, position, primary: None });
             }
             Err(error) => {
                 tracing::error!(
@@ -312,10 +309,10 @@ impl Node {
         if !self.cluster.is_active() {
             let Some(transfer) = &mut self.transfer else { return };
             let from_primary: Vec<ShardCopy> =
-                shards.into_iter().filter(|(key, ..)| self.placement.primary(key) == from).collect();
-            transfer.installed.extend(from_primary.iter().map(|(key, ..)| key.clone()));
-            for (key, image, version) in from_primary {
-                self.adopt(key, image, version);
+                shards.into_iter().filter(|copy| self.placement.primary(&copy.key) == from).collect();
+            transfer.installed.extend(from_primary.iter().map(|copy| copy.key.clone()));
+            for ShardCopy { key, image, position } in from_primary {
+                self.adopt(key, image, position);
             }
         }
         self.send(from, PeerMessage::Installed { epoch, after });
@@ -411,7 +408,10 @@ mod tests {
         let sizes = [100, 100, 1_000, 10];
         for (key, size) in keys.iter().zip(sizes) {
             let shard = Shard::from_image(blob(size), &source.registry).unwrap();
-            source.keys.insert(key.clone(), KeyState { shard, version: (1, 1), primary: None });
+            source.keys.insert(
+                key.clone(),
+                KeyState { shard, position: LogPosition { epoch: 1, applied: 1 }, primary: None },
+            );
         }
         while source.poll_output().is_some() {}
         let mut parts = Vec::new();
@@ -425,11 +425,11 @@ mod tests {
                 panic!("one part answers one pull: {answers:?}");
             };
             assert_eq!(answered, &after);
-            parts.push(shards.iter().map(|(key, ..)| key.clone()).collect::<Vec<_>>());
+            parts.push(shards.iter().map(|copy| copy.key.clone()).collect::<Vec<_>>());
             if !more {
                 break;
             }
-            after = shards.last().map(|(key, ..)| key.clone());
+            after = shards.last().map(|copy| copy.key.clone());
         }
         let expected = vec![keys[..2].to_vec(), vec![keys[2].clone()], vec![keys[3].clone()]];
         assert_eq!(parts, expected, "whole keys, in order, about 300 bytes a part; a big key alone");
@@ -448,7 +448,11 @@ mod tests {
             matches!(pulls.as_slice(), [(1, PeerMessage::Pull { after: None, .. })]),
             "one pull, from the start: {pulls:?}"
         );
-        let copy = |key: &str| (key.to_string(), blob(1), (1, 1));
+        let copy = |key: &str| ShardCopy {
+            key: key.to_string(),
+            image: blob(1),
+            position: LogPosition { epoch: 1, applied: 1 },
+        };
         let shards = |epoch, after: Option<&str>, keys: &[&str], more| PeerMessage::Shards {
             epoch,
             after: after.map(str::to_string),
@@ -485,7 +489,10 @@ mod tests {
             (0..100).map(|i| format!("k{i:03}")).filter(|k| placement.primary(k) == 1).take(3).collect();
         for key in &keys {
             let shard = Shard::from_image(blob(40), &node.registry).unwrap();
-            node.keys.insert(key.clone(), KeyState { shard, version: (1, 1), primary: None });
+            node.keys.insert(
+                key.clone(),
+                KeyState { shard, position: LogPosition { epoch: 1, applied: 1 }, primary: None },
+            );
         }
         node.handle_config(1, second.clone());
         let (a, b, c) = (keys[0].clone(), keys[1].clone(), keys[2].clone());
@@ -493,7 +500,7 @@ mod tests {
             (sent.into_iter())
                 .filter_map(|(_, message)| match message {
                     PeerMessage::Install { after, shards, .. } => {
-                        Some((after, shards.into_iter().map(|(key, ..)| key).collect()))
+                        Some((after, shards.into_iter().map(|copy| copy.key).collect()))
                     }
                     _ => None,
                 })
