@@ -158,6 +158,33 @@ impl SessionTable {
         self.by_last_use.remove(&session.last_used);
         session.last_used = self.ticks;
         self.by_last_use.insert(self.ticks, id);
+        self.check_invariants(sessions_max);
+    }
+
+    /// What holds after every change (checked in debug builds): the use order lists each held
+    /// session once, at its last use; a held session is not also among the evicted; no more
+    /// sessions than `sessions_max` are held (a backup enters what its primary admitted,
+    /// within the same limit) and no more evictions than [`evictions_remembered`] are kept;
+    /// no session keeps a record below what its client acknowledged.
+    fn check_invariants(&self, sessions_max: usize) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        assert_eq!(self.by_last_use.len(), self.sessions.len(), "one use-order entry per session");
+        for (tick, id) in &self.by_last_use {
+            let session = self.sessions.get(id).expect("the use order lists only held sessions");
+            assert_eq!(session.last_used, *tick, "session {id} listed at another use than its last");
+            assert!(
+                session.calls.keys().all(|seq| *seq >= session.acked_below),
+                "an acknowledged record kept"
+            );
+            assert!(!self.evicted.contains_key(id), "session {id} both held and evicted");
+        }
+        assert!(self.sessions.len() <= sessions_max.max(1), "more sessions than sessions_max");
+        assert!(
+            self.evicted_order.len() <= evictions_remembered(sessions_max),
+            "too many evictions remembered"
+        );
     }
 
     /// Records what applying the call `id` with `fingerprint` did.
