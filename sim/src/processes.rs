@@ -57,8 +57,11 @@ pub struct ProcessRun {
     pub clients: usize,
     /// Keys of the mixed workload (besides [`INCREMENTS`]).
     pub keys: usize,
-    /// How long the workload runs.
+    /// How long the workload runs at least.
     pub run: Duration,
+    /// Operations the workload records at least: it runs on past `run` until it has them (a
+    /// slow machine takes longer rather than checking less), for at most ten times `run`.
+    pub operations_min: usize,
     /// When the primary of [`INCREMENTS`] is killed (`None`: never).
     pub kill_at: Option<Duration>,
     /// How long the killed server stays down.
@@ -252,11 +255,16 @@ pub async fn run_processes(run: ProcessRun) -> Result<ProcessOutcome, String> {
         stamps: AtomicU64::new(0),
         started: Instant::now(),
     });
-    let stop_at = Instant::now() + run.run;
+    let started = Instant::now();
+    let until = Until {
+        run: started + run.run,
+        deadline: started + run.run * 10,
+        operations_min: run.operations_min,
+    };
     let workers: Vec<_> = (0..run.clients)
         .map(|client| {
             let (keys, recorder, addrs) = (keys.clone(), recorder.clone(), servers.addrs.clone());
-            tokio::spawn(client_loop(client, run.clients, run.seed, keys, addrs, recorder, stop_at))
+            tokio::spawn(client_loop(client, run.clients, run.seed, keys, addrs, recorder, until))
         })
         .collect();
     let mut killed = None;
@@ -308,7 +316,23 @@ fn get_op() -> (String, Vec<u8>) {
     (op.method().to_string(), op.encode_args())
 }
 
-/// One client: random operations (a third of them increments of the witness) until `stop_at`;
+/// When the workload stops: once `run` passed and `operations_min` operations are recorded, or
+/// at `deadline`.
+#[derive(Clone, Copy)]
+struct Until {
+    run: Instant,
+    deadline: Instant,
+    operations_min: usize,
+}
+
+impl Until {
+    fn reached(&self, recorder: &Recorder) -> bool {
+        let now = Instant::now();
+        now >= self.deadline || (now >= self.run && recorder.history.lock().len() >= self.operations_min)
+    }
+}
+
+/// One client: random operations (a third of them increments of the witness) until `until`;
 /// after an unknown outcome it continues as a new process with a new session.
 async fn client_loop(
     client: usize,
@@ -317,12 +341,12 @@ async fn client_loop(
     keys: Vec<KeySpec>,
     addrs: Vec<String>,
     recorder: Arc<Recorder>,
-    stop_at: Instant,
+    until: Until,
 ) {
     let mut rng = Rng::new(seed ^ (client as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut process = client as u64;
     let mut dso = None;
-    while Instant::now() < stop_at {
+    while !until.reached(&recorder) {
         if dso.is_none() {
             let seed_addr = &addrs[rng.below(addrs.len() as u64) as usize];
             match Dso::connect_with(seed_addr.clone(), CLIENT).await {

@@ -45,6 +45,7 @@ fn run(store: Store, name: &str) -> ProcessOutcome {
         clients: 4,
         keys: 8,
         run: Duration::from_millis(5_000),
+        operations_min: 1_500,
         kill_at: Some(Duration::from_millis(1_500)),
         down_for: Duration::from_millis(1_500),
         seed: 11,

@@ -305,6 +305,7 @@ fn processes(args: ProcessArgs) -> Result<ExitCode, String> {
         clients: args.clients,
         keys: args.keys,
         run: Duration::from_millis(args.run_ms),
+        operations_min: 0,
         kill_at: (args.kill_at_ms > 0).then(|| Duration::from_millis(args.kill_at_ms)),
         down_for: Duration::from_millis(args.down_ms),
         seed: args.seed,
