@@ -109,7 +109,8 @@ fn expand(args: Punctuated<Meta, Token![,]>, mut item: ItemImpl) -> syn::Result<
     let op = format_ident!("{}Op", self_ident);
     let ret = format_ident!("{}Ret", self_ident);
     let handle = format_ident!("{}Handle", self_ident);
-    let krate = quote!(::crucial_dso);
+    // What generated code needs, at one path that both the core and the host crate provide.
+    let krate = quote!(::crucial_dso::__private);
 
     let op_variants = methods.iter().map(|m| {
         let variant = &m.variant;
@@ -214,12 +215,12 @@ fn expand(args: Punctuated<Meta, Token![,]>, mut item: ItemImpl) -> syn::Result<
 
         #[doc = #op_doc]
         #[derive(Clone, Debug, PartialEq, Eq, Hash, #krate::serde::Serialize, #krate::serde::Deserialize)]
-        #[serde(crate = "::crucial_dso::serde")]
+        #[serde(crate = "::crucial_dso::__private::serde")]
         pub enum #op { #(#op_variants),* }
 
         #[doc = #ret_doc]
         #[derive(Clone, Debug, PartialEq, Eq, Hash, #krate::serde::Serialize, #krate::serde::Deserialize)]
-        #[serde(crate = "::crucial_dso::serde")]
+        #[serde(crate = "::crucial_dso::__private::serde")]
         pub enum #ret { #(#ret_variants),* }
 
         impl #krate::object::Operation for #op {

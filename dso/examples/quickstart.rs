@@ -1,7 +1,7 @@
 //! Quickstart: an embedded DSO server, built-in objects and a user-defined one.
 //! Run with `cargo run -p crucial-dso --example quickstart`.
 
-use crucial_dso::object::{ApplyContext, CallId, Outcome};
+use crucial_dso::core::object::{ApplyContext, CallId, Outcome};
 use crucial_dso::{shared, DsoError, ServerBuilder, Shared};
 use serde::{Deserialize, Serialize};
 

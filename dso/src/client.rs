@@ -17,14 +17,14 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
 use tokio::time::Instant;
 
-use crate::client_session::{ClientSession, NotStarted, RetryDecision, SessionConfig};
 use crate::cluster::Configuration;
-use crate::codec::{decode_frame, encode_frame, FRAME_BYTES_MAX_DEFAULT};
+use crate::core::client_session::{ClientSession, NotStarted, RetryDecision, SessionConfig};
+use crate::core::codec::{decode_frame, encode_frame, FRAME_BYTES_MAX_DEFAULT};
+use crate::core::object::{decode, encode, CallFuture, CallId, Caller, ObjectRef, SharedObject};
+use crate::core::protocol::{Action, Call, Request, Response, PROTOCOL_VERSION};
+use crate::core::session::CallResult;
 use crate::net::{split, ReadHalf, WriteHalf};
-use crate::object::{decode, encode, CallFuture, CallId, Caller, ObjectRef, SharedObject};
 use crate::objects::{AtomicByteArray, CountDownLatch, CyclicBarrier, Matrix, Semaphore as DsoSemaphore};
-use crate::protocol::{Action, Call, Request, Response, PROTOCOL_VERSION};
-use crate::session::CallResult;
 use crate::{ConfigError, DsoError};
 
 /// Client settings.
@@ -67,7 +67,7 @@ impl Default for ClientConfig {
             session: SessionConfig::default(),
             session_id: None,
             connect_timeout_ms: 5_000,
-            frame_bytes_max: crate::object::DECODE_BYTES_MAX,
+            frame_bytes_max: crate::core::object::DECODE_BYTES_MAX,
             halt_at_call: None,
         }
     }

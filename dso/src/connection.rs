@@ -9,12 +9,12 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::cluster::MemberId;
-use crate::codec::{decode_frame, encode_frame, DecodeError};
+use crate::core::codec::{decode_frame, encode_frame, DecodeError};
+use crate::core::object::DECODE_BYTES_MAX;
+use crate::core::protocol::{Call, ClientAddr, PeerMessage, Request, Response, PROTOCOL_VERSION};
 use crate::host::Host;
 use crate::net::split;
-use crate::object::DECODE_BYTES_MAX;
 use crate::outbox::{socket, Outbox};
-use crate::protocol::{Call, ClientAddr, PeerMessage, Request, Response, PROTOCOL_VERSION};
 
 /// Why a connection ended early.
 #[derive(Debug, thiserror::Error)]

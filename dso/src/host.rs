@@ -12,12 +12,12 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use crate::cluster::Configuration;
-use crate::codec::encode_frame;
+use crate::core::codec::encode_frame;
+use crate::core::node::{Node, Output};
+use crate::core::protocol::{ClientAddr, Response};
 use crate::links::LinkConfig;
-use crate::node::{Node, Output};
 use crate::outbox::Outbox;
 use crate::peers::PeerLinks;
-use crate::protocol::{ClientAddr, Response};
 
 /// A cluster member's links: to the other members, to the store task, and the signal that
 /// an active configuration no longer lists this member.

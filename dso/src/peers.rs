@@ -15,11 +15,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::cluster::MemberId;
-use crate::codec::encode_frame;
+use crate::core::codec::encode_frame;
+use crate::core::protocol::{PeerMessage, Request, PROTOCOL_VERSION};
 use crate::links::LinkConfig;
 use crate::net::split;
 use crate::outbox::{socket, Outbox, Socket};
-use crate::protocol::{PeerMessage, Request, PROTOCOL_VERSION};
 
 /// The links to every member this one has talked to, by sender and receiver.
 #[derive(Debug)]

@@ -26,14 +26,14 @@ use tokio::task::JoinHandle;
 use crate::client::{ClientConfig, Dso};
 use crate::cluster::discovery::{Discovery, DiscoveryStore};
 use crate::cluster::{Configuration, Member, MemberId};
-use crate::codec::FRAME_BYTES_MAX_DEFAULT;
+use crate::core::codec::FRAME_BYTES_MAX_DEFAULT;
+use crate::core::node::{ClusterTiming, Node, NodeConfig};
+use crate::core::object::{SharedObject, DECODE_BYTES_MAX};
+use crate::core::registry::Registry;
 use crate::host::{ClusterLinks, Host};
 use crate::ids::random_id;
 pub use crate::links::LinkConfig;
-use crate::node::{ClusterTiming, Node, NodeConfig};
-use crate::object::{SharedObject, DECODE_BYTES_MAX};
 use crate::peers::PeerLinks;
-use crate::registry::Registry;
 use crate::store_link::run_store;
 use crate::{ConfigError, DsoError};
 
@@ -274,7 +274,7 @@ struct Membership {
     options: ClusterOptions,
     addr: String,
     node: NodeConfig,
-    registry: Arc<crate::registry::Registry>,
+    registry: Arc<crate::core::registry::Registry>,
     leaving: AtomicBool,
     /// Signalled once a configuration without this member is active after it asked to leave.
     left: Notify,

@@ -1,6 +1,6 @@
 //! A member's link to the configuration store: one task reads and compare-and-swaps the
-//! stored configuration as the node asks ([`crate::node::Output::LoadConfig`],
-//! [`crate::node::Output::Propose`]) and feeds what it read back to the node.
+//! stored configuration as the node asks ([`crate::core::node::Output::LoadConfig`],
+//! [`crate::core::node::Output::Propose`]) and feeds what it read back to the node.
 
 use std::sync::Arc;
 

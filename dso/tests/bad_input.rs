@@ -6,9 +6,9 @@
 
 use std::net::SocketAddr;
 
-use crucial_dso::codec::{decode_frame, encode_frame};
-use crucial_dso::object::CallId;
-use crucial_dso::protocol::{Action, Call, Request, Response, PROTOCOL_VERSION};
+use crucial_dso::core::codec::{decode_frame, encode_frame};
+use crucial_dso::core::object::CallId;
+use crucial_dso::core::protocol::{Action, Call, Request, Response, PROTOCOL_VERSION};
 use crucial_dso::ServerBuilder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

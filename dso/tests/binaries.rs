@@ -92,7 +92,7 @@ fn dso_server_help_documents_every_flag() {
 #[tokio::test]
 async fn a_dead_server_gives_a_clear_error_not_a_hang() {
     use crucial_dso::client::ClientConfig;
-    use crucial_dso::client_session::SessionConfig;
+    use crucial_dso::core::client_session::SessionConfig;
     use crucial_dso::DsoError;
 
     let addr = format!("127.0.0.1:{}", free_loopback_port());

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crucial_dso::cluster::discovery::Discovery;
-use crucial_dso::node::{ClusterTiming, NodeConfig};
+use crucial_dso::core::node::{ClusterTiming, NodeConfig};
 use crucial_dso::server::{ClusterOptions, Server, ServerBuilder, ServerConfig};
 use crucial_dso::Dso;
 

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use crucial_dso::client::ClientConfig;
-use crucial_dso::client_session::SessionConfig;
 use crucial_dso::cluster::discovery::Discovery;
 use crucial_dso::cluster::Member;
-use crucial_dso::node::{ClusterTiming, Node, NodeConfig};
-use crucial_dso::registry::Registry;
+use crucial_dso::core::client_session::SessionConfig;
+use crucial_dso::core::node::{ClusterTiming, Node, NodeConfig};
+use crucial_dso::core::registry::Registry;
 use crucial_dso::server::{ClusterOptions, LinkConfig, ServerBuilder, ServerConfig};
 use crucial_dso::{ConfigError, Dso, DsoError};
 

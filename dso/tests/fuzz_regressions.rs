@@ -12,9 +12,9 @@ mod fuzz_inputs;
 use std::path::{Path, PathBuf};
 
 use crucial_dso::cluster::{Configuration, Member};
-use crucial_dso::object::{encode, CallId, Operation};
+use crucial_dso::core::object::{encode, CallId, Operation};
+use crucial_dso::core::protocol::{Action, Call, PeerMessage};
 use crucial_dso::objects::{BlobOp, CounterOp, ListOp, MapOp, SemaphoreOp};
-use crucial_dso::protocol::{Action, Call, PeerMessage};
 use crucial_dso::Value;
 
 fn fuzz_dir() -> PathBuf {
@@ -99,8 +99,8 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     node_inputs.extend(peers.concat());
     node_inputs.extend(tick.iter().chain(&tick));
     let mut frame = Vec::new();
-    crucial_dso::codec::encode_frame(
-        &crucial_dso::protocol::Request::Peer(PeerMessage::Pull { config: second, after: None }),
+    crucial_dso::core::codec::encode_frame(
+        &crucial_dso::core::protocol::Request::Peer(PeerMessage::Pull { config: second, after: None }),
         &mut frame,
     );
     vec![("node_inputs", calls.concat()), ("node_inputs", node_inputs), ("frames", frame)]

@@ -13,8 +13,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crucial_dso::client::ClientConfig;
-use crucial_dso::client_session::SessionConfig;
-use crucial_dso::node::NodeConfig;
+use crucial_dso::core::client_session::SessionConfig;
+use crucial_dso::core::node::NodeConfig;
 use crucial_dso::{Dso, ServerBuilder};
 use madsim::net::NetSim;
 use madsim::runtime::Handle;

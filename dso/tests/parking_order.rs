@@ -1,7 +1,7 @@
 //! Parked operations, driven through `SharedObject::apply` itself (the single definition the
 //! node, the checker and the models share): who is woken, with what, and in which order.
 
-use crucial_dso::object::{ApplyContext, CallId, Outcome, SharedObject};
+use crucial_dso::core::object::{ApplyContext, CallId, Outcome, SharedObject};
 use crucial_dso::objects::{
     BarrierError, CountDownLatch, CountDownLatchOp, CountDownLatchRet, CyclicBarrier, CyclicBarrierOp,
     CyclicBarrierRet, Future, FutureOp, FutureRet, Semaphore, SemaphoreOp, SemaphoreRet, TimedOut,

@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crucial_dso::codec::{decode_frame, encode_frame};
-use crucial_dso::object::CallId;
+use crucial_dso::core::codec::{decode_frame, encode_frame};
+use crucial_dso::core::object::CallId;
+use crucial_dso::core::protocol::{Action, Call, Request};
 use crucial_dso::objects::{Counter, List, Map, Set};
-use crucial_dso::protocol::{Action, Call, Request};
 use crucial_dso::Value;
 use proptest::prelude::*;
 

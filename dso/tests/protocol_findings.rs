@@ -6,7 +6,7 @@
 mod harness;
 
 use crucial_dso::cluster::Placement;
-use crucial_dso::protocol::PeerMessage;
+use crucial_dso::core::protocol::PeerMessage;
 use harness::{add, get, invoke, Harness};
 
 /// Finding 1: a key created by its first call, whose first entry reached one backup `b` but
@@ -35,8 +35,8 @@ fn a_new_primary_install_is_authoritative_for_its_backups() {
 }
 
 /// The value a counter read answered, if it was answered.
-fn read_value(cluster: &Harness, call: &crucial_dso::protocol::Call) -> Option<String> {
-    use crucial_dso::object::SharedObject;
+fn read_value(cluster: &Harness, call: &crucial_dso::core::protocol::Call) -> Option<String> {
+    use crucial_dso::core::object::SharedObject;
     let answer = cluster.answer(call.id)?.as_ref().expect("the read succeeds");
     Some(format!("{:?}", crucial_dso::objects::Counter::decode_ret("get", answer).expect("a counter answer")))
 }
@@ -142,8 +142,11 @@ fn a_member_cut_from_the_store_does_not_stall_reconfiguration() {
 /// of its calls was applied a second time. It must be refused with `SessionExpired`.
 #[test]
 fn a_late_retry_from_an_evicted_session_is_refused_not_applied_again() {
-    let mut cluster =
-        Harness::with_config(3, 2, crucial_dso::node::NodeConfig { sessions_max: 2, ..Default::default() });
+    let mut cluster = Harness::with_config(
+        3,
+        2,
+        crucial_dso::core::node::NodeConfig { sessions_max: 2, ..Default::default() },
+    );
     let key = "tally".to_string();
     let primary = Placement::new(cluster.stored()).primary(&key);
     let first = add(1, 1, &key, 5);
@@ -168,14 +171,14 @@ fn a_late_retry_from_an_evicted_session_is_refused_not_applied_again() {
 /// `session_calls_max` with `TooManyInFlight`.
 #[test]
 fn a_long_parked_call_does_not_fill_other_keys_tables() {
-    use crucial_dso::client_session::{ClientSession, SessionConfig};
-    use crucial_dso::object::Operation;
+    use crucial_dso::core::client_session::{ClientSession, SessionConfig};
+    use crucial_dso::core::object::Operation;
+    use crucial_dso::core::protocol::Action;
     use crucial_dso::objects::{CounterOp, FutureOp};
-    use crucial_dso::protocol::Action;
     let mut cluster = Harness::with_config(
         3,
         2,
-        crucial_dso::node::NodeConfig { session_calls_max: 8, ..Default::default() },
+        crucial_dso::core::node::NodeConfig { session_calls_max: 8, ..Default::default() },
     );
     let mut session = ClientSession::new(1, SessionConfig::default());
     let mut send = |cluster: &mut Harness, key: &str, type_name: &str, op: (&str, Vec<u8>)| {
@@ -205,7 +208,7 @@ fn a_long_parked_call_does_not_fill_other_keys_tables() {
 #[test]
 fn a_joiner_with_another_replication_factor_does_not_join() {
     let mut cluster = Harness::new(3, 2);
-    let joiner = crucial_dso::node::Node::member(
+    let joiner = crucial_dso::core::node::Node::member(
         cluster.config.clone(),
         cluster.registry.clone(),
         harness::member(4),
@@ -239,7 +242,7 @@ impl Tally {
 /// leaves, and the others go on without it.
 #[test]
 fn a_member_that_cannot_hold_a_transferred_key_leaves_instead_of_serving_without_it() {
-    let mut registry = crucial_dso::registry::Registry::default();
+    let mut registry = crucial_dso::core::registry::Registry::default();
     registry.register_with_default::<Tally>();
     let mut cluster = Harness::with_registry(3, 2, Default::default(), std::sync::Arc::new(registry));
     let first = cluster.stored().clone();
@@ -253,9 +256,9 @@ fn a_member_that_cannot_hold_a_transferred_key_leaves_instead_of_serving_without
     cluster.call(Placement::new(&first).primary(&key), call.clone());
     cluster.run_until_quiet();
     assert!(matches!(cluster.answer(call.id), Some(Ok(_))));
-    let joiner = crucial_dso::node::Node::member(
+    let joiner = crucial_dso::core::node::Node::member(
         cluster.config.clone(),
-        std::sync::Arc::new(crucial_dso::registry::Registry::default()),
+        std::sync::Arc::new(crucial_dso::core::registry::Registry::default()),
         harness::member(4),
         2,
         harness::TIMING,
@@ -276,7 +279,7 @@ fn a_member_that_cannot_hold_a_transferred_key_leaves_instead_of_serving_without
 #[test]
 fn a_lagging_backup_gets_its_tail_in_bounded_parts_and_catches_up() {
     let bytes_max = 2_048;
-    let config = crucial_dso::node::NodeConfig { transfer_bytes_max: bytes_max, ..Default::default() };
+    let config = crucial_dso::core::node::NodeConfig { transfer_bytes_max: bytes_max, ..Default::default() };
     let mut cluster = Harness::with_config(2, 2, config);
     let key = "busy".to_string();
     let primary = Placement::new(cluster.stored()).primary(&key);
@@ -290,7 +293,7 @@ fn a_lagging_backup_gets_its_tail_in_bounded_parts_and_catches_up() {
     for _ in 0..200 {
         cluster.advance(10, |m| {
             if let PeerMessage::Replicate { .. } = &m.message {
-                largest = largest.max(crucial_dso::object::encode(&m.message).len());
+                largest = largest.max(crucial_dso::core::object::encode(&m.message).len());
             }
             true
         });
@@ -330,7 +333,7 @@ fn a_restart_under_an_old_id_beside_a_crash_recovers_once_a_new_member_joins() {
 #[test]
 fn a_state_transfer_keeps_one_bounded_part_in_flight_per_pair() {
     let bytes_max = 1_024;
-    let config = crucial_dso::node::NodeConfig { transfer_bytes_max: bytes_max, ..Default::default() };
+    let config = crucial_dso::core::node::NodeConfig { transfer_bytes_max: bytes_max, ..Default::default() };
     let mut cluster = Harness::with_config(2, 2, config);
     for index in 0..120 {
         cluster.acknowledged_add(index + 1, &format!("key-{index:03}"), 1);
@@ -356,7 +359,7 @@ fn a_state_transfer_keeps_one_bounded_part_in_flight_per_pair() {
         }
         message => {
             if matches!(message, PeerMessage::Shards { .. }) {
-                largest = largest.max(crucial_dso::object::encode(message).len());
+                largest = largest.max(crucial_dso::core::object::encode(message).len());
             }
             true
         }
@@ -382,7 +385,7 @@ fn a_state_transfer_keeps_one_bounded_part_in_flight_per_pair() {
 fn a_call_that_would_grow_an_object_past_the_limit_is_refused_on_every_replica() {
     use crucial_dso::objects::ListOp;
     use crucial_dso::{CallError, Value};
-    let config = crucial_dso::node::NodeConfig { object_bytes_max: 2_000, ..Default::default() };
+    let config = crucial_dso::core::node::NodeConfig { object_bytes_max: 2_000, ..Default::default() };
     let mut cluster = Harness::with_config(2, 2, config);
     let key = "grows";
     let primary = Placement::new(cluster.stored()).primary(key);
@@ -429,7 +432,7 @@ fn blob_call(
     seq: u64,
     key: &str,
     op: crucial_dso::objects::BlobOp,
-) -> crucial_dso::protocol::Call {
+) -> crucial_dso::core::protocol::Call {
     harness::call(session, seq, key, "Blob", invoke(op))
 }
 
@@ -440,7 +443,7 @@ fn blob_call(
 #[test]
 fn a_key_image_stays_near_its_object_size() {
     use crucial_dso::objects::BlobOp;
-    let config = crucial_dso::node::NodeConfig { object_bytes_max: 20_000, ..Default::default() };
+    let config = crucial_dso::core::node::NodeConfig { object_bytes_max: 20_000, ..Default::default() };
     let mut cluster = Harness::with_config(2, 2, config);
     let primary = Placement::new(cluster.stored()).primary("big");
     let oversized = blob_call(1, 1, "big", BlobOp::Set { bytes: vec![1; 30_000] });
@@ -467,7 +470,7 @@ fn a_key_image_stays_near_its_object_size() {
         assert_eq!(cluster.answer(read.id), Some(&Ok(bytes)), "its retry reads the same again");
     }
     let (_, shard) = cluster.nodes[&primary].replica("big").expect("held");
-    let image = crucial_dso::object::encode(&shard.image()).len();
+    let image = crucial_dso::core::object::encode(&shard.image()).len();
     assert!(image < 17_000, "20 whole reads are not kept with the key: its image is {image} bytes");
     assert_eq!(cluster.disagreements(), vec![]);
 }
@@ -481,8 +484,9 @@ fn a_parked_call_keeps_its_deadline_across_a_failover() {
     use crucial_dso::objects::SemaphoreOp;
     let mut cluster = Harness::new(3, 2);
     let key = Harness::key_placed(cluster.stored(), &[1, 2]);
-    let state = crucial_dso::object::encode(&crucial_dso::objects::Semaphore::new(0));
-    let create = harness::call(1, 1, &key, "Semaphore", crucial_dso::protocol::Action::Create { state });
+    let state = crucial_dso::core::object::encode(&crucial_dso::objects::Semaphore::new(0));
+    let create =
+        harness::call(1, 1, &key, "Semaphore", crucial_dso::core::protocol::Action::Create { state });
     cluster.call(1, create);
     cluster.run_until_quiet();
     let op = SemaphoreOp::Acquire { permits: 1, timeout_ms: Some(1_000) };

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use crucial_dso::codec::decode_frame;
-use crucial_dso::node::{Node, NodeConfig, Output};
-use crucial_dso::object::CallId;
-use crucial_dso::protocol::{Action, Call, Request};
-use crucial_dso::registry::Registry;
+use crucial_dso::core::codec::decode_frame;
+use crucial_dso::core::node::{Node, NodeConfig, Output};
+use crucial_dso::core::object::CallId;
+use crucial_dso::core::protocol::{Action, Call, Request};
+use crucial_dso::core::registry::Registry;
 
 /// A small deterministic generator (the test's own, seeded).
 struct Bytes(u64);

@@ -5,8 +5,8 @@
 
 use std::net::SocketAddr;
 
-use crucial_dso::object::{encode, ApplyContext, CallId, Outcome};
-use crucial_dso::protocol::Action;
+use crucial_dso::core::object::{encode, ApplyContext, CallId, Outcome};
+use crucial_dso::core::protocol::Action;
 use crucial_dso::{shared, CallError, Dso, DsoError, ServerBuilder, Shared};
 use serde::{Deserialize, Serialize};
 

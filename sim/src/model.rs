@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 
-use crucial_dso::object::{ApplyContext, CallId, Outcome, SharedObject};
+use crucial_dso::core::object::{ApplyContext, CallId, Outcome, SharedObject};
 
 /// A sequential specification.
 pub trait Model: Sync {

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crucial_dso::client::{member_status, ClientConfig, MemberStatus};
-use crucial_dso::client_session::SessionConfig;
 use crucial_dso::cluster::Placement;
-use crucial_dso::object::{CallId, Operation, SharedObject};
+use crucial_dso::core::client_session::SessionConfig;
+use crucial_dso::core::object::{CallId, Operation, SharedObject};
+use crucial_dso::core::protocol::Action;
 use crucial_dso::objects::{AtomicLong, AtomicLongOp, AtomicLongRet};
-use crucial_dso::protocol::Action;
 use crucial_dso::{Dso, DsoError};
 use parking_lot::Mutex;
 
@@ -231,7 +231,7 @@ const CLIENT: ClientConfig = ClientConfig {
     },
     session_id: None,
     connect_timeout_ms: 1_000,
-    frame_bytes_max: crucial_dso::codec::FRAME_BYTES_MAX_DEFAULT,
+    frame_bytes_max: crucial_dso::core::codec::FRAME_BYTES_MAX_DEFAULT,
     halt_at_call: None,
 };
 

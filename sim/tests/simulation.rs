@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 #[cfg(crucial_canary)]
-use crucial_dso::node::Canary;
+use crucial_dso::core::node::Canary;
 use crucial_sim::checker::Verdict;
 use crucial_sim::simulation::nemesis::FaultKind;
 use crucial_sim::simulation::run::{SimConfig, Simulation};
@@ -285,7 +285,7 @@ fn the_workload_calls_every_method_of_every_type() {
 
 #[test]
 fn sessions_keep_several_calls_in_flight_and_keys_are_created_while_faults_last() {
-    use crucial_dso::object::decode;
+    use crucial_dso::core::object::decode;
     use crucial_sim::simulation::workload::CREATE;
     let (mut overlapping, mut created, mut found_existing) = (0, 0, 0);
     for seed in 0..10 {

@@ -5,9 +5,9 @@
 //! Exactly-once: the session comes from the thread id, so a retry or duplicate sends the same
 //! calls with the same sequence numbers, and each key's session table answers those it recorded
 //! without applying them again. The records outlive the session's answers (the session never
-//! acknowledges, [`crucial_dso::client_session::SessionConfig::retain_records`]) until the
+//! acknowledges, [`crucial_dso::core::client_session::SessionConfig::retain_records`]) until the
 //! thread's result is stored under [`ThreadId::result_key`]; then one
-//! [`crucial_dso::protocol::Action::Release`] per key drops them. An invocation that starts
+//! [`crucial_dso::core::protocol::Action::Release`] per key drops them. An invocation that starts
 //! after that finds the stored result and returns it without running; one that was still
 //! replaying when the records went gets its calls refused as stale, and it too returns the
 //! stored result.
@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use crucial_dso::client::ClientConfig;
-use crucial_dso::client_session::SessionConfig;
+use crucial_dso::core::client_session::SessionConfig;
 use crucial_dso::{CallError, Dso, DsoError, Value};
 use tracing::Instrument;
 

@@ -187,7 +187,7 @@ async fn a_thread_past_its_timeout_is_stopped() {
 
 #[tokio::test]
 async fn a_thread_past_the_records_a_key_keeps_gets_a_clear_error() {
-    let node = crucial_dso::node::NodeConfig { session_calls_max: 8, ..Default::default() };
+    let node = crucial_dso::core::node::NodeConfig { session_calls_max: 8, ..Default::default() };
     let server = crucial_dso::ServerBuilder::new().node_config(node);
     let executor = Local::builder().embedded_server(server).start().await.unwrap();
     match CloudThread::spawn(&executor, ManyAdds { times: 20 }).join().await {

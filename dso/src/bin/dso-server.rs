@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use crucial_dso::cluster::discovery::Discovery;
-use crucial_dso::node::{ClusterTiming, NodeConfig};
+use crucial_dso::core::node::{ClusterTiming, NodeConfig};
 use crucial_dso::server::{ClusterOptions, ServerBuilder, ServerConfig, BIND_DEFAULT};
 
 /// Serves Crucial-rs distributed shared objects (atomics, collections, futures, semaphores,

@@ -1,6 +1,6 @@
 //! Discovery: servers find each other through a shared configuration store, as Crucial's servers
 //! did through an S3 bucket. `file:PATH` and `s3://bucket/prefix` (feature `s3`) name the
-//! store; members join and leave through it by compare-and-swap (see [`crate::node`]).
+//! store; members join and leave through it by compare-and-swap (see [`crate::core::node`]).
 
 use std::str::FromStr;
 

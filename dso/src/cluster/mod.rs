@@ -1,6 +1,6 @@
 //! Cluster building blocks: the configuration, placement and routing (from the core), the
 //! linearizable stores that hold configurations, and discovery (which store). Replication and
-//! membership live in [`crate::node`].
+//! membership live in [`crate::core::node`].
 
 pub mod discovery;
 #[cfg(feature = "s3")]

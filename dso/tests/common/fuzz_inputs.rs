@@ -5,12 +5,12 @@
 use std::sync::{Arc, OnceLock};
 
 use crucial_dso::cluster::{Configuration, Member};
-use crucial_dso::codec::decode_frame;
-use crucial_dso::node::{ClusterTiming, Node, NodeConfig};
-use crucial_dso::object::decode;
-use crucial_dso::protocol::{Call, PeerMessage, Request, Response};
-use crucial_dso::registry::Registry;
-use crucial_dso::shard::{Shard, ShardImage};
+use crucial_dso::core::codec::decode_frame;
+use crucial_dso::core::node::{ClusterTiming, Node, NodeConfig};
+use crucial_dso::core::object::decode;
+use crucial_dso::core::protocol::{Call, PeerMessage, Request, Response};
+use crucial_dso::core::registry::Registry;
+use crucial_dso::core::shard::{Shard, ShardImage};
 
 /// The frame limit the decoders run with: small, so that the fuzzer meets it.
 const FRAME_BYTES_MAX: usize = 1 << 16;

@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use crucial_dso::cluster::{Configuration, Member, MemberId, Placement};
-use crucial_dso::node::{ClusterTiming, Node, NodeConfig, Output};
-use crucial_dso::object::{CallId, Operation};
+use crucial_dso::core::node::{ClusterTiming, Node, NodeConfig, Output};
+use crucial_dso::core::object::{CallId, Operation};
+use crucial_dso::core::protocol::{Action, Call, PeerMessage};
+use crucial_dso::core::registry::Registry;
+use crucial_dso::core::session::CallResult;
 use crucial_dso::objects::CounterOp;
-use crucial_dso::protocol::{Action, Call, PeerMessage};
-use crucial_dso::registry::Registry;
-use crucial_dso::session::CallResult;
 
 /// Ticks every 10 ms, suspects after 100 ms.
 pub const TIMING: ClusterTiming = ClusterTiming { tick_ms: 10, suspect_after_ms: 100, poll_every_ticks: 1 };

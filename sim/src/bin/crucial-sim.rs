@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use crucial_dso::node::Canary;
+use crucial_dso::core::node::Canary;
 use crucial_sim::checker::Verdict;
 use crucial_sim::external::{check_text, ExternalModel};
 use crucial_sim::simulation::nemesis::FaultKind;

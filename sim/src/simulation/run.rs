@@ -8,14 +8,14 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use crucial_dso::client_session::{ClientSession, RetryDecision, SessionConfig};
 use crucial_dso::cluster::{Configuration, Member, MemberId, Placement};
-use crucial_dso::node::{Canary, ClusterTiming, Node, NodeConfig, Output};
-use crucial_dso::object::CallId;
-use crucial_dso::protocol::{Action, Call, PeerMessage};
-use crucial_dso::registry::Registry;
-use crucial_dso::session::CallResult;
-use crucial_dso::shard::{LogPosition, Shard};
+use crucial_dso::core::client_session::{ClientSession, RetryDecision, SessionConfig};
+use crucial_dso::core::node::{Canary, ClusterTiming, Node, NodeConfig, Output};
+use crucial_dso::core::object::CallId;
+use crucial_dso::core::protocol::{Action, Call, PeerMessage};
+use crucial_dso::core::registry::Registry;
+use crucial_dso::core::session::CallResult;
+use crucial_dso::core::shard::{LogPosition, Shard};
 use crucial_dso::CallError;
 
 use super::nemesis::{schedule, Fault, FaultKind};

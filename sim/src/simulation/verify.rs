@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crucial_dso::object::{decode, Operation as _, SharedObject};
+use crucial_dso::core::object::{decode, Operation as _, SharedObject};
 use crucial_dso::objects::CyclicBarrier;
 
 use super::run::{Recorded, SimOutcome};
@@ -176,7 +176,7 @@ fn check_any_key(key: &KeySpec, indices: &[usize], history: &[Recorded], budget:
 
 /// Every method of the object type `type_name` (built-in, or the simulator's user type).
 pub fn methods_of(type_name: &str) -> &'static [&'static str] {
-    with_builtin!(type_name, T => <<T as SharedObject>::Op as crucial_dso::object::Operation>::METHODS, otherwise &[])
+    with_builtin!(type_name, T => <<T as SharedObject>::Op as crucial_dso::core::object::Operation>::METHODS, otherwise &[])
 }
 
 /// Whether `method` of `type_name` answers with the waiters it holds (which the model, where
@@ -211,7 +211,7 @@ fn check_key<T: SharedObject + Default>(
             let created = |bytes: &Vec<u8>| decode::<bool>(bytes).expect("a create answers a bool");
             (ObjectAction::Create(state), answer.map(|bytes| ObjectAnswer::Created(created(bytes))))
         } else {
-            let op = <T::Op as crucial_dso::object::Operation>::decode(&record.method, &record.args)
+            let op = <T::Op as crucial_dso::core::object::Operation>::decode(&record.method, &record.args)
                 .expect("valid workload op");
             let ret = |bytes: &Vec<u8>| {
                 T::decode_ret(&record.method, bytes).expect("the node encodes valid results")
@@ -274,7 +274,7 @@ pub fn describe(record: &Recorded) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crucial_dso::object::{encode, CallId};
+    use crucial_dso::core::object::{encode, CallId};
 
     fn wait(process: u64, call: u64, ret: u64, index: Option<u64>) -> Recorded {
         Recorded {

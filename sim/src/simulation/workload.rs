@@ -1,13 +1,13 @@
 //! The workload: keys of every built-in type that the checker can model, and random
 //! operations on them (parked ones included), drawn from the seed.
 
-use crucial_dso::object::{encode, CallId, Operation};
+use crucial_dso::core::object::{encode, CallId, Operation};
+use crucial_dso::core::registry::Registry;
 use crucial_dso::objects::{
     AtomicBooleanOp, AtomicByteArray, AtomicByteArrayOp, AtomicIntOp, AtomicLongOp, AtomicReferenceOp,
     BlobOp, CountDownLatch, CountDownLatchOp, CounterOp, CyclicBarrier, CyclicBarrierOp, FutureOp, ListOp,
     LoggerOp, MapOp, Matrix, MatrixOp, MergeFunction, Semaphore, SemaphoreOp, SetOp, SortedMapOp,
 };
-use crucial_dso::registry::Registry;
 use crucial_dso::{Value, F64};
 
 use super::rng::Rng;

@@ -3,7 +3,7 @@
 //! first. A user-defined monitor object (`Workshop`) parks reindeer, elves and Santa; a DSO
 //! `Semaphore` of three permits lets at most three elves queue for help.
 
-use crucial_dso::object::{ApplyContext, CallId, Outcome};
+use crucial_dso::core::object::{ApplyContext, CallId, Outcome};
 use crucial_dso::shared;
 use crucial_threads::{Context, Runnable};
 use serde::{Deserialize, Serialize};
