@@ -32,7 +32,6 @@ pub use crucial_dso_core::__private;
 pub use crucial_dso_core::objects;
 
 pub use client::{Dso, Shared};
-pub use crucial_dso_core::{for_each_builtin, with_builtin};
 pub use crucial_dso_core::{
     shared, ApplyContext, CallError, CallId, ConfigError, DsoError, Outcome, SharedObject, Value, F64,
 };

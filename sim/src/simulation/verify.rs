@@ -44,7 +44,7 @@ pub struct Violation {
 /// user type), or `$otherwise`.
 macro_rules! with_builtin {
     ($name:expr, $T:ident => $body:expr, otherwise $otherwise:expr) => {
-        crucial_dso::with_builtin!($name, $T => $body, otherwise match $name {
+        crucial_dso::core::with_builtin!($name, $T => $body, otherwise match $name {
             "Stack" => {
                 type $T = Stack;
                 $body
