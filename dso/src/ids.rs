@@ -1,4 +1,4 @@
-//! Random ids for sessions and members (the host's only randomness: the core takes ids given).
+//! Random ids for sessions and members (the core never draws one: it takes the ids it is given).
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -84,6 +84,17 @@ fn node_limits_that_cannot_work_are_refused() {
     assert_eq!(node(NodeConfig::default()), None);
 }
 
+/// A build without the deliberate bugs' code (any `cargo build` or `cargo test`) refuses a
+/// configuration that switches one on, rather than running it as if it were off.
+#[cfg(not(crucial_canary))]
+#[test]
+fn a_build_without_the_canaries_refuses_a_canary() {
+    use crucial_dso::core::node::Canary;
+    let canary = Canary { skip_deduplication: true, ..Canary::default() };
+    let refused = Node::new(NodeConfig { canary, ..NodeConfig::default() }, Arc::new(Registry::default()));
+    assert_eq!(refused.err().map(|error| error.field), Some("canary"));
+}
+
 #[tokio::test]
 async fn a_server_refuses_to_start_with_settings_that_cannot_work() {
     let refused = |config: ServerConfig| async move {

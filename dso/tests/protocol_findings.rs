@@ -5,7 +5,7 @@
 #[path = "common/harness.rs"]
 mod harness;
 
-use crucial_dso::cluster::Placement;
+use crucial_dso::cluster::{Configuration, MemberId, Placement};
 use crucial_dso::core::protocol::PeerMessage;
 use harness::{add, get, invoke, Harness};
 
@@ -514,6 +514,32 @@ fn a_parked_call_keeps_its_deadline_across_a_failover() {
 /// hears no majority of it; and a joiner that was taken out of it as silent idled instead of
 /// asking again. Now it asks again, and with it the live member hears a majority, removes the
 /// dead one, and the acknowledged write survives.
+/// Advances in 10 ms steps (for at most a second) until the stored configuration no longer
+/// lists `member`; that configuration.
+fn taken_out(cluster: &mut Harness, member: MemberId) -> Configuration {
+    for _ in 0..100 {
+        cluster.advance(10, |_| true);
+        if !cluster.stored().is_member(member) {
+            break;
+        }
+    }
+    cluster.stored().clone()
+}
+
+/// Member 1 dies and every link heals: members 2 and 3 must end up serving alone, the
+/// counter under `key` intact.
+fn members_2_and_3_serve_after_1_dies(cluster: &mut Harness, key: &str) {
+    cluster.crash(1);
+    cluster.cut.clear();
+    cluster.advance(3_000, |_| true);
+    let stored = cluster.stored().clone();
+    assert!(
+        stored.is_active() && stored.is_member(2) && stored.is_member(3) && !stored.is_member(1),
+        "{stored:?}"
+    );
+    assert_eq!(read_counter(cluster, 2, key).as_deref(), Some("Get(5)"));
+}
+
 /// Found by the sweep at 12 faults (seed 16959): a pending configuration of a dead member and
 /// one live one cannot activate (the live one hears no majority of it), while the members of
 /// the source it left out, alive, waited for it forever. They ask to join again, keeping
@@ -529,25 +555,11 @@ fn a_member_of_the_source_taken_out_of_a_pending_configuration_asks_again() {
     for link in [(2, 1), (2, 3), (3, 1)] {
         cluster.cut.insert(link);
     }
-    for _ in 0..100 {
-        cluster.advance(10, |_| true);
-        if !cluster.stored().is_member(2) {
-            break;
-        }
-    }
-    let pending = cluster.stored().clone();
+    let pending = taken_out(&mut cluster, 2);
     assert!(!pending.is_active() && !pending.is_member(2), "2 was taken out: {pending:?}");
     assert!(pending.source.as_ref().is_some_and(|source| source.is_member(2)), "{pending:?}");
     // Then 1 dies: 3 alone is no majority of {1, 3}, so only 2 coming back can finish it.
-    cluster.crash(1);
-    cluster.cut.clear();
-    cluster.advance(3_000, |_| true);
-    let stored = cluster.stored().clone();
-    assert!(
-        stored.is_active() && stored.is_member(2) && stored.is_member(3) && !stored.is_member(1),
-        "{stored:?}"
-    );
-    assert_eq!(read_counter(&mut cluster, 2, &key).as_deref(), Some("Get(5)"));
+    members_2_and_3_serve_after_1_dies(&mut cluster, &key);
 }
 
 #[test]
@@ -562,21 +574,7 @@ fn a_joiner_taken_out_of_a_pending_configuration_asks_again() {
     }
     cluster.start(3);
     assert!(cluster.stored().is_member(3), "3 asked to join");
-    for _ in 0..100 {
-        cluster.advance(10, |_| true);
-        if !cluster.stored().is_member(3) {
-            break;
-        }
-    }
-    let pending = cluster.stored().clone();
+    let pending = taken_out(&mut cluster, 3);
     assert!(!pending.is_active() && !pending.is_member(3), "3 was taken out: {pending:?}");
-    cluster.crash(1);
-    cluster.cut.clear();
-    cluster.advance(3_000, |_| true);
-    let stored = cluster.stored().clone();
-    assert!(
-        stored.is_active() && stored.is_member(2) && stored.is_member(3) && !stored.is_member(1),
-        "{stored:?}"
-    );
-    assert_eq!(read_counter(&mut cluster, 2, &key).as_deref(), Some("Get(5)"));
+    members_2_and_3_serve_after_1_dies(&mut cluster, &key);
 }

@@ -149,8 +149,6 @@ pub struct SimOutcome {
     pub faults_during_transfer: Vec<bool>,
     /// Store answers lost after their compare-and-swap or read applied (indeterminate).
     pub store_answers_lost: u64,
-    /// Calls started while another call of the same session was in flight.
-    pub overlapping_calls: u64,
 }
 
 impl SimOutcome {
@@ -333,8 +331,6 @@ pub struct Simulation {
     expired: BTreeSet<usize>,
     /// The next unused process id.
     next_process: u64,
-    /// Calls started while another call of the same session was in flight.
-    overlapping_calls: u64,
     hasher: DefaultHasher,
     events: u64,
     trace: Vec<String>,
@@ -434,7 +430,6 @@ impl Simulation {
             store_answers_lost: 0,
             expired: BTreeSet::new(),
             next_process: 0,
-            overlapping_calls: 0,
             hasher: DefaultHasher::new(),
             events: 0,
             trace: Vec::new(),
@@ -566,7 +561,6 @@ impl Simulation {
             replica_disagreements,
             faults_during_transfer,
             store_answers_lost: self.store_answers_lost,
-            overlapping_calls: self.overlapping_calls,
             config: self.config,
         }
     }
@@ -1064,9 +1058,6 @@ impl Simulation {
             return;
         };
         self.clients[client].remaining -= 1;
-        if !self.clients[client].in_flight.is_empty() {
-            self.overlapping_calls += 1;
-        }
         let stamp = self.stamp();
         self.history.push(Recorded {
             process: self.clients[client].lanes[lane],
