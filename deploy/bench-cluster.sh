@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Cluster benchmark, side by side in one run: a 3-member DSO cluster (rf 3, file discovery)
-# and a 3-member etcd cluster, all on loopback, loaded by the same generator
-# (cluster-bench): a linearizable read-modify-write and plain puts, 1 and 50 clients, several
-# alternating rounds, plus the loopback round trip (the floor). Runs twice: with one thread
+# Cluster benchmark, side by side in one run: a 3-member DSO cluster (rf 3, file discovery),
+# a 3-member etcd cluster and a Redis primary with two replicas (each write followed by
+# WAIT 2 0), all on loopback, loaded by the same generator (cluster-bench): a read-modify-write
+# and plain puts, 1 and 50 clients, several alternating rounds, plus the loopback round trip
+# (the floor). Runs twice: with one thread
 # per member on both sides (the main figures: the members share two cores here), where a
 # second DSO cluster also busy-polls (`--busy-poll-us`), and with each runtime's defaults.
 # Writes reports/bench-cluster.md with medians and ratios.
 #
-# Needs etcd and protoc (Debian: apt-get install etcd-server protobuf-compiler).
+# Needs etcd, redis-server and protoc (Debian: apt-get install etcd-server redis-server
+# protobuf-compiler).
 # Usage: deploy/bench-cluster.sh [ROUNDS]   (default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,7 @@ work=$(mktemp -d)
 results=$(mktemp)
 
 command -v etcd >/dev/null || { echo "etcd is needed: apt-get install etcd-server" >&2; exit 2; }
+command -v redis-server >/dev/null || { echo "redis-server is needed: apt-get install redis-server" >&2; exit 2; }
 command -v protoc >/dev/null || { echo "protoc is needed: apt-get install protobuf-compiler" >&2; exit 2; }
 cargo build --release --quiet -p crucial-dso --bin dso-server
 cargo build --release --quiet -p crucial-bench --features etcd --bin cluster-bench
@@ -37,7 +40,7 @@ trap 'stop_clusters; rm -rf "$work" "$results"' EXIT
 start_clusters() {
   local setting=$1 base=$2 dir="$work/$1"
   local threads=() gomaxprocs=
-  member_pids=([dso]= [dso-poll]= [etcd]=)
+  member_pids=([dso]= [dso-poll]= [etcd]= [redis-wait]=)
   if [ "$setting" = one ]; then threads=(--threads 1); gomaxprocs=1; fi
   mkdir -p "$dir" && etcd_data=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
   dso_endpoints=127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))
@@ -68,7 +71,18 @@ start_clusters() {
     pids+=($!)
     member_pids[etcd]+=" $!"
   done
-  # Every cluster ready: all three DSO members in one active configuration, etcd healthy.
+  # Redis: a primary and two replicas (single-threaded, as Redis is by default), no persistence.
+  redis_endpoint=127.0.0.1:$((base + 41))
+  for n in 1 2 3; do
+    local replica=()
+    if [ "$n" != 1 ]; then replica=(--replicaof 127.0.0.1 $((base + 41))); fi
+    redis-server --port $((base + 40 + n)) --bind 127.0.0.1 --save '' --appendonly no \
+      --repl-diskless-sync-delay 0 "${replica[@]}" >"$dir/redis-$n.log" 2>&1 &
+    pids+=($!)
+    member_pids[redis-wait]+=" $!"
+  done
+  # Every cluster ready: all three DSO members in one active configuration, etcd healthy,
+  # both Redis replicas online.
   for _ in $(seq 100); do
     python3 - "$dir"/*.json <<'PY' && break
 import json, sys
@@ -82,7 +96,17 @@ for path in sys.argv[1:]:
 PY
     sleep 0.2
   done
+  for _ in $(seq 50); do
+    ETCDCTL_API=3 etcdctl --endpoints "$etcd_endpoints" endpoint health >/dev/null 2>&1 && break
+    sleep 0.2
+  done
   ETCDCTL_API=3 etcdctl --endpoints "$etcd_endpoints" endpoint health >/dev/null
+  for _ in $(seq 100); do
+    [ "$(redis-cli -p $((base + 41)) info replication | grep -c 'state=online')" = 2 ] && return
+    sleep 0.2
+  done
+  echo "the Redis replicas did not come online" >&2
+  exit 1
 }
 
 declare -A member_pids
@@ -104,7 +128,7 @@ bench() {
   # shellcheck disable=SC2086
   before=$(cpu_ticks $pids)
   started=$(date +%s.%N)
-  line=$(./target/release/cluster-bench "$@")
+  line=$(./target/release/cluster-bench --format csv "$@")
   # shellcheck disable=SC2086
   echo "$line,$(python3 -c "import sys; print(f'{($(cpu_ticks $pids) - $before) / $(getconf CLK_TCK) / ($(date +%s.%N) - $started):.2f}')")"
 }
@@ -118,13 +142,14 @@ for setting in one default; do
     for clients in 1 50; do
       ops=$([ "$clients" = 1 ] && echo "$ops_one" || echo "$ops_many")
       for workload in rmw put; do
-        systems=(dso etcd)
-        if [ "$setting" = one ]; then systems=(dso dso-poll etcd); fi
+        systems=(dso etcd redis-wait)
+        if [ "$setting" = one ]; then systems=(dso dso-poll etcd redis-wait); fi
         for system in "${systems[@]}"; do
           case $system in
             dso) endpoints=$dso_endpoints ;;
             dso-poll) endpoints=$poll_endpoints ;;
             etcd) endpoints=$etcd_endpoints ;;
+            redis-wait) endpoints=$redis_endpoint ;;
           esac
           line=$(bench "$system" --system "${system%-poll}" --endpoints "$endpoints" --workload "$workload" \
             --clients "$clients" --ops "$ops")
@@ -138,7 +163,7 @@ for setting in one default; do
   rm -rf "$etcd_data"
 done
 
-python3 - "$results" "$out" "$rounds" "$(etcd --version | head -1)" "$busy_poll_us" <<'PY'
+python3 - "$results" "$out" "$rounds" "$(etcd --version | head -1)" "$busy_poll_us" "$(redis-server --version | cut -d' ' -f1-3)" <<'PY'
 import statistics, sys, datetime, platform, os
 rows = [line.strip().split(",") for line in open(sys.argv[1]) if line.strip()]
 # setting,system,workload,clients,ops,seconds,ops_per_second,p50_us,p99_us,member_cores
@@ -151,8 +176,8 @@ rounds = sys.argv[3]
 def tables(setting, variants):
     """The figures of one setting: a table of every system, the ratios of each DSO variant."""
     m = lambda *key: median(setting, *key)
-    systems = [system for system, _ in variants] + ["etcd"]
-    label = dict(variants + [("etcd", "etcd")])
+    systems = [system for system, _ in variants] + ["etcd", "redis-wait"]
+    label = dict(variants + [("etcd", "etcd"), ("redis-wait", "redis, WAIT 2")])
     out = ["| workload | clients | system | ops/s | p50 (us) | p99 (us) | members' CPU (cores) |",
            "|---|---:|---|---:|---:|---:|---:|"]
     for workload in ["rmw", "put"]:
@@ -178,6 +203,18 @@ def tables(setting, variants):
                 if m(system, w, c, OPS) < 3 * m("etcd", w, c, OPS)]
         verdicts.append(f"- {name}: throughput " + ("met in every row" if not slow else "missed for " + ", ".join(slow))
                         + "; p50 " + ("met in every row" if not missed else "missed for " + ", ".join(missed)) + ".")
+    out += ["", "Ratios to Redis with `WAIT 2 0` after each write (goal: DSO p50 at most 1.0x):", "",
+            "| DSO | workload | clients | p50 ratio | p99 ratio | throughput ratio |", "|---|---|---:|---:|---:|---:|"]
+    for system, name in variants:
+        for workload in ["rmw", "put"]:
+            for clients in [1, 50]:
+                ratio = lambda column: m(system, workload, clients, column) / m("redis-wait", workload, clients, column)
+                out.append(f"| {name} | {names[workload]} | {clients} | {ratio(P50):.2f} | {ratio(P99):.2f} | "
+                           f"{ratio(OPS):.2f}x |")
+        behind = [f"{names[w]} with {c} client{'s' if c > 1 else ''}" for w in ["rmw", "put"] for c in [1, 50]
+                  if m(system, w, c, P50) > m("redis-wait", w, c, P50)]
+        verdicts.append(f"- {name} against Redis with WAIT 2: p50 "
+                        + ("met in every row" if not behind else "missed for " + ", ".join(behind)) + ".")
     out += ["", "Goals:", ""] + verdicts + [
         "", f"For scale: a 64-byte TCP echo on loopback between two threads that sleep between messages "
         f"(`cluster-bench --system loopback`) took {floor:.0f} us (p50) in this setting; on this machine it "
@@ -186,11 +223,11 @@ def tables(setting, variants):
     return out
 
 lines = [
-    "# Cluster benchmark: DSO (rf 3) vs etcd, 3 members each",
+    "# Cluster benchmark: DSO (rf 3) vs etcd and Redis with WAIT, 3 members each",
     "",
     f"Measured {datetime.date.today()} on this project's 2-core / 24 GiB machine ({platform.machine()}, "
-    f"{os.cpu_count()} cores): both clusters on loopback in the same run, {rounds} alternating rounds, "
-    "medians over the rounds. Both are driven by the same load generator (`cluster-bench`): every client "
+    f"{os.cpu_count()} cores): every cluster on loopback in the same run, {rounds} alternating rounds, "
+    "medians over the rounds. All are driven by the same load generator (`cluster-bench`): every client "
     "has its own connection, one operation in flight and its own key. \"Members' CPU\" is the CPU time the "
     "system's three members used during a run (warm-up included) over its wall time: 1.00 is one core "
     "kept busy.",
@@ -203,12 +240,23 @@ lines = [
     "Read-modify-write is a transaction comparing the value last read and putting its increment "
     "(reading again and retrying on conflict; with one key per client there are none after the first read); "
     "put is a plain `put`. Client: the `etcd-client` crate.",
+    f"- Redis: {sys.argv[6]}, a primary and two replicas (`--replicaof`), persistence off; read-modify-write "
+    "is `INCR`, put is `SET`, each followed by `WAIT 2 0`, which answers once both replicas acknowledged the "
+    "write: the closest in-memory analogue of rf 3 primary-backup (Redis replicates asynchronously and "
+    "`WAIT` only waits; a failover can still lose acknowledged writes). Client: the `redis` crate, "
+    "connected to the primary.",
+    "", "Against Redis with `WAIT`: at one client DSO answers sooner (one round trip from the client where Redis "
+    "takes two, `INCR` then `WAIT`). At 50 clients Redis batches what DSO does per call: it sends its replicas "
+    "one write per event-loop turn carrying every write of that turn, and asks them for acknowledgements once "
+    "per turn for all the clients waiting, where a DSO primary sends each call to each backup in a message of "
+    "its own and each backup acknowledges each one. Coalescing a primary's messages to a backup within a turn "
+    "is the lead for closing that gap.",
     "",
     "## One thread per member (main figures)",
     "",
     "The members and the load generator share two cores, so each member gets one thread: `dso-server "
     "--threads 1` (a single-threaded runtime) and etcd with `GOMAXPROCS=1` (which makes etcd slightly faster "
-    "here than its default, so the comparison stays conservative). A second DSO cluster adds "
+    "here than its default, so the comparison stays conservative); Redis is single-threaded in both settings. A second DSO cluster adds "
     f"`--busy-poll-us {sys.argv[5]}`: after serving anything a member keeps polling its sockets for that long "
     "before it sleeps, so the next message of a conversation finds it awake. Waking an idle virtual core "
     "costs tens of microseconds here, and a call on rf 3 wakes four processes in turn; the price is a core "
@@ -223,7 +271,7 @@ lines = [
     "",
 ] + tables("default", [("dso", "dso")]) + [
     "",
-    "Reproduce: `deploy/bench-cluster.sh " + rounds + "` (needs `etcd-server` and `protobuf-compiler`).",
+    "Reproduce: `deploy/bench-cluster.sh " + rounds + "` (needs `etcd-server`, `redis-server` and `protobuf-compiler`).",
     "",
 ]
 open(sys.argv[2], "w").write("\n".join(lines))

@@ -1,75 +1,26 @@
-//! The shipped binaries as users run them: `dso-server` as a real process serving a client,
-//! and `dso-bench` producing a measurement.
+//! The shipped binary as users run it: `dso-server` as a real process (on a port it picks
+//! itself and announces) serving clients, joining and leaving a cluster, and refusing bad flags.
 
 #![cfg(not(madsim))]
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crucial_dso::Dso;
+use crucial_testkit::Process;
 
-fn free_loopback_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Kills the child process when the test ends, however it ends.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A `dso-server` process bound to `addr`, with `extra` flags.
-fn start_server(addr: &str, extra: &[&str]) -> Running {
-    Running(
-        Command::new(env!("CARGO_BIN_EXE_dso-server"))
-            .args(["--bind", addr])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-/// A client of the server at `addr`, once it accepts connections (within 5 s).
-async fn connect_when_ready(addr: &str, config: crucial_dso::client::ClientConfig) -> Dso {
-    for _ in 0..100 {
-        if let Ok(connected) = Dso::connect_with(addr.to_string(), config.clone()).await {
-            return connected;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("dso-server at {addr} did not accept connections within 5 s");
+/// A `dso-server` process on a loopback port of its own, with `extra` flags, and its address.
+fn start_server(extra: &[&str]) -> (Process, String) {
+    crucial_testkit::dso_server(env!("CARGO_BIN_EXE_dso-server"), extra).unwrap()
 }
 
 #[tokio::test]
 async fn dso_server_process_serves_clients() {
-    let addr = format!("127.0.0.1:{}", free_loopback_port());
-    let _server = start_server(&addr, &[]);
-    let client = connect_when_ready(&addr, Default::default()).await;
+    let (_server, addr) = start_server(&[]);
+    let client = Dso::connect(addr.clone()).await.unwrap();
     let hits = client.atomic_long("hits");
     assert_eq!(hits.add_and_get(5).await.unwrap(), 5);
     assert_eq!(Dso::connect(addr).await.unwrap().atomic_long("hits").get().await.unwrap(), 5);
-}
-
-#[test]
-fn dso_bench_reports_a_measurement() {
-    let output = Command::new(env!("CARGO_BIN_EXE_dso-bench"))
-        .args(["--clients", "3", "--ops", "300", "--warmup-ops", "5", "--format", "csv"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let line = String::from_utf8(output.stdout).unwrap();
-    let fields: Vec<&str> = line.trim().split(',').collect();
-    assert_eq!(fields.len(), 6, "clients,ops,seconds,ops_per_second,p50_us,p99_us: {line}");
-    assert_eq!(fields[0], "3");
-    assert_eq!(fields[1], "300");
-    assert!(fields[3].parse::<f64>().unwrap() > 0.0);
-    assert!(fields[4].parse::<u64>().unwrap() <= fields[5].parse::<u64>().unwrap(), "p50 <= p99");
 }
 
 #[test]
@@ -95,13 +46,7 @@ async fn a_dead_server_gives_a_clear_error_not_a_hang() {
     use crucial_dso::core::client_session::SessionConfig;
     use crucial_dso::DsoError;
 
-    let addr = format!("127.0.0.1:{}", free_loopback_port());
-    match Dso::connect(addr.clone()).await {
-        Err(DsoError::Unavailable { .. }) => {}
-        other => panic!("connecting to nothing should be Unavailable, got {other:?}"),
-    }
-
-    let mut server = start_server(&addr, &[]);
+    let (mut server, addr) = start_server(&[]);
     let config = ClientConfig {
         session: SessionConfig {
             resend_after_ms: 100,
@@ -111,7 +56,7 @@ async fn a_dead_server_gives_a_clear_error_not_a_hang() {
         },
         ..ClientConfig::default()
     };
-    let client = connect_when_ready(&addr, config).await;
+    let client = Dso::connect_with(addr.clone(), config).await.unwrap();
     client.counter("c").increment().await.unwrap();
     server.0.kill().unwrap();
     server.0.wait().unwrap();
@@ -121,6 +66,10 @@ async fn a_dead_server_gives_a_clear_error_not_a_hang() {
         other => panic!("a call to a dead server should fail clearly, got {other:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(5), "it gives up after its call timeout");
+    match Dso::connect(addr).await {
+        Err(DsoError::Unavailable { .. }) => {}
+        other => panic!("connecting to a dead server should be Unavailable, got {other:?}"),
+    }
 }
 
 /// The configuration in `path`, once `ready` accepts it (polled for up to 30 s).
@@ -148,10 +97,9 @@ async fn servers_join_and_leave_through_file_discovery() {
     let path = dir.join("cluster.json");
     let _ = std::fs::remove_file(&path);
     let discovery = format!("file:{}", path.display());
-    let addrs: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_loopback_port())).collect();
-    let servers: Vec<Running> =
-        // A generous suspicion timeout: the test shares two cores with the rest of the suite.
-        addrs.iter().map(|addr| start_server(addr, &["--discovery", &discovery, "--suspect-after-ms", "5000"])).collect();
+    // A generous suspicion timeout: the test shares two cores with the rest of the suite.
+    let (servers, addrs): (Vec<Process>, Vec<String>) =
+        (0..3).map(|_| start_server(&["--discovery", &discovery, "--suspect-after-ms", "5000"])).unzip();
     let joined = wait_for_config(&path, |config| config.members.len() == 3 && config.is_active()).await;
     let mut listed: Vec<&str> = joined.members.iter().map(|member| member.addr.as_str()).collect();
     listed.sort_unstable();

@@ -5,45 +5,12 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use common::{compare_and_swap_contract, config, racing_writers};
 use crucial_dso::cluster::s3::S3ConfigStore;
 use crucial_dso::cluster::{ConfigStore, StoreError};
-
-/// A moto server on a free loopback port, killed on drop.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("python3")
-        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 runs (moto: pip install \"moto[server]\"; .ci/run does this)");
-    let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return moto;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("moto's server did not listen on port {port} within 10 s (pip install \"moto[server]\")");
-}
 
 fn client(endpoint: &str) -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::Config::builder()
@@ -58,7 +25,7 @@ fn client(endpoint: &str) -> aws_sdk_s3::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_store_is_a_compare_and_swap_register() {
-    let moto = start_moto().await;
+    let moto = crucial_testkit::moto().unwrap();
     let s3 = client(&moto.endpoint);
     s3.create_bucket().bucket("crucial").send().await.unwrap();
     let store = S3ConfigStore::new(s3.clone(), "crucial", "/cluster-a/");

@@ -5,7 +5,7 @@
 //! grows shows whether an acknowledged increment was lost.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use crucial_dso::core::object::{CallId, Operation, SharedObject};
 use crucial_dso::core::protocol::Action;
 use crucial_dso::objects::{AtomicLong, AtomicLongOp, AtomicLongRet};
 use crucial_dso::{Dso, DsoError};
+use crucial_testkit::{listening_addr, spawn_announcing, Announces, Process};
 use parking_lot::Mutex;
 
 use crate::simulation::rng::Rng;
@@ -103,20 +104,12 @@ impl ProcessOutcome {
 
 /// The server processes, killed when dropped.
 struct Servers {
-    children: Vec<Option<Child>>,
+    /// The running processes (`None`: killed), stopped when dropped.
+    children: Vec<Option<Process>>,
     addrs: Vec<String>,
     args: Vec<String>,
     envs: Vec<(String, String)>,
     run: ProcessRun,
-}
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for child in self.children.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 impl Servers {
@@ -142,35 +135,41 @@ impl Servers {
         let mut args = vec!["--discovery".to_string(), discovery, "--rf".into(), run.rf.to_string()];
         args.extend(["--suspect-after-ms".to_string(), "1000".to_string()]);
         args.append(&mut extra);
-        let addrs = (0..run.servers).map(|_| free_loopback_addr()).collect::<Result<Vec<_>, _>>()?;
-        let mut servers = Servers { children: Vec::new(), addrs, args, envs, run: run.clone() };
+        let mut servers = Servers { children: Vec::new(), addrs: Vec::new(), args, envs, run: run.clone() };
+        // Each server binds a port of its own and announces it.
         for index in 0..run.servers {
-            let child = servers.spawn(index)?;
-            servers.children.push(Some(child));
+            let command = servers.command(index, "127.0.0.1:0")?;
+            let (process, addr) =
+                spawn_announcing(command, Announces::Stdout, listening_addr, Duration::from_secs(10))?;
+            servers.children.push(Some(process));
+            servers.addrs.push(addr);
         }
         Ok(servers)
     }
 
-    fn spawn(&self, index: usize) -> Result<Child, String> {
+    /// The command starting server `index` bound to `bind`, its log appended to its file.
+    fn command(&self, index: usize, bind: &str) -> Result<Command, String> {
         let log = self.run.work_dir.join(format!("server-{index}.log"));
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(&log).map_err(|e| e.to_string())?;
         let mut command = Command::new(&self.run.server);
-        command.args(["--bind", &self.addrs[index]]).args(&self.args).envs(self.envs.iter().cloned());
-        command.stdout(Stdio::null()).stderr(log);
-        command.spawn().map_err(|e| format!("cannot start {}: {e}", self.run.server.display()))
+        command.args(["--bind", bind]).args(&self.args).envs(self.envs.iter().cloned());
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        Ok(command)
     }
 
     /// Kills server `index` with SIGKILL: no goodbye, its memory is gone.
     fn kill(&mut self, index: usize) {
-        if let Some(mut child) = self.children[index].take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.children[index] = None;
     }
 
+    /// Starts server `index` again at the address it had (the port its killed process freed),
+    /// as a restarted host would.
     fn restart(&mut self, index: usize) -> Result<(), String> {
-        self.children[index] = Some(self.spawn(index)?);
+        let mut command = self.command(index, &self.addrs[index])?;
+        let child =
+            command.spawn().map_err(|e| format!("cannot start {}: {e}", self.run.server.display()))?;
+        self.children[index] = Some(Process(child));
         Ok(())
     }
 
@@ -202,11 +201,6 @@ impl Servers {
         }
         Err(format!("the cluster did not settle within {within:?} (last seen: {last})"))
     }
-}
-
-fn free_loopback_addr() -> Result<String, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.to_string())
 }
 
 /// The shared recording of every client's operations.

@@ -6,9 +6,8 @@
 
 #![cfg(not(madsim))]
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crucial_sim::checker::Verdict;
@@ -80,33 +79,9 @@ fn a_killed_primary_loses_nothing_with_file_discovery() {
     assert_correct(&run(Store::File, "file"));
 }
 
-/// A moto server on a free loopback port with one bucket, killed on drop.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto_with_bucket(bucket: &str) -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("python3")
-        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 runs (moto: pip install \"moto[server]\"; the test script does this)");
-    let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
-    let listening = (0..200).any(|_| {
-        std::thread::sleep(Duration::from_millis(50));
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    assert!(listening, "moto's server did not listen within 10 s (pip install \"moto[server]\")");
+/// moto's server on a loopback port of its own, with one bucket; stopped on drop.
+fn moto_with_bucket(bucket: &str) -> crucial_testkit::Moto {
+    let moto = crucial_testkit::moto().unwrap();
     let create = format!(
         "import boto3; boto3.client('s3', endpoint_url='{}', region_name='us-east-1', \
          aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket='{bucket}')",

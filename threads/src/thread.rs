@@ -33,7 +33,7 @@ pub struct Builder {
     options: InvokeOptions,
     retries: u32,
     backup_after: Option<Duration>,
-    #[cfg(feature = "canary")]
+    #[cfg(crucial_canary)]
     fresh_session_per_attempt: bool,
 }
 
@@ -44,7 +44,7 @@ impl Default for Builder {
             options: InvokeOptions { timeout: Duration::from_secs(900), memory_mb: 1024 },
             retries: 0,
             backup_after: None,
-            #[cfg(feature = "canary")]
+            #[cfg(crucial_canary)]
             fresh_session_per_attempt: false,
         }
     }
@@ -85,7 +85,7 @@ impl Builder {
 
     /// Canary: every attempt gets a fresh DSO session, so retries apply their calls again.
     /// Exactly-once checks must catch it.
-    #[cfg(feature = "canary")]
+    #[cfg(crucial_canary)]
     pub fn canary_fresh_session_per_attempt(mut self) -> Self {
         self.fresh_session_per_attempt = true;
         self
@@ -234,7 +234,7 @@ impl<E: Executor> Supervisor<E> {
         }
     }
 
-    #[cfg(feature = "canary")]
+    #[cfg(crucial_canary)]
     fn session(&self, attempt: u32) -> u64 {
         match self.builder.fresh_session_per_attempt {
             true => crate::id::mix(self.thread.session() ^ u64::from(attempt)),
@@ -242,7 +242,7 @@ impl<E: Executor> Supervisor<E> {
         }
     }
 
-    #[cfg(not(feature = "canary"))]
+    #[cfg(not(crucial_canary))]
     fn session(&self, _attempt: u32) -> u64 {
         self.thread.session()
     }

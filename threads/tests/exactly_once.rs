@@ -61,14 +61,14 @@ async fn counter_after_faults(seed: u64, canary: bool) -> i64 {
     executor.dso().counter(&key).get().await.unwrap()
 }
 
-#[cfg(feature = "canary")]
+#[cfg(crucial_canary)]
 fn canary_switch(builder: Builder) -> Builder {
     builder.canary_fresh_session_per_attempt()
 }
 
-#[cfg(not(feature = "canary"))]
+#[cfg(not(crucial_canary))]
 fn canary_switch(_builder: Builder) -> Builder {
-    unreachable!("the canary runs only with the `canary` feature")
+    unreachable!("the canary runs only in builds with `--cfg crucial_canary` (cargo canarytest)")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,7 +78,7 @@ async fn killed_retried_and_duplicated_threads_add_exactly_once() {
     }
 }
 
-#[cfg(feature = "canary")]
+#[cfg(crucial_canary)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fresh_session_canary_is_caught() {
     for seed in 1..=3 {

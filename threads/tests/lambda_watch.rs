@@ -1,5 +1,5 @@
 //! Cloud threads through the real Lambda Invoke API: the example handler runs under
-//! `cargo lambda watch` on a free loopback port (installed from PyPI if missing), the `Lambda`
+//! `cargo lambda watch` on a loopback port it could bind (installed from PyPI if missing), the `Lambda`
 //! executor invokes it in both modes, and Monte Carlo pi and k-means (8 concurrent threads
 //! waiting on one barrier) give the sequential answers. Also: a payload over the limit, an
 //! unreachable DSO reported by the function (HTTP 500 from the emulator), and an endpoint
@@ -11,7 +11,7 @@
 mod apps;
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crucial_threads::lambda::{Lambda, Mode};
@@ -21,19 +21,8 @@ const THREADS: usize = 8;
 
 /// `cargo lambda watch` serving the example handler; stopped on drop.
 struct Emulator {
-    child: Child,
+    _process: crucial_testkit::Process,
     endpoint: String,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn cargo_lambda_available() -> bool {
@@ -55,35 +44,28 @@ fn start_emulator() -> Option<Emulator> {
         eprintln!("skipping: cargo lambda is not available");
         return None;
     }
-    let port = free_port();
-    let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let mut child = Command::new("cargo")
-        .current_dir(workspace)
-        .args(["lambda", "watch", "--quiet", "--ignore-changes", "-p", "crucial-threads"])
-        .args(["--bin", "crucial-lambda-handler", "--features", "lambda"])
-        .args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
-        .args(["--concurrency", "16", "--timeout", "300"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(std::env::temp_dir().join("crucial-cargo-lambda-watch.log")).unwrap())
-        .spawn()
-        .expect("cargo lambda watch starts");
     std::env::set_var("AWS_ACCESS_KEY_ID", "test");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
     std::env::set_var("AWS_REGION", "us-east-1");
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "cargo lambda watch did not listen within 60 s");
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "cargo lambda watch exited: {status} (its log: {})",
-                std::env::temp_dir().join("crucial-cargo-lambda-watch.log").display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(Emulator { child, endpoint })
+    let log = std::env::temp_dir().join("crucial-cargo-lambda-watch.log");
+    // `cargo lambda watch` cannot bind port 0 (it takes 0 for its default, 9000): it gets a
+    // candidate port, and another if it could not bind that one.
+    let watch = |port: u16| {
+        let mut command = Command::new("cargo");
+        command
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .args(["lambda", "watch", "--quiet", "--ignore-changes", "-p", "crucial-threads"])
+            .args(["--bin", "crucial-lambda-handler", "--features", "lambda"])
+            .args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+            .args(["--concurrency", "16", "--timeout", "300"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        command
+    };
+    let (process, port) = crucial_testkit::spawn_on_free_port(watch, Duration::from_secs(60))
+        .unwrap_or_else(|error| panic!("{error} (its log: {})", log.display()));
+    Some(Emulator { _process: process, endpoint: format!("http://127.0.0.1:{port}") })
 }
 
 async fn lambda(emulator: &Emulator, mode: Mode) -> Lambda {
@@ -180,7 +162,9 @@ async fn an_endpoint_that_refuses_is_an_invocation_error() {
     std::env::set_var("AWS_ACCESS_KEY_ID", "test");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
     std::env::set_var("AWS_REGION", "us-east-1");
-    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    // A port nothing listens on: one just closed.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{closed}");
     let executor =
         Lambda::builder("f").endpoint(endpoint).embedded_server(apps::server()).start().await.unwrap();
     let started = Instant::now();

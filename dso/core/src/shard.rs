@@ -132,6 +132,16 @@ impl Shard {
 
     /// Applies a call that [`Shard::admit`] admitted, recording its outcome.
     pub fn apply(&mut self, registry: &Registry, call: &Call) -> Effects {
+        let effects = self.apply_recorded(registry, call);
+        // Postcondition: the call is either answered or parked, never both nor neither.
+        let answered = effects.answers.iter().any(|(id, _)| *id == call.id);
+        let parked = self.parked.contains_key(&call.id);
+        debug_assert!(answered != parked, "{:?}: answered {answered}, parked {parked}", call.id);
+        debug_assert!(!parked || effects.parked.is_some(), "{:?}: parked without saying so", call.id);
+        effects
+    }
+
+    fn apply_recorded(&mut self, registry: &Registry, call: &Call) -> Effects {
         let mut effects = Effects::default();
         let fingerprint = call.fingerprint();
         let result = match &call.action {

@@ -18,7 +18,9 @@ use crucial_dso::server::{ClusterOptions, ServerBuilder, ServerConfig, BIND_DEFA
 #[command(version, long_version = LONG_VERSION)]
 struct Args {
     /// Address to listen on. Loopback by default: the protocol has no authentication, so only
-    /// bind a routable address inside a private network.
+    /// bind a routable address inside a private network. Port 0 takes a free port; once
+    /// listening, the server prints `listening on ADDR` on standard output (logs go to
+    /// standard error).
     #[arg(long, default_value = BIND_DEFAULT)]
     bind: SocketAddr,
     /// Largest frame accepted, in bytes; a larger frame closes its connection.
@@ -74,7 +76,9 @@ struct Args {
 }
 
 fn main() -> std::io::Result<()> {
+    // Logs go to standard error; standard output carries only the `listening on` line.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
@@ -118,6 +122,8 @@ async fn serve(args: Args) -> std::io::Result<()> {
         ..ServerConfig::default()
     };
     let server = ServerBuilder::new().config(config).start().await?;
+    // A supervisor that asked for port 0 learns the port from this line.
+    println!("listening on {}", server.local_addr());
     stop_signal().await?;
     if args.discovery.is_some() {
         tracing::info!(member = server.member_id(), "stop signal: handing the keys over");

@@ -754,6 +754,14 @@ impl Node {
                 let primary = self.keys.get(key).is_some_and(|state| state.primary.is_some());
                 assert!(primary, "a call parked on {key:?}, which this member is not primary of");
             }
+            for (key, state) in &self.keys {
+                let Some(log) = &state.primary else { continue };
+                assert_eq!(
+                    state.position.epoch, self.cluster.epoch,
+                    "{key:?}'s primary log is of another epoch"
+                );
+                log.check(state.position.applied);
+            }
         } else {
             assert!(
                 self.parked.is_empty() && self.deadlines.is_empty(),

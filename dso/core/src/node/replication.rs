@@ -63,7 +63,35 @@ impl PrimaryLog {
         while self.held.front().is_some_and(|(index, ..)| *index <= everywhere) {
             released.push(self.held.pop_front().expect("checked"));
         }
+        // Postcondition: nothing every backup holds is kept, nor an answer it held back.
+        debug_assert!(self.unacked.is_empty() || self.first_unacked > everywhere);
+        debug_assert!(self.held.front().is_none_or(|(index, ..)| *index > everywhere));
         released
+    }
+
+    /// Asserts the log's invariants against the key's log `tail` (the last index applied):
+    /// the entries kept are exactly those after `first_unacked - 1`, up to the tail; no backup
+    /// acknowledged past the tail; answers are held in index order, each for an index up to
+    /// the tail that some backup still lacks.
+    pub(super) fn check(&self, tail: u64) {
+        assert_eq!(
+            self.first_unacked + self.unacked.len() as u64,
+            tail + 1,
+            "the unacknowledged entries end at the tail"
+        );
+        assert!(self.acked.values().all(|acked| *acked <= tail), "a backup acknowledged past the tail");
+        let everywhere = self.everywhere();
+        assert!(
+            self.unacked.is_empty() || self.first_unacked > everywhere,
+            "an entry every backup holds is kept"
+        );
+        let held = || self.held.iter().map(|(index, ..)| *index);
+        assert!(held().zip(held().skip(1)).all(|(a, b)| a <= b), "answers held out of index order");
+        assert!(held().all(|index| index <= tail), "an answer held for an index past the tail");
+        assert!(
+            self.held.front().is_none_or(|(index, ..)| *index > everywhere),
+            "an answer every backup could release"
+        );
     }
 }
 
@@ -72,6 +100,8 @@ impl Node {
     pub(super) fn append(&mut self, key: &str, entry: Entry) {
         let epoch = self.cluster.epoch;
         let state = self.keys.get_mut(key).expect("served key");
+        // Precondition: the primary appends only to a log of the epoch it serves.
+        debug_assert_eq!(state.position.epoch, epoch, "appending to {key:?}'s log of another epoch");
         state.position.applied += 1;
         let index = state.position.applied;
         let Some(log) = state.primary.as_mut() else { return };
@@ -126,6 +156,7 @@ impl Node {
             position: LogPosition::start(epoch),
             primary: None,
         });
+        let before = state.position;
         for (offset, entry) in entries.into_iter().enumerate() {
             let index = first + offset as u64;
             if index <= state.position.applied {
@@ -152,6 +183,9 @@ impl Node {
             }
             state.position.applied = index;
         }
+        // Postcondition: a backup's position only moves forward, one entry at a time, so it
+        // never skips an entry.
+        debug_assert!(state.position >= before, "{key:?}'s log went back");
         let applied = state.position.applied;
         self.send(from, PeerMessage::Ack { epoch, key, applied });
     }
