@@ -8,7 +8,7 @@
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crucial_testkit::{spawn_on_free_port, Process};
+use crucial_testkit::{redis_answers, spawn_on_free_port, Process};
 
 fn cluster_bench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cluster-bench"))
@@ -57,7 +57,7 @@ fn redis_server(primary: Option<u16>) -> (Process, u16) {
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         command
     };
-    spawn_on_free_port(command, Duration::from_secs(10)).unwrap()
+    spawn_on_free_port(command, redis_answers, Duration::from_secs(10)).unwrap()
 }
 
 fn redis_available() -> bool {

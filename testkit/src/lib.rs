@@ -70,12 +70,14 @@ pub fn spawn_announcing(
     }
 }
 
-/// Starts `command(port)` on a candidate free port until one is taken by the process: it must
-/// accept a TCP connection on it within `within` and still be running then. A process that
-/// exits first (the port was taken meanwhile) is started again on another candidate, up to
-/// five times. For programs that cannot bind port 0 and say which port they got.
+/// Starts `command(port)` on a candidate free port until one is taken by the process: within
+/// `within`, `ready(port)` must hold (it must tell this program from any other that took the
+/// port meanwhile: an answer only it gives) while the process still runs. A process that exits
+/// first (the port was taken) is started again on another candidate, up to five times. For
+/// programs that cannot bind port 0 and say which port they got.
 pub fn spawn_on_free_port(
     command: impl Fn(u16) -> Command,
+    ready: impl Fn(u16) -> bool,
     within: Duration,
 ) -> Result<(Process, u16), String> {
     let mut last = String::new();
@@ -91,7 +93,7 @@ pub fn spawn_on_free_port(
                 last = format!("{program} exited ({status}) before listening on port {port}");
                 break;
             }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if ready(port) {
                 if process.0.try_wait().map_err(|error| error.to_string())?.is_none() {
                     return Ok((process, port));
                 }
@@ -104,6 +106,15 @@ pub fn spawn_on_free_port(
         }
     }
     Err(last)
+}
+
+/// Whether a Redis server answers `PING` on loopback `port`.
+pub fn redis_answers(port: u16) -> bool {
+    use std::io::Write;
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut answer = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut answer).is_ok() && &answer == b"+PONG\r\n"
 }
 
 /// A loopback port nothing listened on a moment ago.

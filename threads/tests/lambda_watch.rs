@@ -47,24 +47,35 @@ fn start_emulator() -> Option<Emulator> {
     std::env::set_var("AWS_ACCESS_KEY_ID", "test");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
     std::env::set_var("AWS_REGION", "us-east-1");
-    let log = std::env::temp_dir().join("crucial-cargo-lambda-watch.log");
+    let log = |port: u16| std::env::temp_dir().join(format!("crucial-cargo-lambda-watch-{port}.log"));
     // `cargo lambda watch` cannot bind port 0 (it takes 0 for its default, 9000): it gets a
     // candidate port, and another if it could not bind that one.
     let watch = |port: u16| {
         let mut command = Command::new("cargo");
         command
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .args(["lambda", "watch", "--quiet", "--ignore-changes", "-p", "crucial-threads"])
+            .args(["lambda", "watch", "--ignore-changes", "-p", "crucial-threads"])
             .args(["--bin", "crucial-lambda-handler", "--features", "lambda"])
             .args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
             .args(["--concurrency", "16", "--timeout", "300"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+            .stderr(std::fs::File::create(log(port)).unwrap());
         command
     };
-    let (process, port) = crucial_testkit::spawn_on_free_port(watch, Duration::from_secs(60))
-        .unwrap_or_else(|error| panic!("{error} (its log: {})", log.display()));
+    // Ready: it says it serves this port, and the port takes connections.
+    let ready = |port: u16| {
+        let serving = format!("runtime_addr=127.0.0.1:{port}");
+        std::fs::read_to_string(log(port)).is_ok_and(|text| text.contains(&serving))
+            && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    };
+    let (process, port) = crucial_testkit::spawn_on_free_port(watch, ready, Duration::from_secs(60))
+        .unwrap_or_else(|error| {
+            panic!(
+                "{error} (its logs: {})",
+                log(0).with_file_name("crucial-cargo-lambda-watch-*.log").display()
+            )
+        });
     Some(Emulator { _process: process, endpoint: format!("http://127.0.0.1:{port}") })
 }
 
