@@ -21,9 +21,11 @@ cargo build --release --quiet -p crucial-dso --bin dso-server -p crucial-bench -
 
 ./target/release/dso-server --bind "127.0.0.1:$dso_port" >/tmp/bench-dso-server.log 2>&1 &
 dso_pid=$!
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >/tmp/bench-redis.log 2>&1 &
+redis_dir=$(mktemp -d)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$redis_dir" \
+  >/tmp/bench-redis.log 2>&1 &
 redis_pid=$!
-trap 'kill $dso_pid $redis_pid 2>/dev/null || true' EXIT
+trap 'kill $dso_pid $redis_pid 2>/dev/null || true; rm -rf "$redis_dir"' EXIT
 sleep 1
 
 results=$(mktemp)

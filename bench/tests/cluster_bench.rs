@@ -1,6 +1,7 @@
 //! `cluster-bench` as the benchmark scripts run it: against an in-process DSO server, a real
 //! `redis-server`, and a real Redis primary with two replicas (`redis-wait`), each run ending
-//! in one CSV line of plausible figures; and a clear error where `WAIT` cannot be satisfied.
+//! in one CSV line of plausible figures; and a clear error (after `WAIT`'s 5 s bound) where the
+//! replicas asked for are not there.
 //!
 //! The Redis cases are skipped (with a message) where `redis-server` is missing, except under
 //! CI, which installs it.
@@ -8,7 +9,7 @@
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crucial_testkit::{redis_answers, spawn_on_free_port, Process};
+use crucial_testkit::{redis_with_dir, spawn_on_free_port, Process};
 
 fn cluster_bench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cluster-bench"))
@@ -36,8 +37,12 @@ fn measures_an_in_process_dso_server() {
     assert_measured(cluster_bench(&["--system", "dso", "--workload", "put"]));
 }
 
-/// A `redis-server` on a port of its own, replicating `primary` if given.
-fn redis_server(primary: Option<u16>) -> (Process, u16) {
+/// A `redis-server` on a port of its own (its files in a directory of its own, `name`),
+/// replicating `primary` if given.
+fn redis_server(name: &str, primary: Option<u16>) -> (Process, u16) {
+    let dir = std::env::temp_dir().join(format!("crucial-bench-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = dir.canonicalize().unwrap();
     let command = |port: u16| {
         let mut command = Command::new("redis-server");
         command.args([
@@ -50,14 +55,14 @@ fn redis_server(primary: Option<u16>) -> (Process, u16) {
             "--appendonly",
             "no",
         ]);
-        command.args(["--repl-diskless-sync-delay", "0"]);
+        command.args(["--repl-diskless-sync-delay", "0"]).arg("--dir").arg(&dir);
         if let Some(primary) = primary {
             command.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
         }
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         command
     };
-    spawn_on_free_port(command, redis_answers, Duration::from_secs(10)).unwrap()
+    spawn_on_free_port(command, redis_with_dir(&dir), Duration::from_secs(10)).unwrap()
 }
 
 fn redis_available() -> bool {
@@ -91,11 +96,11 @@ fn measures_redis_and_redis_with_wait() {
     if !redis_available() {
         return;
     }
-    let (_primary, port) = redis_server(None);
+    let (_primary, port) = redis_server("primary", None);
     let endpoint = format!("127.0.0.1:{port}");
     assert_measured(cluster_bench(&["--system", "redis", "--endpoints", &endpoint]));
 
-    let _replicas = [redis_server(Some(port)), redis_server(Some(port))];
+    let _replicas = [redis_server("replica-1", Some(port)), redis_server("replica-2", Some(port))];
     wait_for_replicas(port, 2);
     for workload in ["rmw", "put"] {
         assert_measured(cluster_bench(&[
@@ -117,5 +122,5 @@ fn measures_redis_and_redis_with_wait() {
     let output = cluster_bench(&["--system", "redis-wait", "--endpoints", &endpoint, "--wait-replicas", "3"]);
     assert!(!output.status.success());
     let error = String::from_utf8_lossy(&output.stderr);
-    assert!(error.contains("WAIT 3 0") && error.contains("3 replicas online"), "{error}");
+    assert!(error.contains("only 2 replicas acknowledged") && error.contains("3 replicas online"), "{error}");
 }

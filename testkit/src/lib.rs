@@ -4,8 +4,9 @@
 //! A port is never chosen by binding port 0, dropping the socket and handing the number to
 //! another process (another test may take it meanwhile). A program that can bind port 0 does
 //! so and announces the port it got ([`spawn_announcing`]: `dso-server`, moto's server); one
-//! that cannot is given a candidate and started again on another if it could not bind it
-//! ([`spawn_on_free_port`]: `redis-server`, `cargo lambda watch`).
+//! that cannot is given a candidate, proves it is the one answering there, and is started
+//! again on another if it could not bind it ([`spawn_on_free_port`]: `redis-server`,
+//! `cargo lambda watch`).
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
@@ -108,13 +109,19 @@ pub fn spawn_on_free_port(
     Err(last)
 }
 
-/// Whether a Redis server answers `PING` on loopback `port`.
-pub fn redis_answers(port: u16) -> bool {
+/// A readiness probe for [`spawn_on_free_port`]: whether the Redis server on loopback `port`
+/// is the one started with `--dir dir` (its `CONFIG GET dir` names it), not another Redis.
+pub fn redis_with_dir(dir: &std::path::Path) -> impl Fn(u16) -> bool {
     use std::io::Write;
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut answer = [0u8; 7];
-    stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut answer).is_ok() && &answer == b"+PONG\r\n"
+    let dir = dir.to_string_lossy().into_owned();
+    move |port| {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut answer = [0u8; 1024];
+        let asked = stream.write_all(b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$3\r\ndir\r\n").is_ok();
+        let read = if asked { stream.read(&mut answer).unwrap_or(0) } else { 0 };
+        String::from_utf8_lossy(&answer[..read]).contains(&dir)
+    }
 }
 
 /// A loopback port nothing listened on a moment ago.

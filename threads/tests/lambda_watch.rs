@@ -51,6 +51,7 @@ fn start_emulator() -> Option<Emulator> {
     // `cargo lambda watch` cannot bind port 0 (it takes 0 for its default, 9000): it gets a
     // candidate port, and another if it could not bind that one.
     let watch = |port: u16| {
+        let file = std::fs::File::create(log(port)).unwrap();
         let mut command = Command::new("cargo");
         command
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -59,8 +60,9 @@ fn start_emulator() -> Option<Emulator> {
             .args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
             .args(["--concurrency", "16", "--timeout", "300"])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log(port)).unwrap());
+            // Its "starting Runtime server" line goes to standard output.
+            .stdout(file.try_clone().unwrap())
+            .stderr(file);
         command
     };
     // Ready: it says it serves this port, and the port takes connections.

@@ -8,8 +8,8 @@
 //!   again and retries on conflict);
 //! - `put`, a plain write: DSO `AtomicLong::set`; Redis `SET`; etcd `put`.
 //!
-//! `--system redis-wait` follows each Redis write with `WAIT <replicas> 0`, which returns once
-//! that many replicas hold it: the closest in-memory analogue of DSO's primary-backup
+//! `--system redis-wait` follows each Redis write with `WAIT <replicas> 5000`, which returns as
+//! soon as that many replicas hold it (the 5 s bound only turns a missing replica into an error): the closest in-memory analogue of DSO's primary-backup
 //! replication. `--system loopback` measures the floor instead: a 64-byte TCP echo through a
 //! thread of this process, so a report can say how many network round trips a latency is.
 
@@ -51,8 +51,8 @@ struct Args {
     #[arg(long, default_value_t = 100)]
     warmup_ops: u64,
     /// Replicas each write waits for with `--system redis-wait`.
-    #[arg(long, default_value_t = 2)]
-    wait_replicas: usize,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    wait_replicas: u16,
     /// Worker threads of the load generator's runtime (1: a single-threaded runtime).
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -67,7 +67,7 @@ enum System {
     Dso,
     /// A Redis server.
     Redis,
-    /// A Redis primary with replicas: each write, then `WAIT <replicas> 0`.
+    /// A Redis primary with replicas: each write, then `WAIT <replicas>`.
     RedisWait,
     /// An etcd cluster (needs a build with the `etcd` feature).
     Etcd,
@@ -114,7 +114,7 @@ impl Connection {
             System::Dso => Connection::Dso(Dso::connect(endpoints[client % endpoints.len()].clone()).await?),
             System::Redis => Connection::Redis(redis_load::RedisClient::connect(&endpoints[0], 0).await?),
             System::RedisWait => Connection::Redis(
-                redis_load::RedisClient::connect(&endpoints[0], args.wait_replicas.max(1)).await?,
+                redis_load::RedisClient::connect(&endpoints[0], args.wait_replicas.into()).await?,
             ),
             #[cfg(feature = "etcd")]
             System::Etcd => Connection::Etcd(Box::new(etcd_load::EtcdClient::connect(endpoints).await?)),
@@ -233,14 +233,14 @@ async fn measure(args: &Args, endpoints: &[String]) -> Result<Measurement, Failu
     let progress = ProgressBar::new(args.ops * clients as u64).with_style(ProgressStyle::with_template(
         "{spinner} {bar:40} {pos}/{len} operations ({per_sec}, eta {eta})",
     )?);
-    let mut tasks = Vec::with_capacity(clients);
+    let mut tasks = tokio::task::JoinSet::new();
     for client in 0..clients {
         let mut connection = Connection::open(args, endpoints, client).await?;
         let (barrier, started, progress, workload) =
             (barrier.clone(), started.clone(), progress.clone(), args.workload);
         let (ops, warmup_ops) = (args.ops, args.warmup_ops);
         let key = format!("bench-{client}");
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             for step in 0..warmup_ops {
                 connection.run(workload, &key, step).await?;
             }
@@ -256,11 +256,13 @@ async fn measure(args: &Args, endpoints: &[String]) -> Result<Measurement, Failu
                 }
             }
             Ok::<_, Failure>(latencies)
-        }));
+        });
     }
+    // The first client to fail ends the run (the others, maybe waiting at the barrier for it,
+    // are dropped with the set).
     let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    for task in tasks {
-        latencies.add(task.await??)?;
+    while let Some(finished) = tasks.join_next().await {
+        latencies.add(finished??)?;
     }
     let seconds = started.get().ok_or("no client started")?.elapsed().as_secs_f64();
     progress.finish_and_clear();

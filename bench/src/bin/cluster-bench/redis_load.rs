@@ -1,22 +1,33 @@
 //! The Redis side: one connection (the `redis` crate) to the primary, `INCR` or `SET`, and for
 //! `redis-wait` a `WAIT` for the replicas after each.
 
+use std::time::Duration;
+
 use redis::aio::MultiplexedConnection;
+use redis::AsyncConnectionConfig;
 
 use crate::{Failure, Workload};
 
 /// A connection to a Redis primary.
 pub struct RedisClient {
     connection: MultiplexedConnection,
-    /// Replicas each write waits for (`WAIT n 0`); 0 sends no `WAIT`.
+    /// Replicas each write waits for (`WAIT`); 0 sends no `WAIT`.
     wait_replicas: usize,
 }
+
+/// How long a `WAIT` may block: it returns as soon as the replicas acknowledged, so this bound
+/// only turns a missing replica into an error instead of a hang (`WAIT n 0` would block for
+/// ever).
+const WAIT_MS_MAX: u64 = 5_000;
 
 impl RedisClient {
     /// Connects to the primary at `endpoint` (`host:port`).
     pub async fn connect(endpoint: &str, wait_replicas: usize) -> Result<Self, Failure> {
         let client = redis::Client::open(format!("redis://{endpoint}/"))?;
-        Ok(RedisClient { connection: client.get_multiplexed_async_connection().await?, wait_replicas })
+        // No response timeout: a slow answer is a measurement, not a failure.
+        let config = AsyncConnectionConfig::new().set_response_timeout(None);
+        let connection = client.get_multiplexed_async_connection_with_config(&config).await?;
+        Ok(RedisClient { connection, wait_replicas })
     }
 
     /// One operation of `workload` on `key`; `step` is the value a put writes.
@@ -31,18 +42,13 @@ impl RedisClient {
         }
         if self.wait_replicas > 0 {
             let replicas = self.wait_replicas;
-            let acknowledged: usize = redis::cmd("WAIT")
-                .arg(replicas)
-                .arg(0)
-                .query_async(&mut self.connection)
-                .await
-                .map_err(|error| match error.is_timeout() {
-                    true => format!("WAIT {replicas} 0 got no answer in time: has the primary {replicas} replicas online?"),
-                    false => format!("WAIT {replicas} 0: {error}"),
-                })?;
-            if acknowledged < self.wait_replicas {
+            let acknowledged: usize =
+                redis::cmd("WAIT").arg(replicas).arg(WAIT_MS_MAX).query_async(&mut self.connection).await?;
+            if acknowledged < replicas {
+                let within = Duration::from_millis(WAIT_MS_MAX);
                 return Err(format!(
-                    "WAIT {replicas} 0: only {acknowledged} replicas acknowledged the write"
+                    "WAIT {replicas}: only {acknowledged} replicas acknowledged the write within {within:?}: \
+                     has the primary {replicas} replicas online?"
                 )
                 .into());
             }
