@@ -42,6 +42,11 @@ pub(crate) async fn serve(host: Arc<Host>, stream: TcpStream, mut shutdown: watc
         greeted: false,
         peer: None,
     };
+    // The writer's wake-up and the shutdown signal are waited on across turns of the loop,
+    // not registered anew at each read.
+    let outbox = connection.outbox.clone();
+    let mut wake = std::pin::pin!(outbox.wake.notified());
+    let mut stopping = std::pin::pin!(shutdown.changed());
     let outcome = loop {
         let reading = connection.outbox.pending_bytes() < host.client_backlog_bytes_max;
         tokio::select! {
@@ -52,12 +57,13 @@ pub(crate) async fn serve(host: Arc<Host>, stream: TcpStream, mut shutdown: watc
                 Ok(false) => break Ok(()),
                 Err(error) => break Err(error),
             },
-            _ = connection.outbox.wake.notified() => {
+            _ = &mut wake => {
+                wake.set(outbox.wake.notified());
                 if let Err(error) = connection.outbox.write_pending().await {
                     break Err(error.into());
                 }
             }
-            _ = shutdown.changed() => break Ok(()),
+            _ = &mut stopping => break Ok(()),
         }
     };
     if let Err(error) = outcome {

@@ -122,32 +122,33 @@ impl Host {
     /// the node's order) and flushed after it is released, one write per outbox.
     pub(crate) fn drive(&self, input: impl FnOnce(&mut Node, u64)) {
         let mut touched: Vec<Arc<Outbox>> = Vec::new();
+        let mut to_members: Vec<Arc<Outbox>> = Vec::new();
         let (before, after) = {
             let mut node = self.node.lock();
             let before = node.poll_timeout();
             input(&mut node, self.now_ms());
             while let Some(output) = node.poll_output() {
-                let outbox = match output {
+                let (outbox, list) = match output {
                     Output::Reply { to, id, result } => {
-                        self.queue_response(to, Response::Reply { id, result })
+                        (self.queue_response(to, Response::Reply { id, result }), &mut touched)
                     }
                     Output::Redirect { to, id, config } => {
-                        self.queue_response(to, Response::Redirect { id, config })
+                        (self.queue_response(to, Response::Redirect { id, config }), &mut touched)
                     }
                     Output::Send { to, message } => match (&self.cluster, node.member_addr(to)) {
                         (Some(cluster), Some(addr)) => {
-                            Some(cluster.peers.queue(node.id(), to, addr, message))
+                            (Some(cluster.peers.queue(node.id(), to, addr, message)), &mut to_members)
                         }
-                        _ => None,
+                        _ => (None, &mut to_members),
                     },
                     other => {
                         self.to_cluster(other);
-                        None
+                        (None, &mut touched)
                     }
                 };
                 if let Some(outbox) = outbox {
-                    if !touched.iter().any(|seen| Arc::ptr_eq(seen, &outbox)) {
-                        touched.push(outbox);
+                    if !list.iter().any(|seen| Arc::ptr_eq(seen, &outbox)) {
+                        list.push(outbox);
                     }
                 }
             }
@@ -155,6 +156,11 @@ impl Host {
         };
         for outbox in touched {
             outbox.flush();
+        }
+        if let Some(cluster) = &self.cluster {
+            for outbox in to_members {
+                cluster.peers.flush(&outbox);
+            }
         }
         if self.busy_poll {
             self.last_activity_us.store(self.started.elapsed().as_micros() as u64, Ordering::Relaxed);

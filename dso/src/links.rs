@@ -14,6 +14,11 @@ pub struct LinkConfig {
     pub peer_connect_timeout_ms: u64,
     /// The pause between attempts to reach a member that did not answer.
     pub peer_reconnect_pause_ms: u64,
+    /// Messages to a member written less than this long after the previous write to it are
+    /// left to its writer task, which runs once the tasks ready now (other clients' calls)
+    /// have queued theirs: under load they leave together, in one write and one read at the
+    /// other end. Messages further apart are written at once. 0: always at once.
+    pub peer_coalesce_us: u64,
 }
 
 impl Default for LinkConfig {
@@ -23,6 +28,7 @@ impl Default for LinkConfig {
             peer_backlog_bytes_max: 64 << 20,
             peer_connect_timeout_ms: 1_000,
             peer_reconnect_pause_ms: 200,
+            peer_coalesce_us: 100,
         }
     }
 }

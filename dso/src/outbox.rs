@@ -5,12 +5,16 @@
 //! the socket when no write is under way and the socket takes them now: the common case, with
 //! no task wake-up. Whatever the socket does not take at once is left to the outbox's writer
 //! (a task woken through [`Outbox::wake`]), which calls [`Outbox::write_pending`]. Frames
-//! queued by several producers meanwhile leave together in one write.
+//! queued by several producers meanwhile leave together in one write. Under load,
+//! [`Outbox::flush_or_coalesce`] leaves even a writable socket to the writer, so that the
+//! frames of every task ready now leave together.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// One socket's queue of outgoing bytes and its writer's wake-up.
 #[derive(Debug, Default)]
@@ -31,6 +35,11 @@ struct State {
     writing_bytes: usize,
     /// The outbox was dropped by its owner: its writer ends.
     closed: bool,
+    /// The writer was asked to write what is queued (see [`Outbox::flush_or_coalesce`]):
+    /// frames queued meanwhile wait for it.
+    coalescing: bool,
+    /// When bytes last left, inline or by the writer.
+    last_write: Option<Instant>,
 }
 
 impl Outbox {
@@ -61,9 +70,29 @@ impl Outbox {
             _ => 0,
         };
         state.queued.drain(..written);
+        if written > 0 {
+            state.last_write = Some(Instant::now());
+        }
         if state.queued.is_empty() {
             return;
         }
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// Like [`Outbox::flush`] when the last write was at least `window` ago; otherwise (under
+    /// load) leaves what is queued to the writer, which first lets every task ready now queue
+    /// its frames, so that they leave together in one write.
+    pub(crate) fn flush_or_coalesce(&self, window: Duration) {
+        let mut state = self.state.lock();
+        if state.coalescing || state.queued.is_empty() {
+            return;
+        }
+        if state.last_write.is_none_or(|at| at.elapsed() >= window) {
+            drop(state);
+            return self.flush();
+        }
+        state.coalescing = true;
         drop(state);
         self.wake.notify_one();
     }
@@ -75,7 +104,9 @@ impl Outbox {
 
     /// Drops the bytes waiting (their receiver cannot be reached).
     pub(crate) fn discard_pending(&self) {
-        self.state.lock().queued.clear();
+        let mut state = self.state.lock();
+        state.queued.clear();
+        state.coalescing = false;
     }
 
     /// How many bytes wait to be written or are being written.
@@ -107,6 +138,7 @@ impl Outbox {
             let (socket, bytes) = {
                 let mut state = self.state.lock();
                 if state.queued.is_empty() {
+                    state.coalescing = false;
                     return Ok(());
                 }
                 let Some(socket) = state.socket.clone() else {
@@ -120,9 +152,11 @@ impl Outbox {
             let mut state = self.state.lock();
             state.writing = false;
             state.writing_bytes = 0;
+            state.last_write = Some(Instant::now());
             if let Err(error) = written {
                 state.socket = None;
                 state.queued.clear();
+                state.coalescing = false;
                 return Err(error);
             }
         }

@@ -42,7 +42,7 @@ impl PeerLinks {
     }
 
     /// Queues `message` from member `from` (this one) to member `to` at `addr`; the returned
-    /// outbox sends it at its next flush.
+    /// outbox sends it at its next flush (see [`PeerLinks::flush`]).
     pub(crate) fn queue(
         &self,
         from: MemberId,
@@ -74,6 +74,12 @@ impl PeerLinks {
         outbox
     }
 
+    /// Sends what `outbox` (a member's, from [`PeerLinks::queue`]) has queued: now, or with
+    /// the messages of the tasks ready now when the link is busy (`peer_coalesce_us`).
+    pub(crate) fn flush(&self, outbox: &Outbox) {
+        outbox.flush_or_coalesce(Duration::from_micros(self.config.peer_coalesce_us));
+    }
+
     /// Drops the links to members no longer in `keep` and those of former identities of this
     /// member (their writer tasks end).
     pub(crate) fn retain(&self, me: MemberId, keep: impl Fn(MemberId) -> bool) {
@@ -100,6 +106,9 @@ async fn write_queued(outbox: Arc<Outbox>, from: MemberId, addr: String, config:
         if outbox.pending_bytes() == 0 {
             continue;
         }
+        // Let the tasks ready now (other connections' calls) queue their messages first: they
+        // leave in this write.
+        tokio::task::yield_now().await;
         if !outbox.is_connected() {
             match connect(from, &addr, connect_timeout).await {
                 Ok(socket) => outbox.connected(socket),

@@ -7,7 +7,12 @@ use std::time::Duration;
 use clap::Parser;
 use crucial_dso::cluster::discovery::Discovery;
 use crucial_dso::core::node::{ClusterTiming, NodeConfig};
-use crucial_dso::server::{ClusterOptions, ServerBuilder, ServerConfig, BIND_DEFAULT};
+use crucial_dso::server::{ClusterOptions, LinkConfig, ServerBuilder, ServerConfig, BIND_DEFAULT};
+
+/// A server allocates and frees small buffers for every call: mimalloc does that for less CPU
+/// than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Serves Crucial-rs distributed shared objects (atomics, collections, futures, semaphores,
 /// barriers, ...) to cloud threads and other clients.
@@ -73,6 +78,11 @@ struct Args {
     /// `--threads 1` on a core of its own.
     #[arg(long, default_value_t = ServerConfig::default().busy_poll_us)]
     busy_poll_us: u64,
+    /// Messages to another member sent less than this many microseconds after the previous
+    /// write to it wait for the other calls ready now and leave with them in one write (0:
+    /// each is written at once).
+    #[arg(long, default_value_t = LinkConfig::default().peer_coalesce_us)]
+    peer_coalesce_us: u64,
 }
 
 fn main() -> std::io::Result<()> {
@@ -119,7 +129,7 @@ async fn serve(args: Args) -> std::io::Result<()> {
         node,
         cluster,
         busy_poll_us: args.busy_poll_us,
-        ..ServerConfig::default()
+        links: LinkConfig { peer_coalesce_us: args.peer_coalesce_us, ..LinkConfig::default() },
     };
     let server = ServerBuilder::new().config(config).start().await?;
     // A supervisor that asked for port 0 learns the port from this line.
