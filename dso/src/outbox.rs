@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -59,7 +59,10 @@ impl Outbox {
     /// Writes what is queued now if nothing else is being written and the socket takes it;
     /// leaves the rest to the writer.
     pub(crate) fn flush(&self) {
-        let mut state = self.state.lock();
+        self.flush_locked(self.state.lock());
+    }
+
+    fn flush_locked(&self, mut state: MutexGuard<'_, State>) {
         if state.queued.is_empty() {
             return;
         }
@@ -74,23 +77,27 @@ impl Outbox {
             state.last_write = Some(Instant::now());
         }
         if state.queued.is_empty() {
+            // Nothing left for a coalescing writer to take.
+            state.coalescing = false;
             return;
         }
         drop(state);
         self.wake.notify_one();
     }
 
-    /// Like [`Outbox::flush`] when the last write was at least `window` ago; otherwise (under
-    /// load) leaves what is queued to the writer, which first lets every task ready now queue
-    /// its frames, so that they leave together in one write.
+    /// Like [`Outbox::flush`] when the last write was at least `window` ago and no coalesced
+    /// write is pending; otherwise (under load) leaves what is queued to the writer, which
+    /// first lets every task ready now queue its frames, so that they leave together in one
+    /// write. The decision and the inline write happen under one lock, and the writer is
+    /// woken every time bytes are left to it.
     pub(crate) fn flush_or_coalesce(&self, window: Duration) {
         let mut state = self.state.lock();
-        if state.coalescing || state.queued.is_empty() {
+        if state.queued.is_empty() {
             return;
         }
-        if state.last_write.is_none_or(|at| at.elapsed() >= window) {
-            drop(state);
-            return self.flush();
+        let recent = state.last_write.is_some_and(|at| at.elapsed() < window);
+        if !recent && !state.coalescing {
+            return self.flush_locked(state);
         }
         state.coalescing = true;
         drop(state);
@@ -142,6 +149,7 @@ impl Outbox {
                     return Ok(());
                 }
                 let Some(socket) = state.socket.clone() else {
+                    state.coalescing = false;
                     return Err(std::io::ErrorKind::NotConnected.into());
                 };
                 state.writing = true;
@@ -209,4 +217,40 @@ async fn write_all(socket: &Socket, bytes: &[u8]) -> std::io::Result<()> {
     let mut half = socket.lock().await;
     half.write_all(bytes).await?;
     half.flush().await
+}
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use super::*;
+
+    /// Regression: an inline flush that emptied the queue while a coalesced write was pending
+    /// left the outbox marked as coalescing, and later bytes were left to a writer nobody woke.
+    #[tokio::test]
+    async fn bytes_left_to_the_writer_always_wake_it() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let _server = listener.accept().await.unwrap();
+        let (_reader, writer) = crate::net::split(client);
+        let outbox = Outbox::new(Some(socket(writer)));
+        let window = Duration::from_secs(60);
+        let woken = || tokio::time::timeout(Duration::from_secs(1), outbox.wake.notified());
+
+        // A first write goes out inline; the link then counts as busy for a minute.
+        outbox.queue(|bytes| bytes.push(1));
+        outbox.flush_or_coalesce(window);
+        assert_eq!(outbox.pending_bytes(), 0);
+        // Under load the bytes are left to the writer, which is woken.
+        outbox.queue(|bytes| bytes.push(2));
+        outbox.flush_or_coalesce(window);
+        assert_eq!(outbox.pending_bytes(), 1);
+        woken().await.expect("the writer is woken");
+        // An inline flush from elsewhere takes them before the writer runs...
+        outbox.flush();
+        assert_eq!(outbox.pending_bytes(), 0);
+        // ...and the next bytes left to the writer wake it again.
+        outbox.queue(|bytes| bytes.push(3));
+        outbox.flush_or_coalesce(window);
+        assert_eq!(outbox.pending_bytes(), 1);
+        woken().await.expect("the writer is woken for every byte left to it");
+    }
 }

@@ -34,6 +34,7 @@ fn dso_server_help_documents_every_flag() {
         "--session-calls-max",
         "--sessions-max",
         "--threads",
+        "--peer-coalesce-us",
     ] {
         assert!(help.contains(flag), "--help mentions {flag}");
     }

@@ -11,6 +11,7 @@ use crucial_dso::server::{ClusterOptions, LinkConfig, ServerBuilder, ServerConfi
 
 /// A server allocates and frees small buffers for every call: mimalloc does that for less CPU
 /// than the system allocator.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
