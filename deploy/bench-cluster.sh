@@ -251,8 +251,9 @@ lines = [
     "takes two, `INCR` then `WAIT`). At 50 clients Redis batches what DSO does per call: it sends its replicas "
     "one write per event-loop turn carrying every write of that turn, and asks them for acknowledgements once "
     "per turn for all the clients waiting, where a DSO primary sends each call to each backup in a message of "
-    "its own and each backup acknowledges each one. Coalescing a primary's messages to a backup within a turn "
-    "is the lead for closing that gap.",
+    "its own and each backup acknowledges each one. Under load a DSO member writes the messages it has for "
+    "another member together (`--peer-coalesce-us`, default 100 us): one write, and one read at the other end, "
+    "for the calls ready at once; the messages and acknowledgements themselves stay one per call.",
     "",
     "## One thread per member (main figures)",
     "",

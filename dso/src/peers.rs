@@ -1,7 +1,8 @@
 //! Outgoing connections to the other members: one TCP connection per member (opened with a
 //! `PeerHello`), its frames kept in an [`Outbox`]: queued in the order the node sent them,
-//! written inline when the socket takes them (the common case: no task wake-up on the
-//! replication path), otherwise by the link's writer task, which also (re)connects. While a
+//! written inline when the socket takes them and the link was idle (no task wake-up for a lone
+//! call), otherwise by the link's writer task, which also (re)connects and, under load, takes
+//! the frames of every call ready at once in one write (`peer_coalesce_us`). While a
 //! member cannot be reached, or has more than `peer_backlog_bytes_max` bytes waiting for it, its
 //! messages are dropped: the protocol resends what matters on its next tick, and a dead or
 //! slow member must not make this one buffer without end.

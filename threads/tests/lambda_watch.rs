@@ -75,7 +75,7 @@ fn start_emulator() -> Option<Emulator> {
         .unwrap_or_else(|error| {
             panic!(
                 "{error} (its logs: {})",
-                log(0).with_file_name("crucial-cargo-lambda-watch-*.log").display()
+                std::env::temp_dir().join("crucial-cargo-lambda-watch-*.log").display()
             )
         });
     Some(Emulator { _process: process, endpoint: format!("http://127.0.0.1:{port}") })
