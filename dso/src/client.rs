@@ -4,7 +4,7 @@
 //! from the address it was given, learns the configuration from the first redirect, and keeps
 //! one connection per member it talks to.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +21,7 @@ use crate::cluster::Configuration;
 use crate::core::client_session::{ClientSession, NotStarted, RetryDecision, SessionConfig};
 use crate::core::codec::{decode_frame, encode_frame, FRAME_BYTES_MAX_DEFAULT};
 use crate::core::object::{decode, encode, CallFuture, CallId, Caller, ObjectRef, SharedObject};
-use crate::core::protocol::{Action, Call, Request, Response, PROTOCOL_VERSION};
+use crate::core::protocol::{Action, Call, CallRequest, Request, Response, PROTOCOL_VERSION};
 use crate::core::session::CallResult;
 use crate::net::{split, ReadHalf, WriteHalf};
 use crate::objects::{AtomicByteArray, CountDownLatch, CyclicBarrier, Matrix, Semaphore as DsoSemaphore};
@@ -92,11 +92,12 @@ struct Inner {
     started: Instant,
     session: Mutex<ClientSession>,
     /// Callers waiting for an answer, by sequence number.
-    pending: Mutex<HashMap<u64, oneshot::Sender<CallResult>>>,
+    /// (B-tree maps here: a few entries with short keys, cheaper than hashing them.)
+    pending: Mutex<BTreeMap<u64, oneshot::Sender<CallResult>>>,
     /// The live connections' write halves, by address.
-    links: tokio::sync::Mutex<HashMap<String, Link>>,
+    links: tokio::sync::Mutex<BTreeMap<String, Link>>,
     /// Calls redirected to a newer configuration, to resend at once; `redirect` wakes them.
-    redirected: Mutex<std::collections::HashSet<u64>>,
+    redirected: Mutex<BTreeSet<u64>>,
     redirect: tokio::sync::Notify,
     /// Bounds calls in flight (the session's window).
     window: Semaphore,
@@ -145,9 +146,9 @@ impl Dso {
             seed,
             started: Instant::now(),
             session: Mutex::new(session),
-            pending: Mutex::new(HashMap::new()),
-            links: tokio::sync::Mutex::new(HashMap::new()),
-            redirected: Mutex::new(std::collections::HashSet::new()),
+            pending: Mutex::new(BTreeMap::new()),
+            links: tokio::sync::Mutex::new(BTreeMap::new()),
+            redirected: Mutex::new(BTreeSet::new()),
             redirect: tokio::sync::Notify::new(),
             window: Semaphore::new(config.session.in_flight_max),
             halted: std::sync::atomic::AtomicBool::new(false),
@@ -233,22 +234,30 @@ impl Dso {
             return inner.stop_dead().await;
         }
         let (answer_tx, mut answer) = oneshot::channel();
-        let started =
-            inner.session.lock().start_call(inner.now_ms(), key.to_string(), type_name.to_string(), action);
-        let call = match started {
-            Ok(call) => call,
+        let started = {
+            let mut session = inner.session.lock();
+            let started = session.start_call(inner.now_ms(), key.to_string(), type_name.to_string(), action);
+            started.map(|call| (call.id, call_frame(call)))
+        };
+        let (id, frame) = match started {
+            Ok(started) => started,
             Err(NotStarted::Refused(refusal)) => return Err(DsoError::Call(refusal)),
             Err(NotStarted::WindowFull) => unreachable!("the window semaphore bounds calls in flight"),
         };
-        let seq = call.id.seq;
+        let seq = id.seq;
         tracing::debug!(key, type_name, seq, "dso call");
         inner.pending.lock().insert(seq, answer_tx);
         let abandon = AbandonOnDrop { inner, seq };
-        let mut last_error = inner.send(call).await.err();
-        if inner.config.halt_at_call == Some(seq) {
-            return inner.stop_dead().await;
-        }
+        let mut last_error = None;
+        // One place sends (a larger future otherwise): the first send, then each resend.
+        let mut to_send = Some(frame);
         loop {
+            if let Some(frame) = to_send.take() {
+                last_error = inner.send(id, frame).await.err();
+                if inner.config.halt_at_call == Some(seq) {
+                    return inner.stop_dead().await;
+                }
+            }
             let Some(deadline) = inner.session.lock().call_deadline(seq) else {
                 // Answered between the check and now: the answer is in the channel.
                 break;
@@ -261,17 +270,15 @@ impl Dso {
                 _ = tokio::time::sleep_until(inner.instant_at(deadline)) => {}
                 _ = inner.redirect.notified() => {
                     if inner.redirected.lock().remove(&seq) {
-                        let call = inner.session.lock().unanswered().into_iter().find(|call| call.id.seq == seq);
-                        if let Some(call) = call {
-                            last_error = inner.send(call).await.err();
-                        }
+                        let unanswered = inner.session.lock().unanswered();
+                        to_send = unanswered.iter().find(|call| call.id.seq == seq).map(call_frame);
                     }
                     continue;
                 }
             }
             let decision = inner.session.lock().handle_call_timeout(inner.now_ms(), seq);
             match decision {
-                RetryDecision::Resend(call) => last_error = inner.send(call).await.err(),
+                RetryDecision::Resend(call) => to_send = Some(call_frame(&call)),
                 RetryDecision::Wait => {}
                 RetryDecision::GiveUp => {
                     inner.pending.lock().remove(&seq);
@@ -287,6 +294,13 @@ impl Dso {
         std::mem::forget(abandon);
         answer.await.map_err(|_| DsoError::Protocol("client shut down".into()))?.map_err(DsoError::from)
     }
+}
+
+/// `call` as a frame.
+fn call_frame(call: &Call) -> Vec<u8> {
+    let mut frame = Vec::new();
+    encode_frame(&CallRequest(call), &mut frame);
+    frame
 }
 
 /// Forgets a call whose caller stopped waiting (its future was dropped).
@@ -324,14 +338,11 @@ impl Inner {
         session.primary_addr(key).unwrap_or(&self.seed).to_string()
     }
 
-    /// Sends `call` to the first address the session routes it to that takes it (its primary,
-    /// then the others: any member redirects). An error (the last address tried and why) is
-    /// left to the retry timer.
-    async fn send(self: &Arc<Inner>, call: Call) -> Result<(), (String, String)> {
-        let id = call.id;
+    /// Sends the frame of call `id` to the first address the session routes it to that takes
+    /// it (its primary, then the others: any member redirects). An error (the last address
+    /// tried and why) is left to the retry timer.
+    async fn send(self: &Arc<Inner>, id: CallId, frame: Vec<u8>) -> Result<(), (String, String)> {
         let targets = self.session.lock().targets(id.seq);
-        let mut frame = Vec::new();
-        encode_frame(&Request::Call(call), &mut frame);
         let mut failure = None;
         for addr in targets {
             match self.send_to(&addr, &frame, id).await {
@@ -353,16 +364,24 @@ impl Inner {
             }
             links.remove(addr);
         }
+        // Boxed: connecting is rare, and its future would otherwise make every call's larger.
+        let fresh = Box::pin(self.reconnect(addr, frame, id)).await?;
+        links.insert(addr.to_string(), fresh);
+        Ok(())
+    }
+
+    /// Opens a link to `addr` and writes the frame of call `id` on it, with the other
+    /// unanswered calls routed there.
+    async fn reconnect(self: &Arc<Inner>, addr: &str, frame: &[u8], id: CallId) -> Result<Link, String> {
         let mut fresh = Inner::open_link(self, addr).await.map_err(|error| error.to_string())?;
         let mut frames = frame.to_vec();
         for unanswered in self.session.lock().unanswered() {
             if unanswered.id != id && self.primary_target(&unanswered.key) == addr {
-                encode_frame(&Request::Call(unanswered), &mut frames);
+                encode_frame(&CallRequest(&unanswered), &mut frames);
             }
         }
         write_and_flush(&mut fresh.writer, &frames).await.map_err(|error| error.to_string())?;
-        links.insert(addr.to_string(), fresh);
-        Ok(())
+        Ok(fresh)
     }
 
     /// Connects to `addr`, shakes hands, and starts the reader task.

@@ -183,7 +183,7 @@ fn a_long_parked_call_does_not_fill_other_keys_tables() {
     let mut session = ClientSession::new(1, SessionConfig::default());
     let mut send = |cluster: &mut Harness, key: &str, type_name: &str, op: (&str, Vec<u8>)| {
         let action = Action::Invoke { method: op.0.to_string(), args: op.1 };
-        let call = session.start_call(cluster.now_ms, key.into(), type_name.into(), action).unwrap();
+        let call = session.start_call(cluster.now_ms, key.into(), type_name.into(), action).unwrap().clone();
         let primary = Placement::new(cluster.stored()).primary(key);
         cluster.call(primary, call.clone());
         cluster.run_until_quiet();

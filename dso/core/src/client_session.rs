@@ -203,14 +203,14 @@ impl ClientSession {
     }
 
     /// Starts a call, unless the window is full or the session was refused (releases still
-    /// start then).
+    /// start then); the call to send is the one the session keeps for resends.
     pub fn start_call(
         &mut self,
         now_ms: u64,
         key: String,
         type_name: String,
         action: Action,
-    ) -> Result<Call, NotStarted> {
+    ) -> Result<&Call, NotStarted> {
         if self.in_flight.len() >= self.config.in_flight_max {
             return Err(NotStarted::WindowFull);
         }
@@ -234,9 +234,8 @@ impl ClientSession {
         }
         let give_up_at_ms = self.config.call_timeout_ms.map(|timeout| now_ms.saturating_add(timeout));
         let resend_at_ms = now_ms.saturating_add(self.config.resend_after_ms);
-        self.in_flight
-            .insert(id.seq, InFlight { call: call.clone(), resend_at_ms, give_up_at_ms, resends: 0 });
-        Ok(call)
+        let in_flight = InFlight { call, resend_at_ms, give_up_at_ms, resends: 0 };
+        Ok(&self.in_flight.entry(id.seq).or_insert(in_flight).call)
     }
 
     /// An answer arrived; whether the call was still waiting for it (duplicates are not).
@@ -360,8 +359,8 @@ mod tests {
             retain_records: false,
         };
         let mut session = ClientSession::new(5, config);
-        let first = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
-        let second = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
+        let first = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap().clone();
+        let second = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap().clone();
         assert_eq!((first.id.seq, second.id.seq, second.acked_below), (1, 2, 1));
         assert_eq!(
             session.start_call(0, "k".into(), "Counter".into(), invoke()),
@@ -384,7 +383,7 @@ mod tests {
         use crate::cluster::{Member, Placement};
         let config = SessionConfig { resend_after_ms: 10, call_timeout_ms: None, ..SessionConfig::default() };
         let mut session = ClientSession::new(5, config).with_seeds(vec!["seed".into()]);
-        let call = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
+        let call = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap().clone();
         assert_eq!(session.targets(call.id.seq), vec!["seed".to_string()], "no configuration yet");
         let members = (1..=3).map(|id| Member { id, addr: format!("m{id}") }).collect();
         let cluster = Configuration::initial(members, 2);
@@ -419,17 +418,18 @@ mod tests {
     #[test]
     fn a_long_wait_on_one_key_holds_back_no_acknowledgement_on_another() {
         let mut session = ClientSession::new(5, SessionConfig::default());
-        let parked = session.start_call(0, "barrier".into(), "CyclicBarrier".into(), invoke()).unwrap();
+        let parked =
+            session.start_call(0, "barrier".into(), "CyclicBarrier".into(), invoke()).unwrap().clone();
         let mut last = None;
         for _ in 0..5_000 {
-            let call = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
+            let call = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap().clone();
             assert!(session.handle_reply(call.id));
             last = Some(call);
         }
         let last = last.unwrap();
         assert_eq!(last.acked_below, last.id.seq, "every earlier call on k was answered");
         let next_on_barrier =
-            session.start_call(0, "barrier".into(), "CyclicBarrier".into(), invoke()).unwrap();
+            session.start_call(0, "barrier".into(), "CyclicBarrier".into(), invoke()).unwrap().clone();
         assert_eq!(next_on_barrier.acked_below, parked.id.seq, "the parked call is still unanswered");
     }
 
@@ -437,13 +437,13 @@ mod tests {
     fn a_retaining_session_acknowledges_nothing_until_it_releases() {
         let config = SessionConfig { retain_records: true, ..SessionConfig::default() };
         let mut session = ClientSession::new(5, config);
-        let first = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
+        let first = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap().clone();
         assert!(session.handle_reply(first.id));
-        let second = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
+        let second = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap().clone();
         assert_eq!(second.acked_below, 1, "the first answer stays recorded for replays");
         assert!(session.handle_reply(second.id));
         assert_eq!(session.unreleased_keys().collect::<Vec<_>>(), vec!["k"]);
-        let release = session.start_call(0, "k".into(), String::new(), Action::Release).unwrap();
+        let release = session.start_call(0, "k".into(), String::new(), Action::Release).unwrap().clone();
         assert_eq!((release.id.seq, release.acked_below, &release.action), (3, 3, &Action::Release));
         assert_eq!(session.calls_started(), 3);
         assert!(session.handle_reply(release.id));
@@ -454,7 +454,7 @@ mod tests {
     fn after_a_session_refusal_only_releases_start() {
         let config = SessionConfig { retain_records: true, ..SessionConfig::default() };
         let mut session = ClientSession::new(5, config);
-        let first = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap();
+        let first = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap().clone();
         let refusal = CallError::Nondeterministic { session: 5, seq: first.id.seq };
         assert!(session.handle_reply(first.id));
         session.handle_result(&Err(refusal.clone()));

@@ -27,8 +27,13 @@ pub enum DecodeError {
     Malformed(String),
 }
 
+/// Bytes reserved before encoding a frame: most calls and answers fit.
+const SMALL_FRAME_BYTES: usize = 128;
+
 /// Appends `message` as one frame to `out`.
 pub fn encode_frame<T: Serialize>(message: &T, out: &mut Vec<u8>) {
+    // Room for a small message at once, rather than growing through every power of two.
+    out.reserve(SMALL_FRAME_BYTES);
     let start = out.len();
     out.extend_from_slice(&[0; LENGTH_BYTES]);
     bincode::serde::encode_into_std_write(message, out, bincode_config())

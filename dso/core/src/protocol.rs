@@ -39,6 +39,18 @@ pub enum Request {
     Status,
 }
 
+/// [`Request::Call`] by reference: encodes exactly as `Request::Call(call.clone())` does, for
+/// a client that sends the call its session keeps without copying it.
+#[derive(Clone, Copy, Debug)]
+pub struct CallRequest<'a>(pub &'a Call);
+
+impl Serialize for CallRequest<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // `Call` is `Request`'s second variant.
+        serializer.serialize_newtype_variant("Request", 1, "Call", self.0)
+    }
+}
+
 /// A node's frame.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Response {
@@ -162,4 +174,27 @@ pub enum PeerMessage {
         /// The highest index applied.
         applied: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::Action;
+    use crate::codec::encode_frame;
+
+    #[test]
+    fn a_call_request_encodes_as_the_call_variant() {
+        let call = Call {
+            id: CallId { session: 7, seq: 3 },
+            acked_below: 2,
+            key: "key".into(),
+            type_name: "AtomicLong".into(),
+            action: Action::Invoke { method: "add_and_get".into(), args: vec![1, 2] },
+            history: 9,
+        };
+        let (mut borrowed, mut owned) = (Vec::new(), Vec::new());
+        encode_frame(&CallRequest(&call), &mut borrowed);
+        encode_frame(&Request::Call(call), &mut owned);
+        assert_eq!(borrowed, owned);
+    }
 }

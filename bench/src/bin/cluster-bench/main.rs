@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use crucial_dso::{Dso, Server};
+use crucial_dso::objects::AtomicLong;
+use crucial_dso::{Dso, Server, Shared};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -98,7 +99,8 @@ pub type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 /// One client's connection, able to run the workload's operation.
 enum Connection {
-    Dso(Dso),
+    /// The client's counter: a handle is made once, as an application holds it.
+    Dso(Shared<AtomicLong>),
     Redis(redis_load::RedisClient),
     #[cfg(feature = "etcd")]
     Etcd(Box<etcd_load::EtcdClient>),
@@ -106,12 +108,15 @@ enum Connection {
 }
 
 impl Connection {
-    async fn open(args: &Args, endpoints: &[String], client: usize) -> Result<Self, Failure> {
+    async fn open(args: &Args, endpoints: &[String], client: usize, key: &str) -> Result<Self, Failure> {
         if endpoints.is_empty() && args.system != System::Loopback {
             return Err("--endpoints: at least one address is needed".into());
         }
         Ok(match args.system {
-            System::Dso => Connection::Dso(Dso::connect(endpoints[client % endpoints.len()].clone()).await?),
+            System::Dso => {
+                let dso = Dso::connect(endpoints[client % endpoints.len()].clone()).await?;
+                Connection::Dso(dso.atomic_long(key))
+            }
             System::Redis => Connection::Redis(redis_load::RedisClient::connect(&endpoints[0], 0).await?),
             System::RedisWait => Connection::Redis(
                 redis_load::RedisClient::connect(&endpoints[0], args.wait_replicas.into()).await?,
@@ -136,10 +141,10 @@ impl Connection {
     /// Runs one operation on `key`; `step` is the client's operation count.
     async fn run(&mut self, workload: Workload, key: &str, step: u64) -> Result<(), Failure> {
         match (self, workload) {
-            (Connection::Dso(dso), Workload::Rmw) => {
-                dso.atomic_long(key).increment_and_get().await?;
+            (Connection::Dso(counter), Workload::Rmw) => {
+                counter.increment_and_get().await?;
             }
-            (Connection::Dso(dso), Workload::Put) => dso.atomic_long(key).set(step as i64).await?,
+            (Connection::Dso(counter), Workload::Put) => counter.set(step as i64).await?,
             (Connection::Redis(redis), workload) => redis.run(workload, key, step).await?,
             #[cfg(feature = "etcd")]
             (Connection::Etcd(etcd), workload) => etcd.run(workload, key, step).await?,
@@ -235,11 +240,11 @@ async fn measure(args: &Args, endpoints: &[String]) -> Result<Measurement, Failu
     )?);
     let mut tasks = tokio::task::JoinSet::new();
     for client in 0..clients {
-        let mut connection = Connection::open(args, endpoints, client).await?;
+        let key = format!("bench-{client}");
+        let mut connection = Connection::open(args, endpoints, client, &key).await?;
         let (barrier, started, progress, workload) =
             (barrier.clone(), started.clone(), progress.clone(), args.workload);
         let (ops, warmup_ops) = (args.ops, args.warmup_ops);
-        let key = format!("bench-{client}");
         tasks.spawn(async move {
             for step in 0..warmup_ops {
                 connection.run(workload, &key, step).await?;

@@ -58,7 +58,7 @@ impl Placement {
 
     /// The members holding `key`, primary first.
     pub fn replicas(&self, key: &str) -> Vec<MemberId> {
-        let start = self.ring.partition_point(|(point, _)| *point < stable_hash(key.as_bytes()));
+        let start = self.start_of(key);
         let mut replicas = Vec::with_capacity(self.rf);
         for offset in 0..self.ring.len() {
             let member = self.ring[(start + offset) % self.ring.len()].1;
@@ -72,9 +72,15 @@ impl Placement {
         replicas
     }
 
-    /// The primary of `key`.
+    /// The primary of `key` (the first of [`Placement::replicas`], without listing the others).
     pub fn primary(&self, key: &str) -> MemberId {
-        self.replicas(key)[0]
+        self.ring[self.start_of(key) % self.ring.len()].1
+    }
+
+    /// The ring index of `key`'s first point: the first member point at or after its hash.
+    fn start_of(&self, key: &str) -> usize {
+        let point = stable_hash(key.as_bytes());
+        self.ring.partition_point(|(member_point, _)| *member_point < point)
     }
 }
 
@@ -104,6 +110,7 @@ mod tests {
             distinct.sort_unstable();
             distinct.dedup();
             assert_eq!(distinct.len(), 3, "{key}: {replicas:?}");
+            assert_eq!(placement.primary(&key), replicas[0], "{key}: the primary is the first replica");
             primaries[replicas[0] as usize] += 1;
         }
         for (member, count) in primaries.iter().enumerate().skip(1) {

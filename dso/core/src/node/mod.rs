@@ -641,11 +641,11 @@ impl Node {
             None => (state.shard.apply(&self.registry, &call), Entry::Call(call)),
         };
         self.append(&key, entry);
-        self.routes.insert(id, from);
         if let Some(Parked { timeout_ms }) = effects.parked {
+            self.routes.insert(id, from);
             self.park(now_ms, id, key.clone(), timeout_ms);
         }
-        self.finish(&key, effects);
+        self.finish(&key, effects, Some((id, from)));
     }
 
     /// The `stale_reads` canary: answers a read-only call from the stale copy.
@@ -709,16 +709,22 @@ impl Node {
             return;
         }
         self.append(&key, Entry::Expire(id));
-        self.finish(&key, effects);
+        self.finish(&key, effects, None);
     }
 
-    /// Routes the answers of applied calls (held until the backups hold the entry).
-    fn finish(&mut self, key: &str, effects: Effects) {
+    /// Routes the answers of applied calls (held until the backups hold the entry); `caller`:
+    /// the call just applied and who sent it, answered without a route when not parked.
+    fn finish(&mut self, key: &str, effects: Effects, caller: Option<(CallId, ClientAddr)>) {
         for (id, result) in effects.answers {
             if let Some((_, Some(deadline))) = self.parked.remove(&id) {
                 self.deadlines.remove(&(deadline, id));
             }
-            if let Some(to) = self.routes.remove(&id) {
+            let route = self.routes.remove(&id);
+            let to = match caller {
+                Some((applied, from)) if applied == id => Some(from),
+                _ => route,
+            };
+            if let Some(to) = to {
                 self.respond(key, to, id, result);
             }
         }
