@@ -332,12 +332,6 @@ impl Inner {
         self.started + Duration::from_millis(ms)
     }
 
-    /// Where a call on `key` goes first: its primary, as far as the session knows.
-    fn primary_target(&self, key: &str) -> String {
-        let session = self.session.lock();
-        session.primary_addr(key).unwrap_or(&self.seed).to_string()
-    }
-
     /// Sends the frame of call `id` to the first address the session routes it to that takes
     /// it (its primary, then the others: any member redirects). An error (the last address
     /// tried and why) is left to the retry timer.
@@ -375,9 +369,14 @@ impl Inner {
     async fn reconnect(self: &Arc<Inner>, addr: &str, frame: &[u8], id: CallId) -> Result<Link, String> {
         let mut fresh = Inner::open_link(self, addr).await.map_err(|error| error.to_string())?;
         let mut frames = frame.to_vec();
-        for unanswered in self.session.lock().unanswered() {
-            if unanswered.id != id && self.primary_target(&unanswered.key) == addr {
-                encode_frame(&CallRequest(&unanswered), &mut frames);
+        {
+            // One lock for the list and the routes (the session lock is not reentrant).
+            let session = self.session.lock();
+            for unanswered in session.unanswered() {
+                let primary = session.primary_addr(&unanswered.key).unwrap_or(&self.seed);
+                if unanswered.id != id && primary == addr {
+                    encode_frame(&CallRequest(&unanswered), &mut frames);
+                }
             }
         }
         write_and_flush(&mut fresh.writer, &frames).await.map_err(|error| error.to_string())?;

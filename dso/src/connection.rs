@@ -39,6 +39,8 @@ pub(crate) async fn serve(host: Arc<Host>, stream: TcpStream, mut shutdown: watc
         addr,
         outbox,
         input: Vec::with_capacity(8192),
+        calls: Vec::new(),
+        messages: Vec::new(),
         greeted: false,
         peer: None,
     };
@@ -50,6 +52,11 @@ pub(crate) async fn serve(host: Arc<Host>, stream: TcpStream, mut shutdown: watc
     let outcome = loop {
         let reading = connection.outbox.pending_bytes() < host.client_backlog_bytes_max;
         tokio::select! {
+            // In this order, so that a ready read (the usual wake-up) polls nothing else: pending
+            // answers are written inline when read input is handled, the writer's turn comes
+            // when no input is ready or reading stopped at the backlog bound, and shutdown is
+            // seen at the next turn without input.
+            biased;
             // Only the reads race; handling and writing run to completion (writes are not
             // cancel-safe).
             read = reader.read_buf(&mut connection.input), if reading => match connection.on_read(read) {
@@ -84,6 +91,9 @@ struct Connection {
     outbox: Arc<Outbox>,
     /// Bytes read and not yet decoded.
     input: Vec<u8>,
+    /// The calls and member messages decoded from one read (kept to reuse their room).
+    calls: Vec<Call>,
+    messages: Vec<PeerMessage>,
     greeted: bool,
     /// The member at the other end, if this is a member's connection.
     peer: Option<MemberId>,
@@ -101,8 +111,6 @@ impl Connection {
             }
             return Ok(false);
         }
-        let mut calls = Vec::new();
-        let mut messages = Vec::new();
         let mut used = 0;
         loop {
             // Members send state transfers: their frames may be as large as decoding allows.
@@ -116,7 +124,7 @@ impl Connection {
                     self.greeted = true;
                     self.peer = Some(from);
                 }
-                (Request::Call(call), None) if self.greeted => calls.push(call),
+                (Request::Call(call), None) if self.greeted => self.calls.push(call),
                 (Request::Status, None) if self.greeted => {
                     let status = self.host.with_node(|node| Response::Status {
                         member: node.id(),
@@ -125,7 +133,7 @@ impl Connection {
                     });
                     self.outbox.queue(|frames| encode_frame(&status, frames));
                 }
-                (Request::Peer(message), Some(_)) => messages.push(message),
+                (Request::Peer(message), Some(_)) => self.messages.push(message),
                 (other, _) => {
                     let what: String = format!("{other:?}").chars().take(60).collect();
                     let when = if self.greeted { "on this connection" } else { "before hello" };
@@ -134,8 +142,8 @@ impl Connection {
             }
         }
         self.input.drain(..used);
-        self.on_calls(calls);
-        self.on_peer_messages(messages);
+        self.on_calls();
+        self.on_peer_messages();
         self.outbox.flush();
         Ok(true)
     }
@@ -149,10 +157,11 @@ impl Connection {
         Ok(())
     }
 
-    fn on_peer_messages(&mut self, messages: Vec<PeerMessage>) {
-        let Some(from) = self.peer.filter(|_| !messages.is_empty()) else { return };
+    fn on_peer_messages(&mut self) {
+        let Some(from) = self.peer.filter(|_| !self.messages.is_empty()) else { return };
+        let messages = &mut self.messages;
         self.host.drive(|node, now_ms| {
-            for message in messages {
+            for message in messages.drain(..) {
                 node.handle_peer(now_ms, from, message);
             }
         });
@@ -172,13 +181,13 @@ impl Connection {
         Ok(())
     }
 
-    fn on_calls(&mut self, calls: Vec<Call>) {
-        if calls.is_empty() {
+    fn on_calls(&mut self) {
+        if self.calls.is_empty() {
             return;
         }
-        let addr = self.addr;
+        let (addr, calls) = (self.addr, &mut self.calls);
         self.host.drive(|node, now_ms| {
-            for call in calls {
+            for call in calls.drain(..) {
                 node.handle_request(now_ms, addr, call);
             }
         });

@@ -3,7 +3,7 @@
 //! Connection tasks, the timer task and the store task feed the node through [`Host::drive`],
 //! which routes its outputs; no protocol decision is taken here.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -30,8 +30,8 @@ pub(crate) struct ClusterLinks {
 /// State shared by a server's tasks.
 pub(crate) struct Host {
     node: Mutex<Node>,
-    /// Each client connection's outbox, by address.
-    connections: Mutex<HashMap<ClientAddr, Arc<Outbox>>>,
+    /// Each client connection's outbox, by address (a B-tree: cheaper than hashing per answer).
+    connections: Mutex<BTreeMap<ClientAddr, Arc<Outbox>>>,
     next_addr: AtomicU64,
     /// Wakes the timer task when the node's next deadline moved earlier.
     pub(crate) deadline_moved: Notify,
@@ -62,7 +62,7 @@ impl Host {
             cluster,
             busy_poll,
             node: Mutex::new(node),
-            connections: Mutex::new(HashMap::new()),
+            connections: Mutex::new(BTreeMap::new()),
             next_addr: AtomicU64::new(1),
             deadline_moved: Notify::new(),
             activity: Notify::new(),

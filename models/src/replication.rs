@@ -421,7 +421,8 @@ impl ClusterActor {
         let action = Action::Invoke { method: op.method().to_string(), args: op.encode_args() };
         let call = session
             .start_call(0, key.into(), AtomicLong::TYPE_NAME.into(), action)
-            .expect("one call at a time");
+            .expect("one call at a time")
+            .clone();
         *next += 1;
         *pending = Some((call.id.seq, resends));
         if let Some(target) = target(session, call.id.seq) {

@@ -169,7 +169,8 @@ impl DsoActor {
         let action = Action::Invoke { method: op.method().to_string(), args: op.encode_args() };
         let call = session
             .start_call(0, KEY.into(), AtomicLong::TYPE_NAME.into(), action)
-            .expect("one call at a time");
+            .expect("one call at a time")
+            .clone();
         *next += 1;
         *pending = Some((call.id.seq, resends_max));
         o.send(server(), Message::Call(call));

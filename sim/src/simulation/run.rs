@@ -1051,7 +1051,7 @@ impl Simulation {
         let now = self.now_ms;
         let started =
             self.clients[client].session.start_call(now, key.key.clone(), spoken.type_name.clone(), action);
-        let Ok(call) = started else {
+        let Ok(call) = started.cloned() else {
             // The session was refused for itself (see `ClientSession::handle_result`): the
             // client starts over with a new one.
             self.restart_client(client, false);

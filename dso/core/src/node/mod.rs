@@ -714,14 +714,16 @@ impl Node {
 
     /// Routes the answers of applied calls (held until the backups hold the entry); `caller`:
     /// the call just applied and who sent it, answered without a route when not parked.
-    fn finish(&mut self, key: &str, effects: Effects, caller: Option<(CallId, ClientAddr)>) {
+    fn finish(&mut self, key: &str, effects: Effects, mut caller: Option<(CallId, ClientAddr)>) {
         for (id, result) in effects.answers {
             if let Some((_, Some(deadline))) = self.parked.remove(&id) {
                 self.deadlines.remove(&(deadline, id));
             }
             let route = self.routes.remove(&id);
+            // The caller gets one answer (a canary that skips deduplication can answer the
+            // same id twice in one step; the second had no route).
             let to = match caller {
-                Some((applied, from)) if applied == id => Some(from),
+                Some((applied, from)) if applied == id => caller.take().map(|_| from),
                 _ => route,
             };
             if let Some(to) = to {
