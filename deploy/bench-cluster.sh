@@ -219,7 +219,7 @@ def tables(setting, variants):
     out += ["", "Goals:", ""] + verdicts + [
         "", f"For scale: a 64-byte TCP echo on loopback between two threads that sleep between messages "
         f"(`cluster-bench --system loopback`) took {floor:.0f} us (p50) in this setting; on this machine it "
-        "ranges from about 15 us, when other processes keep both cores awake, to about 55 us, when they sleep. "
+        "has measured from 6 us to 66 us between runs, depending on whether the cores are kept awake. "
         "A call on rf 3 is two round trips (client to primary; primary to both backups and back)."]
     return out
 
