@@ -61,7 +61,9 @@ pub fn decode_frame<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Request, PROTOCOL_VERSION};
+    use crate::call::{Action, Call};
+    use crate::object::CallId;
+    use crate::protocol::{CallRequest, Request, PROTOCOL_VERSION};
 
     #[test]
     fn round_trip_and_partial_frames() {
@@ -73,6 +75,22 @@ mod tests {
         let (message, used) = decode_frame::<Request>(&bytes, 1024).unwrap().unwrap();
         assert_eq!(message, Request::Hello { protocol_version: PROTOCOL_VERSION });
         assert_eq!(used, bytes.len());
+    }
+
+    #[test]
+    fn a_call_request_encodes_as_the_call_variant() {
+        let call = Call {
+            id: CallId { session: 7, seq: 3 },
+            acked_below: 2,
+            key: "key".into(),
+            type_name: "AtomicLong".into(),
+            action: Action::Invoke { method: "add_and_get".into(), args: vec![1, 2] },
+            history: 9,
+        };
+        let (mut borrowed, mut owned) = (Vec::new(), Vec::new());
+        encode_frame(&CallRequest(&call), &mut borrowed);
+        encode_frame(&Request::Call(call), &mut owned);
+        assert_eq!(borrowed, owned);
     }
 
     #[test]

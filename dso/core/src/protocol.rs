@@ -175,26 +175,3 @@ pub enum PeerMessage {
         applied: u64,
     },
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::call::Action;
-    use crate::codec::encode_frame;
-
-    #[test]
-    fn a_call_request_encodes_as_the_call_variant() {
-        let call = Call {
-            id: CallId { session: 7, seq: 3 },
-            acked_below: 2,
-            key: "key".into(),
-            type_name: "AtomicLong".into(),
-            action: Action::Invoke { method: "add_and_get".into(), args: vec![1, 2] },
-            history: 9,
-        };
-        let (mut borrowed, mut owned) = (Vec::new(), Vec::new());
-        encode_frame(&CallRequest(&call), &mut borrowed);
-        encode_frame(&Request::Call(call), &mut owned);
-        assert_eq!(borrowed, owned);
-    }
-}
