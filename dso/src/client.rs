@@ -18,6 +18,7 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio::time::Instant;
 
 use crate::cluster::Configuration;
+use crate::core::auth::Token;
 use crate::core::client_session::{ClientSession, NotStarted, RetryDecision, SessionConfig};
 use crate::core::codec::{decode_frame, encode_frame, FRAME_BYTES_MAX_DEFAULT};
 use crate::core::object::{decode, encode, CallFuture, CallId, Caller, ObjectRef, SharedObject};
@@ -44,6 +45,8 @@ pub struct ClientConfig {
     /// crashed (the call may be applied; its answer is never seen; later calls never leave).
     /// [`Dso::halted`] says when. For tests and simulators of crashing cloud threads.
     pub halt_at_call: Option<u64>,
+    /// The cluster's token, for servers that require one.
+    pub token: Option<Token>,
 }
 
 impl ClientConfig {
@@ -69,6 +72,7 @@ impl Default for ClientConfig {
             connect_timeout_ms: 5_000,
             frame_bytes_max: crate::core::object::DECODE_BYTES_MAX,
             halt_at_call: None,
+            token: None,
         }
     }
 }
@@ -253,7 +257,12 @@ impl Dso {
         let mut to_send = Some(frame);
         loop {
             if let Some(frame) = to_send.take() {
-                last_error = inner.send(id, frame).await.err();
+                last_error = match inner.send(id, frame).await {
+                    Ok(()) => None,
+                    // A refused token is refused again on every resend: the call fails now.
+                    Err((_, refused @ DsoError::Unauthenticated { .. })) => return Err(refused),
+                    Err((addr, error)) => Some((addr, error.to_string())),
+                };
                 if inner.config.halt_at_call == Some(seq) {
                     return inner.stop_dead().await;
                 }
@@ -335,7 +344,7 @@ impl Inner {
     /// Sends the frame of call `id` to the first address the session routes it to that takes
     /// it (its primary, then the others: any member redirects). An error (the last address
     /// tried and why) is left to the retry timer.
-    async fn send(self: &Arc<Inner>, id: CallId, frame: Vec<u8>) -> Result<(), (String, String)> {
+    async fn send(self: &Arc<Inner>, id: CallId, frame: Vec<u8>) -> Result<(), (String, DsoError)> {
         let targets = self.session.lock().targets(id.seq);
         let mut failure = None;
         for addr in targets {
@@ -350,7 +359,7 @@ impl Inner {
 
     /// Writes the frame of call `id` to `addr`, connecting first if needed; on a new
     /// connection the other unanswered calls routed there go too.
-    async fn send_to(self: &Arc<Inner>, addr: &str, frame: &[u8], id: CallId) -> Result<(), String> {
+    async fn send_to(self: &Arc<Inner>, addr: &str, frame: &[u8], id: CallId) -> Result<(), DsoError> {
         let mut links = self.links.lock().await;
         if let Some(live) = links.get_mut(addr) {
             if write_and_flush(&mut live.writer, frame).await.is_ok() {
@@ -366,8 +375,8 @@ impl Inner {
 
     /// Opens a link to `addr` and writes the frame of call `id` on it, with the other
     /// unanswered calls routed there.
-    async fn reconnect(self: &Arc<Inner>, addr: &str, frame: &[u8], id: CallId) -> Result<Link, String> {
-        let mut fresh = Inner::open_link(self, addr).await.map_err(|error| error.to_string())?;
+    async fn reconnect(self: &Arc<Inner>, addr: &str, frame: &[u8], id: CallId) -> Result<Link, DsoError> {
+        let mut fresh = Inner::open_link(self, addr).await?;
         let mut frames = frame.to_vec();
         {
             // One lock for the list and the routes (the session lock is not reentrant).
@@ -379,7 +388,9 @@ impl Inner {
                 }
             }
         }
-        write_and_flush(&mut fresh.writer, &frames).await.map_err(|error| error.to_string())?;
+        let unavailable =
+            |error: std::io::Error| DsoError::Unavailable { addr: addr.into(), reason: error.to_string() };
+        write_and_flush(&mut fresh.writer, &frames).await.map_err(unavailable)?;
         Ok(fresh)
     }
 
@@ -392,15 +403,13 @@ impl Inner {
             let _ = stream.set_nodelay(true);
             let (mut reader, mut writer) = split(stream);
             let mut hello = Vec::new();
-            encode_frame(&Request::Hello { protocol_version: PROTOCOL_VERSION }, &mut hello);
+            let token = inner.config.token.clone();
+            encode_frame(&Request::Hello { protocol_version: PROTOCOL_VERSION, token }, &mut hello);
             write_and_flush(&mut writer, &hello).await.map_err(|e| unavailable(e.to_string()))?;
             let mut buffer = Vec::with_capacity(8192);
             match read_response(&mut reader, &mut buffer, inner.config.frame_bytes_max).await? {
                 Response::Welcome { protocol_version, .. } if protocol_version == PROTOCOL_VERSION => {}
-                Response::Refused { reason } => {
-                    return Err(DsoError::Protocol(format!("server refused: {reason}")))
-                }
-                other => return Err(DsoError::Protocol(format!("expected welcome, got {other:?}"))),
+                other => return Err(handshake_refusal(addr, other)),
             }
             Ok::<_, DsoError>((reader, writer, buffer))
         };
@@ -410,6 +419,15 @@ impl Inner {
         let generation = inner.generations.fetch_add(1, Ordering::Relaxed) + 1;
         tokio::spawn(read_answers(Arc::downgrade(inner), reader, buffer, addr.to_string(), generation));
         Ok(Link { writer, generation })
+    }
+}
+
+/// The error for a handshake the server at `addr` answered with `response` instead of a welcome.
+fn handshake_refusal(addr: &str, response: Response) -> DsoError {
+    match response {
+        Response::Unauthenticated { reason } => DsoError::Unauthenticated { addr: addr.to_string(), reason },
+        Response::Refused { reason } => DsoError::Protocol(format!("server refused: {reason}")),
+        other => DsoError::Protocol(format!("unexpected answer to the handshake: {other:?}")),
     }
 }
 
@@ -480,7 +498,9 @@ async fn read_answers(
                     inner.redirect.notify_waiters();
                 }
             }
-            Response::Refused { reason } => break DsoError::Protocol(format!("server refused: {reason}")),
+            Response::Refused { reason } | Response::Unauthenticated { reason } => {
+                break DsoError::Protocol(format!("server refused: {reason}"))
+            }
             Response::Welcome { .. } | Response::Status { .. } => {
                 break DsoError::Protocol("unexpected welcome or status".into())
             }
@@ -506,14 +526,20 @@ pub struct MemberStatus {
     pub config: Configuration,
 }
 
-/// Asks the server at `addr` for its view of the cluster (for tools and tests).
-pub async fn member_status(addr: &str, timeout: Duration) -> Result<MemberStatus, DsoError> {
+/// Asks the server at `addr` for its view of the cluster (for tools and tests), presenting
+/// `token` if the server requires one.
+pub async fn member_status(
+    addr: &str,
+    token: Option<&Token>,
+    timeout: Duration,
+) -> Result<MemberStatus, DsoError> {
     let unavailable = |reason: String| DsoError::Unavailable { addr: addr.to_string(), reason };
     let exchange = async {
         let stream = TcpStream::connect(addr).await.map_err(|e| unavailable(e.to_string()))?;
         let (mut reader, mut writer) = split(stream);
         let mut frames = Vec::new();
-        encode_frame(&Request::Hello { protocol_version: PROTOCOL_VERSION }, &mut frames);
+        let hello = Request::Hello { protocol_version: PROTOCOL_VERSION, token: token.cloned() };
+        encode_frame(&hello, &mut frames);
         encode_frame(&Request::Status, &mut frames);
         write_and_flush(&mut writer, &frames).await.map_err(|e| unavailable(e.to_string()))?;
         let mut buffer = Vec::new();
@@ -523,7 +549,7 @@ pub async fn member_status(addr: &str, timeout: Duration) -> Result<MemberStatus
                 Response::Status { member, serving, config } => {
                     return Ok(MemberStatus { member, serving, config })
                 }
-                other => return Err(DsoError::Protocol(format!("expected a status, got {other:?}"))),
+                other => return Err(handshake_refusal(addr, other)),
             }
         }
     };

@@ -9,6 +9,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::cluster::MemberId;
+use crate::core::auth::{AuthError, Token};
 use crate::core::codec::{decode_frame, encode_frame, DecodeError};
 use crate::core::object::DECODE_BYTES_MAX;
 use crate::core::protocol::{Call, ClientAddr, PeerMessage, Request, Response, PROTOCOL_VERSION};
@@ -25,6 +26,8 @@ enum ConnectionError {
     Decode(#[from] DecodeError),
     #[error("{0}")]
     Protocol(String),
+    #[error(transparent)]
+    Unauthenticated(#[from] AuthError),
 }
 
 /// Serves one connection until the client leaves, misbehaves, or the server shuts down.
@@ -75,9 +78,17 @@ pub(crate) async fn serve(host: Arc<Host>, stream: TcpStream, mut shutdown: watc
     };
     if let Err(error) = outcome {
         tracing::warn!(?peer, %error, "closing connection");
-        if !matches!(error, ConnectionError::Io(_)) {
-            let refused = Response::Refused { reason: error.to_string() };
-            connection.outbox.queue(|frames| encode_frame(&refused, frames));
+        let refusal = match &error {
+            ConnectionError::Io(_) => None,
+            ConnectionError::Unauthenticated(_) => {
+                Some(Response::Unauthenticated { reason: error.to_string() })
+            }
+            ConnectionError::Decode(_) | ConnectionError::Protocol(_) => {
+                Some(Response::Refused { reason: error.to_string() })
+            }
+        };
+        if let Some(refusal) = refusal {
+            connection.outbox.queue(|frames| encode_frame(&refusal, frames));
             let _ = connection.outbox.write_pending().await;
         }
     }
@@ -118,9 +129,10 @@ impl Connection {
             let Some((request, length)) = decode_frame::<Request>(&self.input[used..], limit)? else { break };
             used += length;
             match (request, self.peer) {
-                (Request::Hello { protocol_version }, _) => self.on_hello(protocol_version)?,
-                (Request::PeerHello { protocol_version, from }, None) if !self.greeted => {
+                (Request::Hello { protocol_version, token }, _) => self.on_hello(protocol_version, token)?,
+                (Request::PeerHello { protocol_version, from, token }, None) if !self.greeted => {
                     self.check_version(protocol_version)?;
+                    self.check_token(token)?;
                     self.greeted = true;
                     self.peer = Some(from);
                 }
@@ -157,6 +169,14 @@ impl Connection {
         Ok(())
     }
 
+    /// Lets the connection in if the server asks for no token or it presented the server's.
+    fn check_token(&self, token: Option<Token>) -> Result<(), AuthError> {
+        match &self.host.token {
+            Some(expected) => expected.admits(token.as_ref()),
+            None => Ok(()),
+        }
+    }
+
     fn on_peer_messages(&mut self) {
         let Some(from) = self.peer.filter(|_| !self.messages.is_empty()) else { return };
         let messages = &mut self.messages;
@@ -167,11 +187,12 @@ impl Connection {
         });
     }
 
-    fn on_hello(&mut self, protocol_version: u32) -> Result<(), ConnectionError> {
+    fn on_hello(&mut self, protocol_version: u32, token: Option<Token>) -> Result<(), ConnectionError> {
         if self.greeted {
             return Err(ConnectionError::Protocol("a second hello".into()));
         }
         self.check_version(protocol_version)?;
+        self.check_token(token)?;
         self.greeted = true;
         let welcome = Response::Welcome {
             protocol_version: PROTOCOL_VERSION,

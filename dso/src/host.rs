@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use crate::cluster::Configuration;
+use crate::core::auth::Token;
 use crate::core::codec::encode_frame;
 use crate::core::node::{Node, Output};
 use crate::core::protocol::{ClientAddr, Response};
@@ -47,19 +48,24 @@ pub(crate) struct Host {
     pub(crate) client_backlog_bytes_max: usize,
     /// Present on a cluster member.
     pub(crate) cluster: Option<ClusterLinks>,
+    /// The token connections must present, if any.
+    pub(crate) token: Option<Token>,
 }
 
 impl Host {
-    /// A host for `node`; `busy_poll`: a busy-poll task follows its drives.
+    /// A host for `node`; `busy_poll`: a busy-poll task follows its drives; `token`: what
+    /// connections must present.
     pub(crate) fn new(
         node: Node,
         frame_bytes_max: usize,
         links: &LinkConfig,
         cluster: Option<ClusterLinks>,
         busy_poll: bool,
+        token: Option<Token>,
     ) -> Self {
         Self {
             cluster,
+            token,
             busy_poll,
             node: Mutex::new(node),
             connections: Mutex::new(BTreeMap::new()),

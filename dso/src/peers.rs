@@ -12,14 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::cluster::MemberId;
-use crate::core::codec::encode_frame;
-use crate::core::protocol::{PeerMessage, Request, PROTOCOL_VERSION};
+use crate::core::auth::Token;
+use crate::core::codec::{decode_frame, encode_frame, FRAME_BYTES_MAX_DEFAULT};
+use crate::core::protocol::{PeerMessage, Request, Response, PROTOCOL_VERSION};
 use crate::links::LinkConfig;
-use crate::net::split;
+use crate::net::{split, ReadHalf};
 use crate::outbox::{socket, Outbox, Socket};
 
 /// The links to every member this one has talked to, by sender and receiver.
@@ -27,6 +28,8 @@ use crate::outbox::{socket, Outbox, Socket};
 pub(crate) struct PeerLinks {
     links: Mutex<HashMap<(MemberId, MemberId), Link>>,
     config: Arc<LinkConfig>,
+    /// The cluster's token, presented to every member this one connects to.
+    token: Option<Token>,
 }
 
 /// One member's connection: its address and its outbox.
@@ -37,9 +40,9 @@ struct Link {
 }
 
 impl PeerLinks {
-    /// No links yet; they will follow `config`.
-    pub(crate) fn new(config: LinkConfig) -> Self {
-        Self { links: Mutex::new(HashMap::new()), config: Arc::new(config) }
+    /// No links yet; they will follow `config` and present `token`.
+    pub(crate) fn new(config: LinkConfig, token: Option<Token>) -> Self {
+        Self { links: Mutex::new(HashMap::new()), config: Arc::new(config), token }
     }
 
     /// Queues `message` from member `from` (this one) to member `to` at `addr`; the returned
@@ -60,7 +63,8 @@ impl PeerLinks {
                     old.outbox.close();
                 }
                 let outbox = Arc::new(Outbox::new(None));
-                tokio::spawn(write_queued(outbox.clone(), from, addr.to_string(), self.config.clone()));
+                let hello = PeerHello { from, token: self.token.clone(), addr: addr.to_string() };
+                tokio::spawn(write_queued(outbox.clone(), hello, self.config.clone()));
                 links.insert((from, to), Link { addr: addr.to_string(), outbox: outbox.clone() });
                 outbox
             }
@@ -94,9 +98,17 @@ impl PeerLinks {
     }
 }
 
+/// How this member introduces itself to another: who it is, the token, and where the other is.
+struct PeerHello {
+    from: MemberId,
+    token: Option<Token>,
+    addr: String,
+}
+
 /// Writes what the inline path left for one member, connecting first when needed, until the
 /// link closes.
-async fn write_queued(outbox: Arc<Outbox>, from: MemberId, addr: String, config: Arc<LinkConfig>) {
+async fn write_queued(outbox: Arc<Outbox>, hello: PeerHello, config: Arc<LinkConfig>) {
+    let addr = &hello.addr;
     let pause = Duration::from_millis(config.peer_reconnect_pause_ms);
     let connect_timeout = Duration::from_millis(config.peer_connect_timeout_ms);
     loop {
@@ -111,7 +123,7 @@ async fn write_queued(outbox: Arc<Outbox>, from: MemberId, addr: String, config:
         // leave in this write.
         tokio::task::yield_now().await;
         if !outbox.is_connected() {
-            match connect(from, &addr, connect_timeout).await {
+            match connect(&hello, connect_timeout).await {
                 Ok(socket) => outbox.connected(socket),
                 Err(error) => {
                     tracing::debug!(%addr, %error, "member unreachable; dropping its messages for now");
@@ -128,17 +140,40 @@ async fn write_queued(outbox: Arc<Outbox>, from: MemberId, addr: String, config:
     }
 }
 
-/// Connects to the member at `addr` and introduces this one.
-async fn connect(me: MemberId, addr: &str, timeout: Duration) -> std::io::Result<Socket> {
+/// Connects to the member at `hello.addr` and introduces this one.
+async fn connect(hello: &PeerHello, timeout: Duration) -> std::io::Result<Socket> {
     let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
     let mut stream =
-        tokio::time::timeout(timeout, TcpStream::connect(addr)).await.map_err(|_| timed_out())??;
+        tokio::time::timeout(timeout, TcpStream::connect(&hello.addr)).await.map_err(|_| timed_out())??;
     let _ = stream.set_nodelay(true);
-    let mut hello = Vec::new();
-    encode_frame(&Request::PeerHello { protocol_version: PROTOCOL_VERSION, from: me }, &mut hello);
-    stream.write_all(&hello).await?;
+    let mut frame = Vec::new();
+    let request = Request::PeerHello {
+        protocol_version: PROTOCOL_VERSION,
+        from: hello.from,
+        token: hello.token.clone(),
+    };
+    encode_frame(&request, &mut frame);
+    stream.write_all(&frame).await?;
     stream.flush().await?;
-    // Members never answer on this connection: only the write half is kept.
-    let (_, writer) = split(stream);
+    // Members answer on this connection only to refuse it.
+    let (reader, writer) = split(stream);
+    tokio::spawn(report_refusal(reader, hello.addr.clone()));
     Ok(socket(writer))
+}
+
+/// Logs why the member at `addr` closed this member's connection, if it said (a wrong token,
+/// another protocol version).
+async fn report_refusal(mut reader: ReadHalf, addr: String) {
+    let mut buffer = Vec::new();
+    while matches!(reader.read_buf(&mut buffer).await, Ok(read) if read > 0) {
+        match decode_frame::<Response>(&buffer, FRAME_BYTES_MAX_DEFAULT) {
+            Ok(None) => continue,
+            Ok(Some((Response::Unauthenticated { reason } | Response::Refused { reason }, _))) => {
+                tracing::error!(%addr, %reason, "a member refused this member's connection");
+            }
+            Ok(Some((other, _))) => tracing::warn!(%addr, ?other, "unexpected answer from a member"),
+            Err(error) => tracing::warn!(%addr, %error, "undecodable answer from a member"),
+        }
+        return;
+    }
 }

@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 use crate::client::{ClientConfig, Dso};
 use crate::cluster::discovery::{Discovery, DiscoveryStore};
 use crate::cluster::{Configuration, Member, MemberId};
+use crate::core::auth::Token;
 use crate::core::codec::FRAME_BYTES_MAX_DEFAULT;
 use crate::core::node::{ClusterTiming, Node, NodeConfig};
 use crate::core::object::{SharedObject, DECODE_BYTES_MAX};
@@ -60,6 +61,12 @@ pub struct ServerConfig {
     pub busy_poll_us: u64,
     /// How connections buffer, and how a member reaches the others.
     pub links: LinkConfig,
+    /// The token every connection must present (clients and other members alike); `None`:
+    /// none is asked for, which only a loopback address allows unless `insecure` is set.
+    pub token: Option<Token>,
+    /// Serve a non-loopback address without a token: anyone who reaches the port can read and
+    /// change every object. For private networks that are protected otherwise.
+    pub insecure: bool,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +79,8 @@ impl Default for ServerConfig {
             cluster: None,
             busy_poll_us: 0,
             links: LinkConfig::default(),
+            token: None,
+            insecure: false,
         }
     }
 }
@@ -149,6 +158,18 @@ impl ServerBuilder {
         self
     }
 
+    /// The token every connection must present (see [`ServerConfig::token`]).
+    pub fn token(mut self, token: Token) -> Self {
+        self.config.token = Some(token);
+        self
+    }
+
+    /// Serve a non-loopback address without a token (see [`ServerConfig::insecure`]).
+    pub fn insecure(mut self) -> Self {
+        self.config.insecure = true;
+        self
+    }
+
     /// Binds and starts serving (and, for a cluster member, joins the cluster).
     pub async fn start(self) -> std::io::Result<Server> {
         let invalid = |reason: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason);
@@ -171,6 +192,7 @@ impl ServerBuilder {
                         &self.config.links,
                         None,
                         busy_poll,
+                        self.config.token.clone(),
                     )),
                     None,
                 )
@@ -190,7 +212,7 @@ impl ServerBuilder {
                 let node =
                     membership.new_member(options.member_id.unwrap_or_else(random_id)).map_err(bad_config)?;
                 let (requests, requests_rx) = mpsc::unbounded_channel();
-                let peers = PeerLinks::new(self.config.links.clone());
+                let peers = PeerLinks::new(self.config.links.clone(), self.config.token.clone());
                 let links = ClusterLinks { peers, store: requests, removed: Notify::new() };
                 let host = Arc::new(Host::new(
                     node,
@@ -198,6 +220,7 @@ impl ServerBuilder {
                     &self.config.links,
                     Some(links),
                     busy_poll,
+                    self.config.token.clone(),
                 ));
                 tasks.push(tokio::spawn(run_store(host.clone(), store, requests_rx, shutdown_rx.clone())));
                 tasks.push(tokio::spawn(run_membership(
@@ -261,6 +284,17 @@ impl ServerConfig {
         ConfigError::check(connect > 0, "peer_connect_timeout_ms", connect, positive)?;
         let pause = links.peer_reconnect_pause_ms;
         ConfigError::check(pause > 0, "peer_reconnect_pause_ms", pause, positive)?;
+        ConfigError::check(
+            self.token.is_some() || self.insecure || self.bind.ip().is_loopback(),
+            "token",
+            &self.token,
+            &format!(
+                "is needed to serve {}, which is not a loopback address: anyone reaching it could read \
+                 and change every object (give a token, with dso-server --token-file or DSO_TOKEN, or \
+                 set `insecure`, --insecure, for a network protected otherwise)",
+                self.bind
+            ),
+        )?;
         if let Some(cluster) = &self.cluster {
             ConfigError::check(cluster.rf > 0, "rf", cluster.rf, "must be positive")?;
             cluster.timing.validate()?;
@@ -376,9 +410,10 @@ impl Server {
         tokio::time::timeout(within, left).await.is_ok()
     }
 
-    /// A client connected to this server with default settings.
+    /// A client connected to this server with default settings (and the server's token).
     pub async fn connect(&self) -> Result<Dso, DsoError> {
-        Dso::connect_with(self.local_addr.to_string(), ClientConfig::default()).await
+        let config = ClientConfig { token: self.host.token.clone(), ..ClientConfig::default() };
+        Dso::connect_with(self.local_addr.to_string(), config).await
     }
 
     /// Runs until the accept loop ends (on shutdown).

@@ -17,7 +17,7 @@ const FRAME_BYTES_MAX: usize = 1024;
 
 fn hello() -> Vec<u8> {
     let mut bytes = Vec::new();
-    encode_frame(&Request::Hello { protocol_version: PROTOCOL_VERSION }, &mut bytes);
+    encode_frame(&Request::Hello { protocol_version: PROTOCOL_VERSION, token: None }, &mut bytes);
     bytes
 }
 
@@ -120,7 +120,7 @@ async fn bad_connections_are_closed_and_others_keep_working() {
 
     // A wrong protocol version.
     let mut wrong_version = Vec::new();
-    encode_frame(&Request::Hello { protocol_version: PROTOCOL_VERSION + 1 }, &mut wrong_version);
+    encode_frame(&Request::Hello { protocol_version: PROTOCOL_VERSION + 1, token: None }, &mut wrong_version);
     assert_refused(&exchange(addr, &wrong_version, false).await, "version");
 
     let acknowledged = workload.await.unwrap();

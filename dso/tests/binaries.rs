@@ -35,6 +35,8 @@ fn dso_server_help_documents_every_flag() {
         "--sessions-max",
         "--threads",
         "--peer-coalesce-us",
+        "--token-file",
+        "--insecure",
     ] {
         assert!(help.contains(flag), "--help mentions {flag}");
     }
@@ -132,4 +134,92 @@ fn an_unknown_discovery_scheme_is_refused_with_a_clear_message() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("use file:PATH or s3://bucket/prefix"));
+}
+
+/// Runs `dso-server` with `args` and `token` in `DSO_TOKEN` (if any), expecting it to refuse to
+/// start: its exit status and standard error, or a failure if it still runs after 10 s.
+fn refused_start(args: &[&str], token: Option<&str>) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dso-server"));
+    command.args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    if let Some(token) = token {
+        command.env("DSO_TOKEN", token);
+    }
+    let mut child = Process(command.spawn().unwrap());
+    for _ in 0..100 {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            assert!(!status.success(), "dso-server {args:?} exited with success");
+            let mut error = String::new();
+            std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut error).unwrap();
+            return error;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("dso-server {args:?} still runs after 10 s: it should have refused to start");
+}
+
+#[test]
+fn dso_server_refuses_a_public_bind_without_a_token_and_a_token_file_others_can_read() {
+    let error = refused_start(&["--bind", "0.0.0.0:0"], None);
+    assert!(error.contains("`token`") && error.contains("--insecure"), "{error}");
+
+    let dir = std::env::temp_dir().join(format!("crucial-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("token");
+    std::fs::write(&file, "a-token-long-enough-0123\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let path = file.to_str().unwrap();
+    let error = refused_start(&["--bind", "127.0.0.1:0", "--token-file", path], None);
+    assert!(error.contains("chmod 600"), "{error}");
+    assert!(!error.contains("a-token-long-enough-0123"), "the token is never shown: {error}");
+
+    let error = refused_start(&["--bind", "127.0.0.1:0"], Some("short"));
+    assert!(error.contains("at least 16 characters") && !error.contains("short"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn dso_server_with_a_token_serves_only_clients_that_present_it_and_never_logs_it() {
+    use crucial_dso::client::ClientConfig;
+    use crucial_dso::core::auth::Token;
+    let secret = "a-token-long-enough-0123";
+    let dir = std::env::temp_dir().join(format!("crucial-token-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("token");
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let log = dir.join("stderr.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dso-server"));
+    command
+        .args(["--bind", "0.0.0.0:0", "--token-file", file.to_str().unwrap()])
+        .env("RUST_LOG", "debug")
+        .stderr(std::fs::File::create(&log).unwrap());
+    let (server, announced) = crucial_testkit::spawn_announcing(
+        command,
+        crucial_testkit::Announces::Stdout,
+        crucial_testkit::listening_addr,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let port = announced.rsplit(':').next().unwrap();
+    let addr = format!("127.0.0.1:{port}");
+
+    let with = |token: Option<&str>| ClientConfig {
+        token: token.map(|token| Token::new(token).unwrap()),
+        ..ClientConfig::default()
+    };
+    let dso =
+        Dso::connect_with(addr.clone(), with(Some(secret))).await.expect("the token file's token connects");
+    assert_eq!(dso.atomic_long("hits").add_and_get(2).await.unwrap(), 2);
+    let missing = Dso::connect_with(addr.clone(), with(None)).await.unwrap_err();
+    assert!(missing.to_string().contains("none was given"), "{missing}");
+    let wrong = Dso::connect_with(addr, with(Some("a-token-long-enough-0124"))).await.unwrap_err();
+    assert!(wrong.to_string().contains("wrong token"), "{wrong}");
+    drop(server);
+
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("authentication failed"), "the server logs the refusals: {logged}");
+    assert!(!logged.contains(secret), "the token is never logged");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -180,7 +180,7 @@ impl Servers {
         while Instant::now() < deadline {
             let mut statuses = Vec::new();
             for addr in &self.addrs {
-                match member_status(addr, Duration::from_millis(500)).await {
+                match member_status(addr, None, Duration::from_millis(500)).await {
                     Ok(status) => statuses.push(status),
                     Err(error) => last = error.to_string(),
                 }
@@ -227,6 +227,7 @@ const CLIENT: ClientConfig = ClientConfig {
     connect_timeout_ms: 1_000,
     frame_bytes_max: crucial_dso::core::codec::FRAME_BYTES_MAX_DEFAULT,
     halt_at_call: None,
+    token: None,
 };
 
 /// Runs the cluster, the workload and the kill; returns what was recorded.

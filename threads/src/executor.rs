@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crucial_dso::core::auth::Token;
 use crucial_dso::{Dso, Server, ServerBuilder};
 
 use crate::invocation::{Invocation, Report};
@@ -39,6 +40,10 @@ pub trait Executor: Send + Sync + 'static {
     /// the function finds them itself).
     fn dso_members(&self) -> Vec<String>;
 
+    /// The DSO token handed to threads in invocations, if the cluster requires one (`None`
+    /// also where the function finds it itself).
+    fn dso_token(&self) -> Option<Token>;
+
     /// A fresh thread id in this executor's job.
     fn next_thread_id(&self) -> ThreadId;
 
@@ -58,6 +63,10 @@ impl<E: Executor + ?Sized> Executor for Arc<E> {
 
     fn dso_members(&self) -> Vec<String> {
         (**self).dso_members()
+    }
+
+    fn dso_token(&self) -> Option<Token> {
+        (**self).dso_token()
     }
 
     fn next_thread_id(&self) -> ThreadId {
@@ -102,6 +111,8 @@ pub(crate) struct DsoTarget {
     pub members: Option<Vec<String>>,
     /// The server to start when no cluster is given (built-in types only by default).
     pub server: Option<ServerBuilder>,
+    /// The cluster's token, if it requires one (the embedded server then requires it too).
+    pub token: Option<Token>,
 }
 
 /// An executor's DSO, reached.
@@ -113,6 +124,8 @@ pub(crate) struct ConnectedDso {
     pub control: Dso,
     /// The server the executor started, if any.
     pub embedded: Option<Server>,
+    /// The token threads present.
+    pub token: Option<Token>,
 }
 
 impl DsoTarget {
@@ -123,15 +136,18 @@ impl DsoTarget {
         let (members, embedded) = match self.members {
             Some(members) => (members, None),
             None => {
-                let server = (self.server.unwrap_or_default())
-                    .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                let mut server = self.server.unwrap_or_default().bind(SocketAddr::from(([127, 0, 0, 1], 0)));
+                if let Some(token) = &self.token {
+                    server = server.token(token.clone());
+                }
+                let server = server
                     .start()
                     .await
                     .map_err(|error| ThreadError::DsoUnavailable { reason: error.to_string() })?;
                 (vec![server.local_addr().to_string()], Some(server))
             }
         };
-        let control = crate::connect_control(&members).await?;
-        Ok(ConnectedDso { members, control, embedded })
+        let control = crate::connect_control(&members, self.token.as_ref()).await?;
+        Ok(ConnectedDso { members, control, embedded, token: self.token })
     }
 }

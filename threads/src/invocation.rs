@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{ThreadError, ThreadId};
+use crucial_dso::core::auth::Token;
 
 /// One invocation of a cloud thread.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -23,6 +24,10 @@ pub struct Invocation {
     /// DSO members to connect to (`HOST:PORT`); empty: the handler's `CRUCIAL_DSO` variable.
     #[serde(default)]
     pub dso: Vec<String>,
+    /// The DSO's token, if it requires one; `None`: the handler's `CRUCIAL_DSO_TOKEN`
+    /// variable, if set. Never shown: its `Debug` is redacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dso_token: Option<Token>,
 }
 
 /// How an invocation ended: the thread's output or why there is none, and its log lines.

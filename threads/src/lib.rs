@@ -84,13 +84,17 @@ pub use crucial_dso_macros::runnable;
 #[doc(hidden)]
 pub use inventory;
 
+use crucial_dso::client::ClientConfig;
+use crucial_dso::core::auth::Token;
 use crucial_dso::Dso;
 
-/// Connects the invoker's own DSO session to the first of `members` that answers.
-pub(crate) async fn connect_control(members: &[String]) -> Result<Dso, ThreadError> {
+/// Connects the invoker's own DSO session to the first of `members` that answers, presenting
+/// `token` if the cluster requires one.
+pub(crate) async fn connect_control(members: &[String], token: Option<&Token>) -> Result<Dso, ThreadError> {
     let mut reason = "no DSO member given".to_string();
+    let config = ClientConfig { token: token.cloned(), ..ClientConfig::default() };
     for member in members {
-        match Dso::connect(member.clone()).await {
+        match Dso::connect_with(member.clone(), config.clone()).await {
             Ok(dso) => return Ok(dso),
             Err(error) => reason = error.to_string(),
         }

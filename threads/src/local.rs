@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crucial_dso::core::auth::Token;
 use crucial_dso::{Dso, Server, ServerBuilder};
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
@@ -43,6 +44,8 @@ struct LocalInner {
     faults: Option<(LocalFaults, Mutex<SmallRng>)>,
     /// The embedded server, if this executor started one (stops with the executor).
     _embedded: Option<Server>,
+    /// The DSO's token, if it requires one.
+    token: Option<Token>,
 }
 
 impl Local {
@@ -77,6 +80,13 @@ impl LocalBuilder {
         self
     }
 
+    /// The token the DSO cluster requires (the embedded server, if any, then requires it too);
+    /// threads get it in their invocations.
+    pub fn dso_token(mut self, token: Token) -> Self {
+        self.dso.token = Some(token);
+        self
+    }
+
     /// The embedded server to start (to register the program's own object types); it is
     /// bound to a free loopback port. Ignored with [`LocalBuilder::dso`].
     pub fn embedded_server(mut self, server: ServerBuilder) -> Self {
@@ -98,13 +108,14 @@ impl LocalBuilder {
 
     /// Starts the executor (and the embedded server, if no cluster was given).
     pub async fn start(self) -> Result<Local, ThreadError> {
-        let ConnectedDso { members, control, embedded } = self.dso.connect().await?;
+        let ConnectedDso { members, control, embedded, token } = self.dso.connect().await?;
         let ids = self.job.map_or_else(ThreadIds::random, ThreadIds::new);
         let faults = self.faults.map(|faults| {
             let rng = Mutex::new(SmallRng::seed_from_u64(faults.seed));
             (faults, rng)
         });
-        Ok(Local { inner: Arc::new(LocalInner { members, control, ids, faults, _embedded: embedded }) })
+        let inner = LocalInner { members, control, ids, faults, _embedded: embedded, token };
+        Ok(Local { inner: Arc::new(inner) })
     }
 }
 
@@ -160,6 +171,10 @@ impl Executor for Local {
 
     fn dso_members(&self) -> Vec<String> {
         self.inner.members.clone()
+    }
+
+    fn dso_token(&self) -> Option<Token> {
+        self.inner.token.clone()
     }
 
     fn next_thread_id(&self) -> ThreadId {

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crucial_dso::core::auth::Token;
 use crucial_dso::Dso;
 use madsim::runtime::Handle;
 use parking_lot::Mutex;
@@ -107,7 +108,7 @@ impl Simulated {
         seed: u64,
     ) -> Result<Simulated, ThreadError> {
         crate::Registry::global()?;
-        let control = crate::connect_control(&members).await?;
+        let control = crate::connect_control(&members, None).await?;
         let inner = SimulatedInner {
             members,
             control,
@@ -182,7 +183,7 @@ impl SimulatedInner {
         let hooks = Hooks { kill_at_call: delivery.crash_at_call };
         let run = node.spawn(async move {
             tokio::time::sleep(Duration::from_millis(delivery.cold_start_ms)).await;
-            let control = crate::connect_control(&members).await.map_err(Some)?;
+            let control = crate::connect_control(&members, None).await.map_err(Some)?;
             match worker::run(&control, invocation, hooks).await {
                 Some(report) => Ok(report),
                 None if delivery.hangs => std::future::pending().await,
@@ -253,6 +254,11 @@ impl Executor for Simulated {
 
     fn dso_members(&self) -> Vec<String> {
         self.inner.members.clone()
+    }
+
+    /// Simulated servers sit on a simulated private network, without a token.
+    fn dso_token(&self) -> Option<Token> {
+        None
     }
 
     fn next_thread_id(&self) -> ThreadId {

@@ -197,6 +197,7 @@ impl<E: Executor> Supervisor<E> {
             name: self.name.to_string(),
             input: input.clone(),
             dso: self.executor.dso_members(),
+            dso_token: self.executor.dso_token(),
         };
         let invoked = self.executor.invoke(invocation, self.builder.options);
         // A report of a failure that another invocation may not meet counts as that failure.

@@ -107,6 +107,7 @@ fn invocation(executor: &Local, name: &str, input: serde_json::Value) -> Invocat
         name: name.into(),
         input,
         dso: executor.dso_members(),
+        dso_token: executor.dso_token(),
     }
 }
 

@@ -68,12 +68,12 @@ mod tests {
     #[test]
     fn round_trip_and_partial_frames() {
         let mut bytes = Vec::new();
-        encode_frame(&Request::Hello { protocol_version: PROTOCOL_VERSION }, &mut bytes);
+        encode_frame(&Request::Hello { protocol_version: PROTOCOL_VERSION, token: None }, &mut bytes);
         for cut in 0..bytes.len() {
             assert_eq!(decode_frame::<Request>(&bytes[..cut], 1024), Ok(None), "cut at {cut}");
         }
         let (message, used) = decode_frame::<Request>(&bytes, 1024).unwrap().unwrap();
-        assert_eq!(message, Request::Hello { protocol_version: PROTOCOL_VERSION });
+        assert_eq!(message, Request::Hello { protocol_version: PROTOCOL_VERSION, token: None });
         assert_eq!(used, bytes.len());
     }
 

@@ -142,6 +142,14 @@ pub enum DsoError {
     /// The server spoke the protocol wrongly or refused the handshake.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The server refused the client's token (none, or another than its own).
+    #[error("{addr} refused this client: {reason}")]
+    Unauthenticated {
+        /// The server address.
+        addr: String,
+        /// Why, as the server said.
+        reason: String,
+    },
     /// A reply decoded as another method's result: client and server disagree on the type.
     #[error("reply to `{expected}` was {got}")]
     MismatchedReply {

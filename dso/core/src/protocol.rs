@@ -1,8 +1,10 @@
 //! Wire messages between clients and a node. Each travels in one length-prefixed frame
-//! ([`crate::codec`]); the first client frame is a [`Request::Hello`] naming the protocol version.
+//! ([`crate::codec`]); the first client frame is a [`Request::Hello`] naming the protocol version
+//! and presenting the cluster's token, if it has one ([`crate::auth`]).
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Token;
 pub use crate::call::{Action, Call};
 use crate::cluster::{Configuration, MemberId};
 use crate::object::CallId;
@@ -10,7 +12,7 @@ use crate::shard::ShardCopy;
 use crate::CallError;
 
 /// The protocol version this build speaks; a node refuses clients that speak another.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Identifies a connected client at a node (a connection in the server, a client in a simulator).
 pub type ClientAddr = u64;
@@ -22,6 +24,8 @@ pub enum Request {
     Hello {
         /// The client's [`PROTOCOL_VERSION`].
         protocol_version: u32,
+        /// The cluster's token, for a server that requires one.
+        token: Option<Token>,
     },
     /// One call on one object.
     Call(Call),
@@ -32,6 +36,8 @@ pub enum Request {
         protocol_version: u32,
         /// Who is calling.
         from: MemberId,
+        /// The cluster's token, for a member that requires one.
+        token: Option<Token>,
     },
     /// A message from another member.
     Peer(PeerMessage),
@@ -86,6 +92,12 @@ pub enum Response {
     },
     /// The node closes this connection, for this reason.
     Refused {
+        /// Why.
+        reason: String,
+    },
+    /// The node refused the handshake's token (none, or another than its own) and closes
+    /// this connection.
+    Unauthenticated {
         /// Why.
         reason: String,
     },

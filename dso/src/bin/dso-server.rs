@@ -2,10 +2,13 @@
 //! as a member of a replicated cluster.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use crucial_dso::cluster::discovery::Discovery;
+use crucial_dso::core::auth::Token;
 use crucial_dso::core::node::{ClusterTiming, NodeConfig};
 use crucial_dso::server::{ClusterOptions, LinkConfig, ServerBuilder, ServerConfig, BIND_DEFAULT};
 
@@ -23,12 +26,21 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(version, long_version = LONG_VERSION)]
 struct Args {
-    /// Address to listen on. Loopback by default: the protocol has no authentication, so only
-    /// bind a routable address inside a private network. Port 0 takes a free port; once
-    /// listening, the server prints `listening on ADDR` on standard output (logs go to
-    /// standard error).
+    /// Address to listen on. Loopback by default; any other address needs a token (see
+    /// `--token-file`) or `--insecure`. Port 0 takes a free port; once listening, the server
+    /// prints `listening on ADDR` on standard output (logs go to standard error).
     #[arg(long, default_value = BIND_DEFAULT)]
     bind: SocketAddr,
+    /// A file holding the token every client and member must present (at least 16
+    /// characters; a final newline is ignored). It must not be readable by other users
+    /// (`chmod 600`). The token can come from the `DSO_TOKEN` environment variable instead; it
+    /// is never taken on the command line, where process listings show it.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Serve a non-loopback address without a token: anyone who reaches the port can read
+    /// and change every object. Only for a network protected otherwise.
+    #[arg(long)]
+    insecure: bool,
     /// Largest frame accepted, in bytes; a larger frame closes its connection.
     #[arg(long, default_value_t = ServerConfig::default().frame_bytes_max)]
     frame_bytes_max: usize,
@@ -86,7 +98,17 @@ struct Args {
     peer_coalesce_us: u64,
 }
 
-fn main() -> std::io::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("dso-server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> std::io::Result<()> {
     // Logs go to standard error; standard output carries only the `listening on` line.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -109,6 +131,7 @@ fn main() -> std::io::Result<()> {
 }
 
 async fn serve(args: Args) -> std::io::Result<()> {
+    let token = token(args.token_file.as_deref(), std::env::var(TOKEN_VARIABLE).ok())?;
     let node = NodeConfig {
         session_calls_max: args.session_calls_max,
         sessions_max: args.sessions_max,
@@ -131,6 +154,8 @@ async fn serve(args: Args) -> std::io::Result<()> {
         cluster,
         busy_poll_us: args.busy_poll_us,
         links: LinkConfig { peer_coalesce_us: args.peer_coalesce_us, ..LinkConfig::default() },
+        token,
+        insecure: args.insecure,
     };
     let server = ServerBuilder::new().config(config).start().await?;
     // A supervisor that asked for port 0 learns the port from this line.
@@ -153,6 +178,52 @@ const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (discovery: file
 #[cfg(not(feature = "s3"))]
 const LONG_VERSION: &str =
     concat!(env!("CARGO_PKG_VERSION"), " (discovery: file; build with --features s3 for s3)");
+
+/// The environment variable that can hold the token.
+const TOKEN_VARIABLE: &str = "DSO_TOKEN";
+
+/// The token from `--token-file` or the environment (not both), if any.
+fn token(file: Option<&Path>, variable: Option<String>) -> std::io::Result<Option<Token>> {
+    let invalid = |reason: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason);
+    let secret = match (file, variable) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(format!("the token comes from --token-file or {TOKEN_VARIABLE}, not both")))
+        }
+        (Some(path), None) => read_token_file(path)?,
+        (None, Some(secret)) => secret,
+        (None, None) => return Ok(None),
+    };
+    Token::new(secret).map(Some).map_err(|error| invalid(error.to_string()))
+}
+
+/// The token in `path`, which other users must not be able to read.
+fn read_token_file(path: &Path) -> std::io::Result<String> {
+    let context = |error: std::io::Error| {
+        std::io::Error::new(error.kind(), format!("--token-file {}: {error}", path.display()))
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map_err(context)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "--token-file {}: readable or writable by other users (mode {:03o}); `chmod 600 {}` first",
+                    path.display(),
+                    mode & 0o777,
+                    path.display()
+                ),
+            ));
+        }
+    }
+    let text = std::fs::read_to_string(path).map_err(context)?;
+    Ok(text
+        .strip_suffix('\n')
+        .map(|text| text.strip_suffix('\r').unwrap_or(text))
+        .unwrap_or(&text)
+        .to_string())
+}
 
 /// How long a stopping member waits for the others to take its keys over.
 const LEAVE_WITHIN: Duration = Duration::from_secs(30);

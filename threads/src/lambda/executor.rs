@@ -7,6 +7,7 @@ use aws_sdk_lambda::error::{DisplayErrorContext, SdkError};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{InvocationType, LogType};
 use base64::Engine;
+use crucial_dso::core::auth::Token;
 use crucial_dso::{Dso, Server, ServerBuilder};
 use rand::{Rng, SeedableRng};
 
@@ -83,6 +84,14 @@ impl LambdaBuilder {
         self
     }
 
+    /// The token the DSO cluster requires. It travels in each invocation's payload (never in
+    /// a log line), unless the functions find the DSO in their environment
+    /// ([`LambdaBuilder::dso_from_function_environment`]), where `CRUCIAL_DSO_TOKEN` holds it.
+    pub fn dso_token(mut self, token: Token) -> Self {
+        self.dso.token = Some(token);
+        self
+    }
+
     /// Start this server on a free loopback port and let the functions use it (for emulators
     /// running on this machine).
     pub fn embedded_server(mut self, server: ServerBuilder) -> Self {
@@ -114,7 +123,7 @@ impl LambdaBuilder {
     /// Builds the AWS client (credentials and region from the standard chain) and connects to
     /// the DSO.
     pub async fn start(self) -> Result<Lambda, ThreadError> {
-        let ConnectedDso { members, control, embedded } = self.dso.connect().await?;
+        let ConnectedDso { members, control, embedded, token } = self.dso.connect().await?;
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .retry_config(aws_config::retry::RetryConfig::disabled());
         if let Some(endpoint) = &self.endpoint {
@@ -136,6 +145,7 @@ impl LambdaBuilder {
             throttled_retries: self.throttled_retries,
             members_in_invocations: self.members_in_invocations,
             _embedded: embedded,
+            token,
         };
         Ok(Lambda { inner: Arc::new(inner) })
     }
@@ -168,6 +178,7 @@ struct LambdaInner {
     throttled_retries: u32,
     members_in_invocations: bool,
     _embedded: Option<Server>,
+    token: Option<Token>,
 }
 
 /// What one Invoke request came to.
@@ -299,6 +310,10 @@ impl Executor for Lambda {
             true => self.inner.members.clone(),
             false => Vec::new(),
         }
+    }
+
+    fn dso_token(&self) -> Option<Token> {
+        self.inner.token.clone().filter(|_| self.inner.members_in_invocations)
     }
 
     fn next_thread_id(&self) -> ThreadId {

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crucial_dso::core::auth::Token;
 use crucial_dso::Dso;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use tokio::sync::Mutex;
@@ -13,27 +14,34 @@ use crate::{Registry, ThreadError};
 /// The function's DSO client for stored results, kept while the function stays warm.
 #[derive(Default)]
 struct Control {
-    connected: Mutex<Option<(Vec<String>, Dso)>>,
+    connected: Mutex<Option<Connected>>,
+}
+
+/// The warm client, and the members and token it was made for.
+struct Connected {
+    members: Vec<String>,
+    token: Option<Token>,
+    dso: Dso,
 }
 
 impl Control {
-    /// A client for `members`, reusing the warm one if it is for the same members.
-    async fn for_members(&self, members: &[String]) -> Result<Dso, ThreadError> {
+    /// A client for `members` presenting `token`, reusing the warm one if it is for the same.
+    async fn for_members(&self, members: &[String], token: Option<&Token>) -> Result<Dso, ThreadError> {
         let mut connected = self.connected.lock().await;
-        if let Some((known, dso)) = connected.as_ref() {
-            if known == members {
-                return Ok(dso.clone());
+        if let Some(known) = connected.as_ref() {
+            if known.members == members && known.token.as_ref() == token {
+                return Ok(known.dso.clone());
             }
         }
-        let dso = crate::connect_control(members).await?;
-        *connected = Some((members.to_vec(), dso.clone()));
+        let dso = crate::connect_control(members, token).await?;
+        *connected = Some(Connected { members: members.to_vec(), token: token.cloned(), dso: dso.clone() });
         Ok(dso)
     }
 }
 
 /// Runs the Lambda handler: rebuilds each invocation's runnable by name, connects to the DSO
 /// members named in the invocation (or in the `CRUCIAL_DSO` environment variable,
-/// `HOST:PORT,...`), runs it, stores its result in the DSO and returns its report. Fails at
+/// `HOST:PORT,...`, with the token in `CRUCIAL_DSO_TOKEN` if the cluster requires one), runs it, stores its result in the DSO and returns its report. Fails at
 /// start-up if two runnables share a name. Call it from the function's `main`.
 pub async fn serve() -> Result<(), lambda_runtime::Error> {
     Registry::global()?;
@@ -58,9 +66,19 @@ async fn handle(control: &Control, payload: serde_json::Value) -> Result<serde_j
         let members = std::env::var("CRUCIAL_DSO").unwrap_or_default();
         invocation.dso = members.split(',').filter(|member| !member.is_empty()).map(str::to_string).collect();
     }
-    let dso = control.for_members(&invocation.dso).await.map_err(|error| Diagnostic {
-        error_type: THREAD_ERROR_TYPE.into(),
-        error_message: serde_json::to_string(&error).expect("a thread error is plain data"),
+    if invocation.dso_token.is_none() {
+        if let Ok(secret) = std::env::var("CRUCIAL_DSO_TOKEN") {
+            invocation.dso_token = Some(Token::new(secret).map_err(|error| Diagnostic {
+                error_type: "crucial_threads::BadToken".into(),
+                error_message: format!("CRUCIAL_DSO_TOKEN: {error}"),
+            })?);
+        }
+    }
+    let dso = control.for_members(&invocation.dso, invocation.dso_token.as_ref()).await.map_err(|error| {
+        Diagnostic {
+            error_type: THREAD_ERROR_TYPE.into(),
+            error_message: serde_json::to_string(&error).expect("a thread error is plain data"),
+        }
     })?;
     let report: Report = worker::run(&dso, invocation, Hooks::default()).await.expect("no hook kills it");
     Ok(serde_json::to_value(&report).expect("a report is plain data"))

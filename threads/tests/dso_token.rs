@@ -1,0 +1,65 @@
+//! Cloud threads against a DSO that requires a token: the executor hands it to every thread
+//! in its invocation, and it never shows in what gets printed or logged.
+
+use std::time::Duration;
+
+use crucial_threads::dso::core::auth::Token;
+use crucial_threads::{CloudThread, Context, Executor, InvokeOptions, Local, Runnable, ThreadError};
+use serde::{Deserialize, Serialize};
+
+const SECRET: &str = "a-cluster-token-0123456789";
+
+/// Adds `n` to the counter `key`; returns its new value.
+#[derive(Serialize, Deserialize)]
+struct Add {
+    key: String,
+    n: i64,
+}
+
+impl Runnable for Add {
+    const NAME: &'static str = "test.token_add";
+    type Output = i64;
+    type Error = crucial_dso::DsoError;
+
+    async fn run(self, ctx: &Context) -> Result<i64, Self::Error> {
+        ctx.dso().counter(&self.key).add(self.n).await
+    }
+}
+
+crucial_threads::register!(Add);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_present_the_executors_token_and_it_never_shows() {
+    let executor = Local::builder().dso_token(Token::new(SECRET).unwrap()).start().await.unwrap();
+    let handles: Vec<_> =
+        (0..4).map(|_| CloudThread::spawn(&executor, Add { key: "total".into(), n: 5 })).collect();
+    for handle in handles {
+        handle.join().await.expect("a thread with the token runs");
+    }
+    assert_eq!(executor.dso().counter("total").get().await.unwrap(), 20);
+
+    // An invocation with another token: the thread cannot reach the DSO and says why.
+    let thread = executor.next_thread_id();
+    let invocation = crucial_threads::Invocation {
+        thread,
+        session: thread.session(),
+        attempt: 0,
+        name: Add::NAME.into(),
+        input: serde_json::to_value(Add { key: "total".into(), n: 1 }).unwrap(),
+        dso: executor.dso_members(),
+        dso_token: Some(Token::new("another-token-0123456789").unwrap()),
+    };
+    let shown = format!("{invocation:?}");
+    assert!(!shown.contains("another-token") && shown.contains("<redacted>"), "{shown}");
+    let options = InvokeOptions { timeout: Duration::from_secs(30), memory_mb: 128 };
+    let report = executor.invoke(invocation, options).await.unwrap();
+    match report.outcome {
+        Err(ThreadError::Failed { message, .. }) => assert!(message.contains("wrong token"), "{message}"),
+        other => panic!("expected the thread to fail over the token, got {other:?}"),
+    }
+    assert_eq!(
+        executor.dso().counter("total").get().await.unwrap(),
+        20,
+        "the refused thread changed nothing"
+    );
+}
