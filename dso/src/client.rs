@@ -346,11 +346,16 @@ impl Inner {
     /// tried and why) is left to the retry timer.
     async fn send(self: &Arc<Inner>, id: CallId, frame: Vec<u8>) -> Result<(), (String, DsoError)> {
         let targets = self.session.lock().targets(id.seq);
-        let mut failure = None;
+        let mut failure: Option<(String, DsoError)> = None;
         for addr in targets {
             match self.send_to(&addr, &frame, id).await {
                 Ok(()) => return Ok(()),
-                Err(reason) => failure = Some((addr, reason)),
+                // A refused token is the error to report, whichever target refused it.
+                Err(error) => {
+                    if !matches!(failure, Some((_, DsoError::Unauthenticated { .. }))) {
+                        failure = Some((addr, error));
+                    }
+                }
             }
         }
         // No target: the call was answered meanwhile.

@@ -128,3 +128,50 @@ async fn bad_connections_are_closed_and_others_keep_working() {
     let fresh = server.connect().await.unwrap();
     assert_eq!(fresh.atomic_long("steady").get().await.unwrap(), 500);
 }
+
+/// Frames pipelined after a refused handshake, in the same write, are never applied: a call
+/// after a hello without the token, and member messages after a member hello with a wrong one.
+#[tokio::test]
+async fn nothing_sent_after_a_refused_token_is_applied() {
+    use crucial_dso::core::auth::Token;
+    use crucial_dso::core::protocol::PeerMessage;
+    let token = Token::new("the-cluster-token-0123").unwrap();
+    let server =
+        ServerBuilder::new().bind(SocketAddr::from(([127, 0, 0, 1], 0))).token(token).start().await.unwrap();
+    let addr = server.local_addr();
+    let call = |seq| Call {
+        id: CallId { session: 9, seq },
+        acked_below: seq,
+        key: "guarded".into(),
+        type_name: "AtomicLong".into(),
+        action: Action::Invoke { method: "increment_and_get".into(), args: vec![] },
+        history: 0,
+    };
+
+    let mut bytes = hello();
+    encode_frame(&Request::Call(call(1)), &mut bytes);
+    encode_frame(&Request::Status, &mut bytes);
+    let frames = exchange(addr, &bytes, false).await;
+    assert!(
+        matches!(frames.as_slice(), [Response::Unauthenticated { reason }] if reason.contains("none was given")),
+        "{frames:?}"
+    );
+
+    let mut bytes = Vec::new();
+    let wrong = Some(Token::new("not-the-cluster-token").unwrap());
+    encode_frame(
+        &Request::PeerHello { protocol_version: PROTOCOL_VERSION, from: 7, token: wrong },
+        &mut bytes,
+    );
+    let ack = PeerMessage::Ack { epoch: 1, key: "guarded".into(), applied: 1 };
+    encode_frame(&Request::Peer(ack), &mut bytes);
+    encode_frame(&Request::Call(call(2)), &mut bytes);
+    let frames = exchange(addr, &bytes, false).await;
+    assert!(
+        matches!(frames.as_slice(), [Response::Unauthenticated { reason }] if reason.contains("wrong token")),
+        "{frames:?}"
+    );
+
+    let dso = server.connect().await.unwrap();
+    assert_eq!(dso.atomic_long("guarded").get().await.unwrap(), 0, "no refused call was applied");
+}

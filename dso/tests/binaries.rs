@@ -37,6 +37,9 @@ fn dso_server_help_documents_every_flag() {
         "--peer-coalesce-us",
         "--token-file",
         "--insecure",
+        "--config",
+        "--print-config",
+        "--log-format",
     ] {
         assert!(help.contains(flag), "--help mentions {flag}");
     }
@@ -173,6 +176,13 @@ fn dso_server_refuses_a_public_bind_without_a_token_and_a_token_file_others_can_
     assert!(error.contains("chmod 600"), "{error}");
     assert!(!error.contains("a-token-long-enough-0123"), "the token is never shown: {error}");
 
+    // Mode 600 but another user's file: that user could change the token.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    if std::os::unix::fs::chown(&file, Some(65534), None).is_ok() {
+        let error = refused_start(&["--bind", "127.0.0.1:0", "--token-file", path], None);
+        assert!(error.contains("owned by user 65534"), "{error}");
+    }
+
     let error = refused_start(&["--bind", "127.0.0.1:0"], Some("short"));
     assert!(error.contains("at least 16 characters") && !error.contains("short"), "{error}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -221,5 +231,76 @@ async fn dso_server_with_a_token_serves_only_clients_that_present_it_and_never_l
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("authentication failed"), "the server logs the refusals: {logged}");
     assert!(!logged.contains(secret), "the token is never logged");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn dso_server_takes_its_settings_from_a_toml_file_under_the_flags_given() {
+    let dir = std::env::temp_dir().join(format!("crucial-settings-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("dso.toml");
+    let settings = "bind = \"0.0.0.0:7000\"\nrf = 3\ndiscovery = \"file:/var/lib/crucial/cluster.json\"\n\
+                    frame-bytes-max = 65536\nlog-format = \"json\"\n";
+    std::fs::write(&file, settings).unwrap();
+    let print = |extra: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_dso-server"))
+            .args(["--config", file.to_str().unwrap(), "--print-config"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let effective = print(&["--bind", "127.0.0.1:7001", "--rf", "2"]);
+    for line in [
+        "bind = \"127.0.0.1:7001\"",
+        "rf = 2",
+        "discovery = \"file:/var/lib/crucial/cluster.json\"",
+        "frame-bytes-max = 65536",
+        "log-format = \"json\"",
+        "connections-max = 10000",
+    ] {
+        assert!(effective.lines().any(|shown| shown == line), "{line:?} in:\n{effective}");
+    }
+    // What --print-config prints is itself a settings file that gives the same settings.
+    std::fs::write(&file, &effective).unwrap();
+    assert_eq!(print(&[]), effective);
+
+    std::fs::write(&file, "bind = \"127.0.0.1:0\"\nreplicas = 3\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_dso-server"))
+        .args(["--config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && error.contains("unknown field `replicas`"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn dso_server_logs_json_lines_when_asked() {
+    let dir = std::env::temp_dir().join(format!("crucial-json-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("stderr.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dso-server"));
+    command
+        .args(["--bind", "127.0.0.1:0", "--log-format", "json"])
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap());
+    let (server, addr) = crucial_testkit::spawn_announcing(
+        command,
+        crucial_testkit::Announces::Stdout,
+        crucial_testkit::listening_addr,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    Dso::connect(addr).await.unwrap().atomic_long("hits").increment_and_get().await.unwrap();
+    drop(server);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> =
+        logged.lines().map(|line| serde_json::from_str(line).expect("every log line is JSON")).collect();
+    assert!(
+        lines.iter().any(|line| line["fields"]["message"] == "dso server listening"),
+        "the listening line is logged as JSON: {logged}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -15,6 +15,9 @@ pub const TOKEN_CHARS_MIN: usize = 16;
 /// A secret shared by a cluster's members and its clients. It never shows: `Debug` prints
 /// `Token(<redacted>)`, so it stays out of logs and error messages; comparing two takes the
 /// same time wherever they differ.
+///
+/// Members and clients share it: a client that holds it could also introduce itself as a
+/// member. Hand it only to code you trust as much as the cluster itself.
 #[derive(Clone, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Token(String);
@@ -55,9 +58,16 @@ impl Token {
 }
 
 impl PartialEq for Token {
-    /// In constant time for tokens of equal length (a length that differs is told at once).
+    /// In time that depends only on the longer length, never on where or whether they differ
+    /// (the shorter is compared as if padded with zeros, and the lengths are compared too).
     fn eq(&self, other: &Token) -> bool {
-        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+        let (mine, theirs) = (self.0.as_bytes(), other.0.as_bytes());
+        let mut same = (mine.len() as u64).ct_eq(&(theirs.len() as u64));
+        for index in 0..mine.len().max(theirs.len()) {
+            let byte = |bytes: &[u8]| bytes.get(index).copied().unwrap_or(0);
+            same &= byte(mine).ct_eq(&byte(theirs));
+        }
+        same.into()
     }
 }
 
@@ -93,14 +103,11 @@ mod tests {
         let token = Token::new("0123456789abcdef-secret").unwrap();
         assert_eq!(token.admits(Some(&token.clone())), Ok(()));
         assert_eq!(token.admits(None), Err(AuthError::Missing));
-        assert_eq!(
-            token.admits(Some(&Token::new("0123456789abcdef-secreT").unwrap())),
-            Err(AuthError::Wrong)
-        );
-        assert_eq!(
-            token.admits(Some(&Token::new("0123456789abcdef-secret!").unwrap())),
-            Err(AuthError::Wrong)
-        );
+        let others = ["0123456789abcdef-secreT", "0123456789abcdef-secret!", "0123456789abcdef-secre"];
+        for other in others.map(String::from).into_iter().chain([format!("{}\0", token.expose())]) {
+            let other = Token::new(other).unwrap();
+            assert_eq!(token.admits(Some(&other)), Err(AuthError::Wrong), "{:?}", other.expose());
+        }
         assert_eq!(format!("{token:?}"), "Token(<redacted>)");
     }
 

@@ -142,7 +142,9 @@ pub enum DsoError {
     /// The server spoke the protocol wrongly or refused the handshake.
     #[error("protocol error: {0}")]
     Protocol(String),
-    /// The server refused the client's token (none, or another than its own).
+    /// The server refused the client's token (none, or another than its own). A call that
+    /// fails with it was not sent, unless an earlier send of it (before the server's token
+    /// changed) reached a member: then it may have taken effect.
     #[error("{addr} refused this client: {reason}")]
     Unauthenticated {
         /// The server address.

@@ -43,6 +43,17 @@ impl FromStr for Discovery {
     }
 }
 
+impl std::fmt::Display for Discovery {
+    /// As it is written on the command line (`file:PATH`, `s3://bucket/prefix`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Discovery::File(path) => write!(f, "file:{}", path.display()),
+            Discovery::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            Discovery::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
 /// The store a [`Discovery`] names.
 #[derive(Debug)]
 pub enum DiscoveryStore {

@@ -92,7 +92,13 @@ impl RunArgs {
         let handle = madsim::runtime::Handle::current();
         let addr = std::net::SocketAddr::from(([192, 0, 2, 1], 11222));
         handle.create_node().name("dso").ip(addr.ip()).build().spawn(async move {
-            let server = super::apps::server().bind(addr).start().await.expect("the simulated server starts");
+            // A simulated private network: no token.
+            let server = super::apps::server()
+                .bind(addr)
+                .insecure()
+                .start()
+                .await
+                .expect("the simulated server starts");
             server.wait().await;
         });
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -85,8 +85,10 @@ impl LambdaBuilder {
     }
 
     /// The token the DSO cluster requires. It travels in each invocation's payload (never in
-    /// a log line), unless the functions find the DSO in their environment
+    /// a log line of this crate), unless the functions find the DSO in their environment
     /// ([`LambdaBuilder::dso_from_function_environment`]), where `CRUCIAL_DSO_TOKEN` holds it.
+    /// Prefer the environment where payloads are kept or logged: the Lambda runtime logs each
+    /// payload at `trace` level, and `Event` invocations keep theirs in AWS's queue.
     pub fn dso_token(mut self, token: Token) -> Self {
         self.dso.token = Some(token);
         self

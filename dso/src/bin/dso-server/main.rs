@@ -6,11 +6,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use crucial_dso::cluster::discovery::Discovery;
 use crucial_dso::core::auth::Token;
 use crucial_dso::core::node::{ClusterTiming, NodeConfig};
 use crucial_dso::server::{ClusterOptions, LinkConfig, ServerBuilder, ServerConfig, BIND_DEFAULT};
+use serde::{Deserialize, Serialize};
+use settings_file::SettingsFile;
+
+mod settings_file;
 
 /// A server allocates and frees small buffers for every call: mimalloc does that for less CPU
 /// than the system allocator.
@@ -26,6 +30,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(version, long_version = LONG_VERSION)]
 struct Args {
+    /// Settings from a TOML file, under the flags' names (`bind = "0.0.0.0:11222"`, `rf = 3`,
+    /// `token-file = "/etc/crucial/token"`, ...); a flag given on the command line wins.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the settings in effect (flags over file over defaults) as TOML, and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// How log lines look on standard error: `text` for people, `json` (one object per line)
+    /// for log collectors. `RUST_LOG` chooses what is logged (default `info`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Address to listen on. Loopback by default; any other address needs a token (see
     /// `--token-file`) or `--insecure`. Port 0 takes a free port; once listening, the server
     /// prints `listening on ADDR` on standard output (logs go to standard error).
@@ -108,15 +123,39 @@ fn main() -> ExitCode {
     }
 }
 
+/// The format of log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The command line, with the settings of `--config` under the flags given.
+fn args() -> Result<Args, String> {
+    let matches = Args::command().get_matches();
+    let mut args = Args::from_arg_matches(&matches).map_err(|error| error.to_string())?;
+    if let Some(path) = args.config.clone() {
+        SettingsFile::read(&path)?.apply(&mut args, &matches)?;
+    }
+    Ok(args)
+}
+
 fn run() -> std::io::Result<()> {
+    let args = args().map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
+    if args.print_config {
+        print!("{}", SettingsFile::of(&args).to_toml());
+        return Ok(());
+    }
     // Logs go to standard error; standard output carries only the `listening on` line.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     // One thread: a single-threaded runtime, no work stealing or cross-thread wake-ups.
     let mut runtime = match args.threads {
         Some(1) => tokio::runtime::Builder::new_current_thread(),
@@ -201,23 +240,36 @@ fn read_token_file(path: &Path) -> std::io::Result<String> {
     let context = |error: std::io::Error| {
         std::io::Error::new(error.kind(), format!("--token-file {}: {error}", path.display()))
     };
+    // One open: the file checked is the file read.
+    let mut file = std::fs::File::open(path).map_err(context)?;
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).map_err(context)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(std::io::Error::new(
+        use std::os::unix::fs::MetadataExt;
+        let metadata = file.metadata().map_err(context)?;
+        let denied = |why: String| {
+            std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
-                format!(
-                    "--token-file {}: readable or writable by other users (mode {:03o}); `chmod 600 {}` first",
-                    path.display(),
-                    mode & 0o777,
-                    path.display()
-                ),
-            ));
+                format!("--token-file {}: {why}", path.display()),
+            )
+        };
+        if metadata.mode() & 0o077 != 0 {
+            return Err(denied(format!(
+                "readable or writable by other users (mode {:03o}); `chmod 600 {}` first",
+                metadata.mode() & 0o777,
+                path.display()
+            )));
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if metadata.uid() != me && metadata.uid() != 0 {
+            return Err(denied(format!(
+                "owned by user {}, not by this server's user ({me}) or root: another user could change the token",
+                metadata.uid()
+            )));
         }
     }
-    let text = std::fs::read_to_string(path).map_err(context)?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text).map_err(context)?;
     Ok(text
         .strip_suffix('\n')
         .map(|text| text.strip_suffix('\r').unwrap_or(text))
