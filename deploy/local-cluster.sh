@@ -2,11 +2,12 @@
 # A replicated cluster as real processes on this machine, and the proof that it survives a
 # crash: three dso-server processes on loopback (rf 3) find each other through a configuration
 # file (or S3: a local moto server), clients run a recorded workload, the primary of a counter
-# is killed with SIGKILL mid-run and started again; the history is checked for
-# linearizability and the counter for lost increments.
+# is killed with SIGKILL mid-run (or, with --stop leave, asked to leave with SIGTERM) and
+# started again; the history is checked for linearizability and the counter for lost increments.
 #
 # Usage: deploy/local-cluster.sh [file|s3] [crucial-sim processes flags...]
-#   e.g. deploy/local-cluster.sh file --run-ms 20000 --kill-at-ms 5000 --clients 8
+#   e.g. deploy/local-cluster.sh file --run-ms 20000 --stop-at-ms 5000 --clients 8
+#        deploy/local-cluster.sh file --stop leave --with-token
 # Server logs: target/crucial-processes/server-*.log
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,8 +1,9 @@
 //! The cluster as real processes: `dso-server` processes on loopback that find each other
 //! through a configuration store (a file, or S3), clients running the simulator's workload
-//! over TCP with every operation recorded, one member killed with SIGKILL mid-run and started
-//! again; the history is then checked like a simulated one, and a counter that only ever
-//! grows shows whether an acknowledged increment was lost.
+//! over TCP with every operation recorded, one member stopped mid-run (killed with SIGKILL, or
+//! asked to leave with SIGTERM) and started again; the history is then checked like a simulated
+//! one, and a counter that only ever grows shows whether an acknowledged increment was lost.
+//! With a token, servers and clients authenticate as a real deployment does.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crucial_dso::client::{member_status, ClientConfig, MemberStatus};
 use crucial_dso::cluster::Placement;
+use crucial_dso::core::auth::Token;
 use crucial_dso::core::client_session::SessionConfig;
 use crucial_dso::core::object::{CallId, Operation, SharedObject};
 use crucial_dso::core::protocol::Action;
@@ -41,6 +43,15 @@ pub enum Store {
     },
 }
 
+/// How the primary of [`INCREMENTS`] is stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGKILL: no goodbye, its memory is gone; the others suspect it and take over.
+    Kill,
+    /// SIGTERM: it hands its keys over and leaves the configuration, then exits.
+    Leave,
+}
+
 /// A run's shape.
 #[derive(Clone, Debug)]
 pub struct ProcessRun {
@@ -63,10 +74,14 @@ pub struct ProcessRun {
     /// Operations the workload records at least: it runs on past `run` until it has them (a
     /// slow machine takes longer rather than checking less), for at most ten times `run`.
     pub operations_min: usize,
-    /// When the primary of [`INCREMENTS`] is killed (`None`: never).
-    pub kill_at: Option<Duration>,
-    /// How long the killed server stays down.
+    /// When the primary of [`INCREMENTS`] is stopped (`None`: never).
+    pub stop_at: Option<Duration>,
+    /// How it is stopped.
+    pub stop: Stop,
+    /// How long the stopped server stays down.
     pub down_for: Duration,
+    /// The token servers require and clients present (`None`: none).
+    pub token: Option<String>,
     /// Seeds the workload.
     pub seed: u64,
 }
@@ -82,8 +97,8 @@ pub struct ProcessOutcome {
     pub increments: (u64, u64),
     /// The value [`INCREMENTS`] holds at the end.
     pub final_increments: i64,
-    /// The address of the server killed, if one was.
-    pub killed: Option<String>,
+    /// The address of the server stopped, if one was.
+    pub stopped: Option<String>,
     /// The configuration every server reported at the end.
     pub final_status: Vec<MemberStatus>,
 }
@@ -110,6 +125,8 @@ struct Servers {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     run: ProcessRun,
+    /// What clients and status requests present.
+    token: Option<Token>,
 }
 
 impl Servers {
@@ -132,10 +149,16 @@ impl Servers {
                 (format!("s3://{bucket}/{prefix}"), vec!["--s3-endpoint".to_string(), endpoint.clone()], envs)
             }
         };
+        let mut envs: Vec<(String, String)> = envs;
+        if let Some(token) = &run.token {
+            envs.push(("DSO_TOKEN".into(), token.clone()));
+        }
         let mut args = vec!["--discovery".to_string(), discovery, "--rf".into(), run.rf.to_string()];
         args.extend(["--suspect-after-ms".to_string(), "1000".to_string()]);
         args.append(&mut extra);
-        let mut servers = Servers { children: Vec::new(), addrs: Vec::new(), args, envs, run: run.clone() };
+        let token = run.token.clone().map(Token::new).transpose().map_err(|e| e.to_string())?;
+        let mut servers =
+            Servers { children: Vec::new(), addrs: Vec::new(), args, envs, run: run.clone(), token };
         // Each server binds a port of its own and announces it.
         for index in 0..run.servers {
             let command = servers.command(index, "127.0.0.1:0")?;
@@ -163,6 +186,29 @@ impl Servers {
         self.children[index] = None;
     }
 
+    /// Sends server `index` SIGTERM and waits (at most `within`) until it has handed its keys
+    /// over and exited.
+    async fn leave(&mut self, index: usize, within: Duration) -> Result<(), String> {
+        let Some(process) = self.children[index].as_mut() else { return Ok(()) };
+        let pid = process.0.id().to_string();
+        let signalled = Command::new("kill").args(["-TERM", &pid]).status().map_err(|e| e.to_string())?;
+        if !signalled.success() {
+            return Err(format!("kill -TERM {pid} failed"));
+        }
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            match process.0.try_wait().map_err(|e| e.to_string())? {
+                Some(status) if status.success() => {
+                    self.children[index] = None;
+                    return Ok(());
+                }
+                Some(status) => return Err(format!("server {index} left with {status}")),
+                None => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        Err(format!("server {index} did not exit within {within:?} of SIGTERM"))
+    }
+
     /// Starts server `index` again at the address it had (the port its killed process freed),
     /// as a restarted host would.
     fn restart(&mut self, index: usize) -> Result<(), String> {
@@ -180,7 +226,7 @@ impl Servers {
         while Instant::now() < deadline {
             let mut statuses = Vec::new();
             for addr in &self.addrs {
-                match member_status(addr, None, Duration::from_millis(500)).await {
+                match member_status(addr, self.token.as_ref(), Duration::from_millis(500)).await {
                     Ok(status) => statuses.push(status),
                     Err(error) => last = error.to_string(),
                 }
@@ -216,19 +262,25 @@ impl Recorder {
     }
 }
 
-const CLIENT: ClientConfig = ClientConfig {
-    session: SessionConfig {
-        resend_after_ms: 300,
-        call_timeout_ms: Some(8_000),
-        in_flight_max: 1,
-        retain_records: false,
-    },
-    session_id: None,
-    connect_timeout_ms: 1_000,
-    frame_bytes_max: crucial_dso::core::codec::FRAME_BYTES_MAX_DEFAULT,
-    halt_at_call: None,
-    token: None,
-};
+/// The clients' settings, presenting `token`.
+fn client(token: Option<Token>) -> ClientConfig {
+    ClientConfig {
+        session: SessionConfig {
+            resend_after_ms: 300,
+            call_timeout_ms: Some(8_000),
+            in_flight_max: 1,
+            retain_records: false,
+        },
+        session_id: None,
+        connect_timeout_ms: 1_000,
+        frame_bytes_max: crucial_dso::core::codec::FRAME_BYTES_MAX_DEFAULT,
+        halt_at_call: None,
+        token,
+    }
+}
+
+/// How long a leaving server may take to hand its keys over (the server's own bound is 30 s).
+const LEAVE_WITHIN: Duration = Duration::from_secs(45);
 
 /// Runs the cluster, the workload and the kill; returns what was recorded.
 pub async fn run_processes(run: ProcessRun) -> Result<ProcessOutcome, String> {
@@ -236,7 +288,9 @@ pub async fn run_processes(run: ProcessRun) -> Result<ProcessOutcome, String> {
     let initial = servers.settled(Duration::from_secs(30)).await?;
     let mut keys = keys(run.keys);
     keys.push(KeySpec { key: INCREMENTS.into(), type_name: AtomicLong::TYPE_NAME.into(), initial: None });
-    let setup = Dso::connect_with(servers.addrs[0].clone(), CLIENT).await.map_err(|e| e.to_string())?;
+    let config = client(servers.token.clone());
+    let setup =
+        Dso::connect_with(servers.addrs[0].clone(), config.clone()).await.map_err(|e| e.to_string())?;
     for key in &keys {
         if let Some(state) = key.initial.clone() {
             setup
@@ -256,22 +310,34 @@ pub async fn run_processes(run: ProcessRun) -> Result<ProcessOutcome, String> {
         deadline: started + run.run * 10,
         operations_min: run.operations_min,
     };
+    let workload = Workload {
+        clients: run.clients,
+        seed: run.seed,
+        keys: keys.clone(),
+        addrs: servers.addrs.clone(),
+        config: config.clone(),
+    };
     let workers: Vec<_> = (0..run.clients)
-        .map(|client| {
-            let (keys, recorder, addrs) = (keys.clone(), recorder.clone(), servers.addrs.clone());
-            tokio::spawn(client_loop(client, run.clients, run.seed, keys, addrs, recorder, until))
-        })
+        .map(|client| tokio::spawn(client_loop(client, workload.clone(), recorder.clone(), until)))
         .collect();
-    let mut killed = None;
-    if let Some(kill_at) = run.kill_at {
-        tokio::time::sleep(kill_at).await;
+    let mut stopped = None;
+    if let Some(stop_at) = run.stop_at {
+        tokio::time::sleep(stop_at).await;
         // The primary of the witness key: its takeover is what must not lose increments.
         let primary = Placement::new(&initial[0].config).primary(INCREMENTS);
         let addr = initial[0].config.addr_of(primary).map(str::to_string);
         let index = addr.as_ref().and_then(|addr| servers.addrs.iter().position(|a| a == addr)).unwrap_or(0);
-        tracing::info!(addr = %servers.addrs[index], "killing the primary with SIGKILL");
-        servers.kill(index);
-        killed = Some(servers.addrs[index].clone());
+        match run.stop {
+            Stop::Kill => {
+                tracing::info!(addr = %servers.addrs[index], "killing the primary with SIGKILL");
+                servers.kill(index);
+            }
+            Stop::Leave => {
+                tracing::info!(addr = %servers.addrs[index], "asking the primary to leave with SIGTERM");
+                servers.leave(index, LEAVE_WITHIN).await?;
+            }
+        }
+        stopped = Some(servers.addrs[index].clone());
         tokio::time::sleep(run.down_for).await;
         servers.restart(index)?;
     }
@@ -279,7 +345,7 @@ pub async fn run_processes(run: ProcessRun) -> Result<ProcessOutcome, String> {
         worker.await.map_err(|e| e.to_string())?;
     }
     let final_status = servers.settled(Duration::from_secs(30)).await?;
-    let reader = Dso::connect_with(servers.addrs[0].clone(), CLIENT).await.map_err(|e| e.to_string())?;
+    let reader = Dso::connect_with(servers.addrs[0].clone(), config).await.map_err(|e| e.to_string())?;
     let final_increments =
         record_call(&reader, &recorder, u64::MAX, 0, &keys[keys.len() - 1], get_op()).await;
     let final_increments = match final_increments {
@@ -301,7 +367,7 @@ pub async fn run_processes(run: ProcessRun) -> Result<ProcessOutcome, String> {
         history,
         increments: (acknowledged, unknown),
         final_increments,
-        killed,
+        stopped,
         final_status,
     })
 }
@@ -327,24 +393,27 @@ impl Until {
     }
 }
 
-/// One client: random operations (a third of them increments of the witness) until `until`;
-/// after an unknown outcome it continues as a new process with a new session.
-async fn client_loop(
-    client: usize,
+/// What every client of a run works with.
+#[derive(Clone)]
+struct Workload {
     clients: usize,
     seed: u64,
     keys: Vec<KeySpec>,
     addrs: Vec<String>,
-    recorder: Arc<Recorder>,
-    until: Until,
-) {
+    config: ClientConfig,
+}
+
+/// One client: random operations (a third of them increments of the witness) until `until`;
+/// after an unknown outcome it continues as a new process with a new session.
+async fn client_loop(client: usize, workload: Workload, recorder: Arc<Recorder>, until: Until) {
+    let Workload { clients, seed, keys, addrs, config } = workload;
     let mut rng = Rng::new(seed ^ (client as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut process = client as u64;
     let mut dso = None;
     while !until.reached(&recorder) {
         if dso.is_none() {
             let seed_addr = &addrs[rng.below(addrs.len() as u64) as usize];
-            match Dso::connect_with(seed_addr.clone(), CLIENT).await {
+            match Dso::connect_with(seed_addr.clone(), config.clone()).await {
                 Ok(connected) => dso = Some(connected),
                 Err(_) => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -410,7 +479,7 @@ mod tests {
             history: Vec::new(),
             increments: (acknowledged, unknown),
             final_increments: counter,
-            killed: None,
+            stopped: None,
             final_status: Vec::new(),
         }
     }

@@ -1,8 +1,8 @@
 //! Real processes: three `dso-server` processes on loopback (rf 3) find each other through a
 //! configuration file, or through S3 (moto's server, started here), while clients run the
-//! simulator's workload over TCP; the primary of a counter is killed with SIGKILL mid-run and
-//! started again (it rejoins as a new member). The recorded history must be linearizable and
-//! no acknowledged increment may be lost.
+//! simulator's workload over TCP; the primary of a counter is killed with SIGKILL mid-run (or,
+//! with a token required, asked to leave with SIGTERM) and started again (it rejoins as a new
+//! member). The recorded history must be linearizable and no acknowledged increment may be lost.
 
 #![cfg(not(madsim))]
 
@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crucial_sim::checker::Verdict;
-use crucial_sim::processes::{run_processes, ProcessOutcome, ProcessRun, Store};
+use crucial_sim::processes::{run_processes, ProcessOutcome, ProcessRun, Stop, Store};
 use crucial_sim::simulation::verify::verify_history;
 
 /// The `dso-server` of this build: next to the test's own directory (`target/<profile>`),
@@ -34,7 +34,7 @@ fn dso_server() -> PathBuf {
     server
 }
 
-fn run(store: Store, name: &str) -> ProcessOutcome {
+fn run(store: Store, stop: Stop, token: Option<&str>, name: &str) -> ProcessOutcome {
     let run = ProcessRun {
         server: dso_server(),
         work_dir: std::env::temp_dir().join(format!("crucial-processes-{name}-{}", std::process::id())),
@@ -45,8 +45,10 @@ fn run(store: Store, name: &str) -> ProcessOutcome {
         keys: 8,
         run: Duration::from_millis(5_000),
         operations_min: 1_500,
-        kill_at: Some(Duration::from_millis(1_500)),
+        stop_at: Some(Duration::from_millis(1_500)),
+        stop,
         down_for: Duration::from_millis(1_500),
+        token: token.map(str::to_string),
         seed: 11,
     };
     let work_dir = run.work_dir.clone();
@@ -63,7 +65,7 @@ fn run(store: Store, name: &str) -> ProcessOutcome {
 }
 
 fn assert_correct(outcome: &ProcessOutcome) {
-    assert!(outcome.killed.is_some());
+    assert!(outcome.stopped.is_some());
     assert!(outcome.history.len() > 1_000, "only {} operations ran", outcome.history.len());
     let (acknowledged, _) = outcome.increments;
     assert!(acknowledged > 100, "only {acknowledged} increments were acknowledged");
@@ -71,12 +73,19 @@ fn assert_correct(outcome: &ProcessOutcome) {
     let verdict = verify_history(&outcome.keys, &outcome.history, Duration::from_secs(60));
     assert_eq!(verdict.verdict, Verdict::Linearizable, "{:?}", verdict.violation);
     let config = &outcome.final_status[0].config;
-    assert!(config.epoch >= 5, "three joins, the removal of the killed member and its return: {config:?}");
+    assert!(config.epoch >= 5, "three joins, the removal of the stopped member and its return: {config:?}");
 }
 
 #[test]
 fn a_killed_primary_loses_nothing_with_file_discovery() {
-    assert_correct(&run(Store::File, "file"));
+    assert_correct(&run(Store::File, Stop::Kill, None, "file"));
+}
+
+/// SIGTERM under load, with authentication on: the primary hands its keys over and leaves,
+/// then comes back as a new member; no acknowledged operation is lost.
+#[test]
+fn a_primary_leaving_under_load_loses_nothing_with_a_token() {
+    assert_correct(&run(Store::File, Stop::Leave, Some("a-token-for-this-run-0123"), "leave"));
 }
 
 /// moto's server on a loopback port of its own, with one bucket; stopped on drop.
@@ -98,5 +107,5 @@ fn moto_with_bucket(bucket: &str) -> crucial_testkit::Moto {
 fn a_killed_primary_loses_nothing_with_s3_discovery() {
     let moto = moto_with_bucket("crucial");
     let store = Store::S3 { endpoint: moto.endpoint.clone(), bucket: "crucial".into() };
-    assert_correct(&run(store, "s3"));
+    assert_correct(&run(store, Stop::Kill, None, "s3"));
 }

@@ -266,12 +266,18 @@ struct ProcessArgs {
     /// How long the workload runs, in ms.
     #[arg(long, default_value_t = 6_000)]
     run_ms: u64,
-    /// When the counter's primary is killed, in ms after the start (0: no kill).
+    /// When the counter's primary is stopped, in ms after the start (0: never).
     #[arg(long, default_value_t = 2_000)]
-    kill_at_ms: u64,
-    /// How long the killed server stays down, in ms.
+    stop_at_ms: u64,
+    /// How it is stopped: `kill` (SIGKILL) or `leave` (SIGTERM: it hands its keys over).
+    #[arg(long, value_enum, default_value_t = StopArg::Kill)]
+    stop: StopArg,
+    /// How long the stopped server stays down, in ms.
     #[arg(long, default_value_t = 1_500)]
     down_ms: u64,
+    /// Servers require a token (a fresh random one) and clients present it.
+    #[arg(long)]
+    with_token: bool,
     /// Keep the configuration in S3 at this endpoint (e.g. a local moto server) instead of a file.
     #[arg(long)]
     s3_endpoint: Option<String>,
@@ -286,8 +292,24 @@ struct ProcessArgs {
     seed: u64,
 }
 
+/// How `processes` stops the counter's primary.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum StopArg {
+    /// SIGKILL.
+    Kill,
+    /// SIGTERM: a graceful leave.
+    Leave,
+}
+
+/// A fresh token for one run (32 hex characters from the process's random hasher keys).
+fn random_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let word = || std::collections::hash_map::RandomState::new().build_hasher().finish();
+    format!("{:016x}{:016x}", word(), word())
+}
+
 fn processes(args: ProcessArgs) -> Result<ExitCode, String> {
-    use crucial_sim::processes::{run_processes, ProcessRun, Store};
+    use crucial_sim::processes::{run_processes, ProcessRun, Stop, Store};
     let server = match args.server {
         Some(server) => server,
         None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("dso-server"),
@@ -306,16 +328,22 @@ fn processes(args: ProcessArgs) -> Result<ExitCode, String> {
         keys: args.keys,
         run: Duration::from_millis(args.run_ms),
         operations_min: 0,
-        kill_at: (args.kill_at_ms > 0).then(|| Duration::from_millis(args.kill_at_ms)),
+        stop_at: (args.stop_at_ms > 0).then(|| Duration::from_millis(args.stop_at_ms)),
+        stop: match args.stop {
+            StopArg::Kill => Stop::Kill,
+            StopArg::Leave => Stop::Leave,
+        },
         down_for: Duration::from_millis(args.down_ms),
+        token: args.with_token.then(random_token),
         seed: args.seed,
     };
+    let stop = run.stop;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let outcome = runtime.block_on(run_processes(run))?;
     let verdict = verify_history(&outcome.keys, &outcome.history, Duration::from_secs(60));
     let (acknowledged, unknown) = outcome.increments;
     println!("operations recorded: {}", outcome.history.len());
-    println!("killed with SIGKILL: {}", outcome.killed.as_deref().unwrap_or("nobody"));
+    println!("stopped ({stop:?}): {}", outcome.stopped.as_deref().unwrap_or("nobody"));
     println!("final configuration: epoch {}", outcome.final_status[0].config.epoch);
     println!(
         "increments: {acknowledged} acknowledged, {unknown} unknown, counter reads {}",
