@@ -207,6 +207,11 @@ impl Connection {
             return;
         }
         let (addr, calls) = (self.addr, &mut self.calls);
+        if let Some(metrics) = &self.host.metrics {
+            for call in calls.iter() {
+                metrics.call_arrived(call.id, &call.type_name, addr);
+            }
+        }
         self.host.drive(|node, now_ms| {
             for call in calls.drain(..) {
                 node.handle_request(now_ms, addr, call);

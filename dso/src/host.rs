@@ -17,6 +17,7 @@ use crate::core::codec::encode_frame;
 use crate::core::node::{Node, Output};
 use crate::core::protocol::{ClientAddr, Response};
 use crate::links::LinkConfig;
+use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::peers::PeerLinks;
 
@@ -50,11 +51,13 @@ pub(crate) struct Host {
     pub(crate) cluster: Option<ClusterLinks>,
     /// The token connections must present, if any.
     pub(crate) token: Option<Token>,
+    /// What `/metrics` shows, when it is served.
+    pub(crate) metrics: Option<Metrics>,
 }
 
 impl Host {
     /// A host for `node`; `busy_poll`: a busy-poll task follows its drives; `token`: what
-    /// connections must present.
+    /// connections must present; `metrics`: counted when `/metrics` is served.
     pub(crate) fn new(
         node: Node,
         frame_bytes_max: usize,
@@ -62,10 +65,12 @@ impl Host {
         cluster: Option<ClusterLinks>,
         busy_poll: bool,
         token: Option<Token>,
+        metrics: Option<Metrics>,
     ) -> Self {
         Self {
             cluster,
             token,
+            metrics,
             busy_poll,
             node: Mutex::new(node),
             connections: Mutex::new(BTreeMap::new()),
@@ -102,9 +107,17 @@ impl Host {
         addr
     }
 
+    /// How many connections are open.
+    pub(crate) fn connections(&self) -> usize {
+        self.connections.lock().len()
+    }
+
     /// Forgets a connection.
     pub(crate) fn disconnect(&self, addr: ClientAddr) {
         self.connections.lock().remove(&addr);
+        if let Some(metrics) = &self.metrics {
+            metrics.connection_closed(addr);
+        }
         self.node.lock().handle_disconnect(addr);
     }
 
@@ -136,9 +149,15 @@ impl Host {
             while let Some(output) = node.poll_output() {
                 let (outbox, list) = match output {
                     Output::Reply { to, id, result } => {
+                        if let Some(metrics) = &self.metrics {
+                            metrics.call_answered(id);
+                        }
                         (self.queue_response(to, Response::Reply { id, result }), &mut touched)
                     }
                     Output::Redirect { to, id, config } => {
+                        if let Some(metrics) = &self.metrics {
+                            metrics.call_redirected(id);
+                        }
                         (self.queue_response(to, Response::Redirect { id, config }), &mut touched)
                     }
                     Output::Send { to, message } => match (&self.cluster, node.member_addr(to)) {

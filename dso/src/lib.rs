@@ -18,6 +18,7 @@ mod connection;
 mod host;
 mod ids;
 mod links;
+mod metrics;
 mod net;
 mod outbox;
 mod peers;

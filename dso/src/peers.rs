@@ -85,6 +85,11 @@ impl PeerLinks {
         outbox.flush_or_coalesce(Duration::from_micros(self.config.peer_coalesce_us));
     }
 
+    /// Bytes waiting to be sent, for each member this one has a link to.
+    pub(crate) fn queued_bytes(&self) -> Vec<(MemberId, usize)> {
+        self.links.lock().iter().map(|((_, to), link)| (*to, link.outbox.pending_bytes())).collect()
+    }
+
     /// Drops the links to members no longer in `keep` and those of former identities of this
     /// member (their writer tasks end).
     pub(crate) fn retain(&self, me: MemberId, keep: impl Fn(MemberId) -> bool) {

@@ -34,6 +34,7 @@ use crate::core::registry::Registry;
 use crate::host::{ClusterLinks, Host};
 use crate::ids::random_id;
 pub use crate::links::LinkConfig;
+use crate::metrics::{serve_metrics, Metrics};
 use crate::peers::PeerLinks;
 use crate::store_link::run_store;
 use crate::{ConfigError, DsoError};
@@ -67,6 +68,9 @@ pub struct ServerConfig {
     /// Serve a non-loopback address without a token: anyone who reaches the port can read and
     /// change every object. For private networks that are protected otherwise.
     pub insecure: bool,
+    /// Serve `GET /metrics` (Prometheus's text format) on this address; `None`: not served.
+    /// It needs no token: keep it where only the monitoring system reaches it.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +85,7 @@ impl Default for ServerConfig {
             links: LinkConfig::default(),
             token: None,
             insecure: false,
+            metrics_bind: None,
         }
     }
 }
@@ -180,6 +185,12 @@ impl ServerBuilder {
         let busy_poll = self.config.busy_poll_us > 0;
         let listener = TcpListener::bind(self.config.bind).await?;
         let local_addr = listener.local_addr()?;
+        let metrics_listener = match self.config.metrics_bind {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        let metrics_addr = metrics_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+        let metrics = metrics_listener.as_ref().map(|_| Metrics::new(registry.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let (host, membership) = match self.config.cluster.clone() {
@@ -193,6 +204,7 @@ impl ServerBuilder {
                         None,
                         busy_poll,
                         self.config.token.clone(),
+                        metrics,
                     )),
                     None,
                 )
@@ -221,6 +233,7 @@ impl ServerBuilder {
                     Some(links),
                     busy_poll,
                     self.config.token.clone(),
+                    metrics,
                 ));
                 tasks.push(tokio::spawn(run_store(host.clone(), store, requests_rx, shutdown_rx.clone())));
                 tasks.push(tokio::spawn(run_membership(
@@ -239,6 +252,9 @@ impl ServerBuilder {
             let window = Duration::from_micros(self.config.busy_poll_us);
             tasks.push(tokio::spawn(run_busy_poll(host.clone(), window, shutdown_rx.clone())));
         }
+        if let Some(listener) = metrics_listener {
+            tasks.push(tokio::spawn(serve_metrics(listener, host.clone(), shutdown_rx.clone())));
+        }
         tasks.push(tokio::spawn(accept_loop(
             listener,
             host.clone(),
@@ -246,8 +262,8 @@ impl ServerBuilder {
             connections_max,
             shutdown_rx,
         )));
-        tracing::info!(%local_addr, "dso server listening");
-        Ok(Server { local_addr, shutdown, tasks, host, membership })
+        tracing::info!(%local_addr, ?metrics_addr, "dso server listening");
+        Ok(Server { local_addr, metrics_addr, shutdown, tasks, host, membership })
     }
 }
 
@@ -356,6 +372,7 @@ async fn run_membership(host: Arc<Host>, membership: Arc<Membership>, mut shutdo
 /// A running server.
 pub struct Server {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     host: Arc<Host>,
@@ -377,6 +394,11 @@ impl Server {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address `/metrics` is served on, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// This server's member id (0 for a standalone server).

@@ -27,6 +27,16 @@ async fn connect(server: &Server, token: Option<Token>) -> Result<Dso, DsoError>
         .await
 }
 
+/// The body of `GET /metrics` at `addr`.
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
 #[tokio::test]
 async fn the_right_token_is_served_and_a_wrong_or_missing_one_is_refused_with_its_reason() {
     let server = server_with("the-cluster-token-0123").await;
@@ -112,6 +122,7 @@ async fn members_sharing_a_token_replicate_to_each_other() {
                 timing: ClusterTiming::default(),
             }),
             token: Some(token("the-cluster-token-0123")),
+            metrics_bind: Some("127.0.0.1:0".parse().unwrap()),
             ..ServerConfig::default()
         };
         ServerBuilder::new().config(config).start()
@@ -132,6 +143,14 @@ async fn members_sharing_a_token_replicate_to_each_other() {
     for key in 0..10 {
         let counter = dso.atomic_long(format!("key-{key}"));
         assert_eq!(counter.add_and_get(5).await.expect("replicated write"), 5);
+    }
+    // Both members report their link to the other on /metrics.
+    for (member, other) in [(&first, &second), (&second, &first)] {
+        let text = scrape(member.metrics_addr().unwrap()).await;
+        let link = format!("dso_peer_queued_bytes{{peer=\"{}\"}} ", other.member_id());
+        assert!(text.contains(&link), "{link} in:\n{text}");
+        let epoch = format!("dso_epoch {}\n", member.configuration().epoch);
+        assert!(text.contains(&epoch) && text.contains("dso_serving 1\n"), "{text}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -40,6 +40,7 @@ fn dso_server_help_documents_every_flag() {
         "--config",
         "--print-config",
         "--log-format",
+        "--metrics-bind",
     ] {
         assert!(help.contains(flag), "--help mentions {flag}");
     }

@@ -186,6 +186,12 @@ impl Registry {
         Ok(self.entry(type_name)?.default.map(|build| ObjectBox(build())))
     }
 
+    /// The registered name equal to `type_name`, if there is one (a name that outlives the
+    /// call that carried it).
+    pub fn type_name(&self, type_name: &str) -> Option<&'static str> {
+        self.types.get_key_value(type_name).map(|(name, _)| *name)
+    }
+
     fn entry(&self, type_name: &str) -> Result<&TypeEntry, CallError> {
         self.types.get(type_name).ok_or_else(|| CallError::UnknownType { type_name: type_name.to_string() })
     }

@@ -108,6 +108,11 @@ pub struct ShardImage {
 }
 
 impl Shard {
+    /// Client sessions with records on this key.
+    pub fn sessions_held(&self) -> usize {
+        self.sessions.len()
+    }
+
     /// Classifies an arriving call (see [`SessionTable::admit`]); only `Apply` changes the shard.
     /// A release for a session the key does not hold (never used here, or evicted) has nothing
     /// to release: it is answered without creating the session (which could evict another).

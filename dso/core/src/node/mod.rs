@@ -48,6 +48,7 @@ use crate::{CallError, ConfigError};
 
 use replication::PrimaryLog;
 use transfer::Transfer;
+pub use transfer::TransferProgress;
 
 /// Limits of one node. Every bound is here, checked by [`NodeConfig::validate`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -468,6 +469,17 @@ impl Node {
     /// How many calls wait parked on this member (blocked until woken or timed out).
     pub fn parked_calls(&self) -> usize {
         self.parked.len()
+    }
+
+    /// Client sessions with records on this member, summed over its keys (a session that used
+    /// several keys counts once per key).
+    pub fn key_sessions(&self) -> usize {
+        self.keys.values().map(|state| state.shard.sessions_held()).sum()
+    }
+
+    /// How far this member's state transfer has got, while one runs.
+    pub fn transfer_progress(&self) -> Option<TransferProgress> {
+        self.transfer.as_ref().map(Transfer::progress)
     }
 
     /// The object this member holds under `key`, if any (for checkers and tools).

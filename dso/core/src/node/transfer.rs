@@ -37,6 +37,28 @@ pub(super) struct Transfer {
     unheld: BTreeSet<String>,
 }
 
+/// How far a member's state transfer has got (for operators: see [`super::Node::transfer_progress`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransferProgress {
+    /// Source members whose keys this member holds.
+    pub sources_done: usize,
+    /// Source members still sending their parts.
+    pub sources_pending: usize,
+    /// Backups still taking this member's install.
+    pub backups_installing: usize,
+}
+
+impl Transfer {
+    /// Where this transfer stands.
+    pub(super) fn progress(&self) -> TransferProgress {
+        TransferProgress {
+            sources_done: self.responded.len(),
+            sources_pending: self.pulling.len(),
+            backups_installing: self.installing.len(),
+        }
+    }
+}
+
 /// How far one exchange of parts has got.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Progress {

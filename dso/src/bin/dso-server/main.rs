@@ -56,6 +56,11 @@ struct Args {
     /// and change every object. Only for a network protected otherwise.
     #[arg(long)]
     insecure: bool,
+    /// Serve `GET /metrics` (Prometheus's text format: calls by type, call durations, keys,
+    /// parked calls, sessions, epoch, transfer, bytes queued per member) on this address. It
+    /// asks for no token: bind it where only the monitoring system reaches it.
+    #[arg(long)]
+    metrics_bind: Option<SocketAddr>,
     /// Largest frame accepted, in bytes; a larger frame closes its connection.
     #[arg(long, default_value_t = ServerConfig::default().frame_bytes_max)]
     frame_bytes_max: usize,
@@ -195,10 +200,14 @@ async fn serve(args: Args) -> std::io::Result<()> {
         links: LinkConfig { peer_coalesce_us: args.peer_coalesce_us, ..LinkConfig::default() },
         token,
         insecure: args.insecure,
+        metrics_bind: args.metrics_bind,
     };
     let server = ServerBuilder::new().config(config).start().await?;
-    // A supervisor that asked for port 0 learns the port from this line.
+    // A supervisor that asked for port 0 learns the ports from these lines.
     println!("listening on {}", server.local_addr());
+    if let Some(addr) = server.metrics_addr() {
+        println!("metrics on http://{addr}/metrics");
+    }
     stop_signal().await?;
     if args.discovery.is_some() {
         tracing::info!(member = server.member_id(), "stop signal: handing the keys over");

@@ -18,6 +18,7 @@ pub struct SettingsFile {
     bind: Option<SocketAddr>,
     token_file: Option<PathBuf>,
     insecure: Option<bool>,
+    metrics_bind: Option<SocketAddr>,
     frame_bytes_max: Option<usize>,
     connections_max: Option<usize>,
     session_calls_max: Option<usize>,
@@ -41,6 +42,7 @@ macro_rules! each_setting {
         $apply!(bind, value);
         $apply!(token_file, option);
         $apply!(insecure, value);
+        $apply!(metrics_bind, option);
         $apply!(frame_bytes_max, value);
         $apply!(connections_max, value);
         $apply!(session_calls_max, value);
