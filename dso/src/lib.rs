@@ -19,6 +19,7 @@ mod host;
 mod ids;
 mod links;
 mod metrics;
+mod metrics_http;
 mod net;
 mod outbox;
 mod peers;

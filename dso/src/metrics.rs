@@ -1,7 +1,6 @@
-//! `/metrics`: what a server is doing, in Prometheus's text format, on a port of its own
-//! (`ServerConfig::metrics_bind`). Counted by the host (calls by type, each call's time from
-//! arrival to answer); read from the node when scraped (keys, parked calls, sessions, epoch,
-//! transfer), and from the links (bytes queued per member).
+//! What `/metrics` shows (served by [`crate::metrics_http`]), in Prometheus's text format:
+//! counted by the host (calls by type, each call's time from arrival to answer), and read from
+//! the node and the links when scraped (a [`Snapshot`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,19 +8,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::cluster::MemberId;
+use crate::core::node::TransferProgress;
 use crate::core::object::CallId;
 use crate::core::protocol::ClientAddr;
 use crate::core::registry::Registry;
-use crate::host::Host;
 
 /// Upper bounds of the call-duration buckets, in seconds.
 const BUCKETS: [f64; 14] =
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0];
+
+/// The most calls timed at once.
+const UNANSWERED_MAX: usize = 100_000;
+
+/// How long a call stays timed without an answer.
+const UNANSWERED_FOR_MAX: Duration = Duration::from_secs(600);
 
 /// What the host counts for `/metrics`.
 pub(crate) struct Metrics {
@@ -56,7 +59,17 @@ impl Metrics {
     pub(crate) fn call_arrived(&self, id: CallId, type_name: &str, from: ClientAddr) {
         let name = self.registry.type_name(type_name).unwrap_or("other");
         *self.calls.lock().entry(name).or_default() += 1;
-        self.started.lock().entry(id).or_insert((Instant::now(), from));
+        let mut started = self.started.lock();
+        // Past the bound, calls go untimed until older ones are answered or forgotten.
+        if started.len() < UNANSWERED_MAX {
+            started.entry(id).or_insert((Instant::now(), from));
+        }
+    }
+
+    /// Forgets calls unanswered for longer than [`UNANSWERED_FOR_MAX`]: dropped by the node
+    /// (a member that stopped serving, a call the client resent elsewhere) or parked that long.
+    fn forget_stale(&self) {
+        self.started.lock().retain(|_, (arrived, _)| arrived.elapsed() < UNANSWERED_FOR_MAX);
     }
 
     /// Call `id` was answered (its first answer counts).
@@ -79,8 +92,9 @@ impl Metrics {
         self.started.lock().retain(|_, (_, from)| *from != addr);
     }
 
-    /// Everything, in Prometheus's text format.
-    fn render(&self, host: &Host) -> String {
+    /// Everything, in Prometheus's text format, with the node and links as `now` shows them.
+    pub(crate) fn render(&self, now: &Snapshot) -> String {
+        self.forget_stale();
         let mut text = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
             let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -107,42 +121,23 @@ impl Metrics {
         buckets.push(("_count".into(), cumulative.to_string()));
         let help = "Time from a call's arrival to its answer (after its backups hold it).";
         metric("dso_call_duration_seconds", "histogram", help, &buckets);
-        let gauge = |value: usize| vec![(String::new(), value.to_string())];
-        let (keys, parked, sessions, epoch, serving, transfer) = host.with_node(|node| {
-            let keys = node.held_keys().count();
-            let serving = usize::from(node.is_serving());
-            (
-                keys,
-                node.parked_calls(),
-                node.key_sessions(),
-                node.configuration().epoch,
-                serving,
-                node.transfer_progress(),
-            )
-        });
-        metric("dso_keys", "gauge", "Keys this member holds.", &gauge(keys));
-        metric("dso_parked_calls", "gauge", "Calls waiting parked on this member.", &gauge(parked));
-        metric(
-            "dso_key_sessions",
-            "gauge",
-            "Client sessions with records, summed over keys.",
-            &gauge(sessions),
-        );
-        metric(
-            "dso_epoch",
-            "gauge",
-            "The epoch of the configuration this member knows.",
-            &gauge(epoch as usize),
-        );
-        metric("dso_serving", "gauge", "1 while this member serves clients.", &gauge(serving));
-        let (pending, installing) = transfer.map_or((0, 0), |t| (t.sources_pending, t.backups_installing));
+        let gauge = |value: u64| vec![(String::new(), value.to_string())];
+        let count = |value: usize| gauge(value as u64);
+        metric("dso_keys", "gauge", "Keys this member holds.", &count(now.keys));
+        metric("dso_parked_calls", "gauge", "Calls waiting parked on this member.", &count(now.parked));
+        let help = "Client sessions with records, summed over keys.";
+        metric("dso_key_sessions", "gauge", help, &count(now.sessions));
+        let help = "The epoch of the configuration this member knows.";
+        metric("dso_epoch", "gauge", help, &gauge(now.epoch));
+        metric("dso_serving", "gauge", "1 while this member serves clients.", &gauge(now.serving.into()));
+        let transfer = now.transfer.map_or((0, 0), |t| (t.sources_pending, t.backups_installing));
         let help = "Source members still sending this member its keys (0: no transfer running).";
-        metric("dso_transfer_sources_pending", "gauge", help, &gauge(pending));
+        metric("dso_transfer_sources_pending", "gauge", help, &count(transfer.0));
         let help = "Backups still taking this member's install (0: no transfer running).";
-        metric("dso_transfer_backups_installing", "gauge", help, &gauge(installing));
-        metric("dso_connections", "gauge", "Open client and member connections.", &gauge(host.connections()));
-        let queued: Vec<_> = (host.cluster.iter())
-            .flat_map(|cluster| cluster.peers.queued_bytes())
+        metric("dso_transfer_backups_installing", "gauge", help, &count(transfer.1));
+        let help = "Open client and member connections.";
+        metric("dso_connections", "gauge", help, &count(now.connections));
+        let queued: Vec<_> = (now.queued.iter())
             .map(|(peer, bytes)| (format!("{{peer=\"{peer}\"}}"), bytes.to_string()))
             .collect();
         metric("dso_peer_queued_bytes", "gauge", "Bytes waiting to be sent to each member.", &queued);
@@ -150,55 +145,16 @@ impl Metrics {
     }
 }
 
-/// Answers `GET /metrics` on `listener` until shutdown.
-pub(crate) async fn serve_metrics(
-    listener: TcpListener,
-    host: Arc<Host>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(answer(stream, host.clone()));
-                }
-                Err(error) => tracing::warn!(%error, "metrics: accept failed"),
-            },
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
-/// The largest request head read.
-const REQUEST_BYTES_MAX: usize = 8192;
-
-/// Reads one HTTP request and answers it: the metrics for `GET /metrics`, 404 otherwise.
-async fn answer(mut stream: TcpStream, host: Arc<Host>) {
-    let mut request = Vec::new();
-    let read_head = async {
-        let mut buffer = [0u8; 1024];
-        while !request.windows(4).any(|window| window == b"\r\n\r\n") && request.len() < REQUEST_BYTES_MAX {
-            match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(read) => request.extend_from_slice(&buffer[..read]),
-            }
-        }
-    };
-    if tokio::time::timeout(Duration::from_secs(5), read_head).await.is_err() {
-        return;
-    }
-    let first_line = request.split(|byte| *byte == b'\r').next().unwrap_or_default();
-    let (status, body) = match first_line.split(|byte| *byte == b' ').take(2).collect::<Vec<_>>()[..] {
-        [b"GET", b"/metrics"] => {
-            let metrics = host.metrics.as_ref().expect("served only with metrics");
-            ("200 OK", metrics.render(&host))
-        }
-        _ => ("404 Not Found", "only GET /metrics is served here\n".to_string()),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
+/// The node's and the links' state at a scrape.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    pub(crate) keys: usize,
+    pub(crate) parked: usize,
+    pub(crate) sessions: usize,
+    pub(crate) epoch: u64,
+    pub(crate) serving: bool,
+    pub(crate) transfer: Option<TransferProgress>,
+    pub(crate) connections: usize,
+    /// Bytes waiting for each member.
+    pub(crate) queued: Vec<(MemberId, usize)>,
 }

@@ -266,6 +266,10 @@ fn dso_server_takes_its_settings_from_a_toml_file_under_the_flags_given() {
     // What --print-config prints is itself a settings file that gives the same settings.
     std::fs::write(&file, &effective).unwrap();
     assert_eq!(print(&[]), effective);
+    // A switch the file turns on, the command line can turn off.
+    std::fs::write(&file, "insecure = true\n").unwrap();
+    assert!(print(&[]).lines().any(|line| line == "insecure = true"));
+    assert!(print(&["--insecure=false"]).lines().any(|line| line == "insecure = false"));
 
     std::fs::write(&file, "bind = \"127.0.0.1:0\"\nreplicas = 3\n").unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_dso-server"))

@@ -471,6 +471,11 @@ impl Node {
         self.parked.len()
     }
 
+    /// How many keys this member holds (served, replicated or in transfer).
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
     /// Client sessions with records on this member, summed over its keys (a session that used
     /// several keys counts once per key).
     pub fn key_sessions(&self) -> usize {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use crucial_dso::cluster::discovery::Discovery;
 use crucial_dso::core::auth::Token;
 use crucial_dso::core::node::{ClusterTiming, NodeConfig};
@@ -31,7 +31,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(version, long_version = LONG_VERSION)]
 struct Args {
     /// Settings from a TOML file, under the flags' names (`bind = "0.0.0.0:11222"`, `rf = 3`,
-    /// `token-file = "/etc/crucial/token"`, ...); a flag given on the command line wins.
+    /// `token-file = "/etc/crucial/token"`, ...); a flag given on the command line wins. Paths
+    /// in it are relative to the working directory, as on the command line.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Print the settings in effect (flags over file over defaults) as TOML, and exit.
@@ -53,8 +54,9 @@ struct Args {
     #[arg(long)]
     token_file: Option<PathBuf>,
     /// Serve a non-loopback address without a token: anyone who reaches the port can read
-    /// and change every object. Only for a network protected otherwise.
-    #[arg(long)]
+    /// and change every object. Only for a network protected otherwise. `--insecure=false`
+    /// overrides a settings file that says `insecure = true`.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = ArgAction::Set)]
     insecure: bool,
     /// Serve `GET /metrics` (Prometheus's text format: calls by type, call durations, keys,
     /// parked calls, sessions, epoch, transfer, bytes queued per member) on this address. It
@@ -203,21 +205,32 @@ async fn serve(args: Args) -> std::io::Result<()> {
         metrics_bind: args.metrics_bind,
     };
     let server = ServerBuilder::new().config(config).start().await?;
+    // Installed before the server says it listens: a stop signal from then on is a leave.
+    let stop = StopSignal::install()?;
     // A supervisor that asked for port 0 learns the ports from these lines.
     println!("listening on {}", server.local_addr());
     if let Some(addr) = server.metrics_addr() {
         println!("metrics on http://{addr}/metrics");
     }
-    stop_signal().await?;
+    stop.wait().await?;
+    let mut handed_over = true;
     if args.discovery.is_some() {
         tracing::info!(member = server.member_id(), "stop signal: handing the keys over");
-        if !server.leave(LEAVE_WITHIN).await {
+        handed_over = server.leave(LEAVE_WITHIN).await;
+        if !handed_over {
             tracing::warn!("the cluster did not take the keys over in time; stopping anyway");
         }
     }
     tracing::info!("shutting down");
     server.shutdown().await;
-    Ok(())
+    // A supervisor learns from the exit status whether the keys were handed over.
+    match handed_over {
+        true => Ok(()),
+        false => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("the cluster did not take this member's keys over within {LEAVE_WITHIN:?}"),
+        )),
+    }
 }
 
 /// `--version`: the version and whether this build can use S3 for discovery.
@@ -289,16 +302,29 @@ fn read_token_file(path: &Path) -> std::io::Result<String> {
 /// How long a stopping member waits for the others to take its keys over.
 const LEAVE_WITHIN: Duration = Duration::from_secs(30);
 
-/// Waits for Ctrl-C or, on Unix, SIGTERM (what process managers and `kill` send).
-async fn stop_signal() -> std::io::Result<()> {
+/// Ctrl-C or, on Unix, SIGTERM (what process managers and `kill` send): the signal to stop.
+struct StopSignal {
     #[cfg(all(unix, not(madsim)))]
-    {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    /// Takes over SIGTERM (whose default would end the process at once).
+    fn install() -> std::io::Result<StopSignal> {
+        Ok(StopSignal {
+            #[cfg(all(unix, not(madsim)))]
+            terminate: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+        })
+    }
+
+    /// Until Ctrl-C or SIGTERM.
+    async fn wait(mut self) -> std::io::Result<()> {
+        #[cfg(all(unix, not(madsim)))]
         tokio::select! {
             interrupted = tokio::signal::ctrl_c() => interrupted,
-            _ = terminate.recv() => Ok(()),
+            _ = self.terminate.recv() => Ok(()),
         }
+        #[cfg(not(all(unix, not(madsim))))]
+        tokio::signal::ctrl_c().await
     }
-    #[cfg(not(all(unix, not(madsim))))]
-    tokio::signal::ctrl_c().await
 }
