@@ -140,6 +140,21 @@ fn an_unknown_discovery_scheme_is_refused_with_a_clear_message() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("use file:PATH or s3://bucket/prefix"));
 }
 
+/// A `dso-server` process with `args`, logging at `level` to the file `log`, and the address
+/// it announced.
+fn start_logging_to(log: &std::path::Path, level: &str, args: &[&str]) -> (Process, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dso-server"));
+    command.args(args).env("RUST_LOG", level).stderr(std::fs::File::create(log).unwrap());
+    let announces = crucial_testkit::Announces::Stdout;
+    crucial_testkit::spawn_announcing(
+        command,
+        announces,
+        crucial_testkit::listening_addr,
+        Duration::from_secs(10),
+    )
+    .unwrap()
+}
+
 /// Runs `dso-server` with `args` and `token` in `DSO_TOKEN` (if any), expecting it to refuse to
 /// start: its exit status and standard error, or a failure if it still runs after 10 s.
 fn refused_start(args: &[&str], token: Option<&str>) -> String {
@@ -201,18 +216,8 @@ async fn dso_server_with_a_token_serves_only_clients_that_present_it_and_never_l
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let log = dir.join("stderr.log");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dso-server"));
-    command
-        .args(["--bind", "0.0.0.0:0", "--token-file", file.to_str().unwrap()])
-        .env("RUST_LOG", "debug")
-        .stderr(std::fs::File::create(&log).unwrap());
-    let (server, announced) = crucial_testkit::spawn_announcing(
-        command,
-        crucial_testkit::Announces::Stdout,
-        crucial_testkit::listening_addr,
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    let args = ["--bind", "0.0.0.0:0", "--token-file", file.to_str().unwrap()];
+    let (server, announced) = start_logging_to(&log, "debug", &args);
     let port = announced.rsplit(':').next().unwrap();
     let addr = format!("127.0.0.1:{port}");
 
@@ -286,18 +291,7 @@ async fn dso_server_logs_json_lines_when_asked() {
     let dir = std::env::temp_dir().join(format!("crucial-json-logs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("stderr.log");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dso-server"));
-    command
-        .args(["--bind", "127.0.0.1:0", "--log-format", "json"])
-        .env("RUST_LOG", "info")
-        .stderr(std::fs::File::create(&log).unwrap());
-    let (server, addr) = crucial_testkit::spawn_announcing(
-        command,
-        crucial_testkit::Announces::Stdout,
-        crucial_testkit::listening_addr,
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    let (server, addr) = start_logging_to(&log, "info", &["--bind", "127.0.0.1:0", "--log-format", "json"]);
     Dso::connect(addr).await.unwrap().atomic_long("hits").increment_and_get().await.unwrap();
     drop(server);
     let logged = std::fs::read_to_string(&log).unwrap();

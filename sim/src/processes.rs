@@ -43,8 +43,8 @@ pub enum Store {
     },
 }
 
-/// How the primary of [`INCREMENTS`] is stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How the primary of [`INCREMENTS`] is stopped (also `crucial-sim processes --stop`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Stop {
     /// SIGKILL: no goodbye, its memory is gone; the others suspect it and take over.
     Kill,

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crucial_dso::core::node::Canary;
 use crucial_sim::checker::Verdict;
 use crucial_sim::external::{check_text, ExternalModel};
+use crucial_sim::processes::Stop;
 use crucial_sim::simulation::nemesis::FaultKind;
 use crucial_sim::simulation::report::violation_html;
 use crucial_sim::simulation::run::{HistoryFile, SimConfig, SimOutcome, Simulation};
@@ -270,8 +271,8 @@ struct ProcessArgs {
     #[arg(long, default_value_t = 2_000)]
     stop_at_ms: u64,
     /// How it is stopped: `kill` (SIGKILL) or `leave` (SIGTERM: it hands its keys over).
-    #[arg(long, value_enum, default_value_t = StopArg::Kill)]
-    stop: StopArg,
+    #[arg(long, value_enum, default_value_t = Stop::Kill)]
+    stop: Stop,
     /// How long the stopped server stays down, in ms.
     #[arg(long, default_value_t = 1_500)]
     down_ms: u64,
@@ -292,15 +293,6 @@ struct ProcessArgs {
     seed: u64,
 }
 
-/// How `processes` stops the counter's primary.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum StopArg {
-    /// SIGKILL.
-    Kill,
-    /// SIGTERM: a graceful leave.
-    Leave,
-}
-
 /// A fresh token for one run (32 hex characters from the process's random hasher keys).
 fn random_token() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -309,7 +301,7 @@ fn random_token() -> String {
 }
 
 fn processes(args: ProcessArgs) -> Result<ExitCode, String> {
-    use crucial_sim::processes::{run_processes, ProcessRun, Stop, Store};
+    use crucial_sim::processes::{run_processes, ProcessRun, Store};
     let server = match args.server {
         Some(server) => server,
         None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("dso-server"),
@@ -329,10 +321,7 @@ fn processes(args: ProcessArgs) -> Result<ExitCode, String> {
         run: Duration::from_millis(args.run_ms),
         operations_min: 0,
         stop_at: (args.stop_at_ms > 0).then(|| Duration::from_millis(args.stop_at_ms)),
-        stop: match args.stop {
-            StopArg::Kill => Stop::Kill,
-            StopArg::Leave => Stop::Leave,
-        },
+        stop: args.stop,
         down_for: Duration::from_millis(args.down_ms),
         token: args.with_token.then(random_token),
         seed: args.seed,
