@@ -24,8 +24,9 @@ use crate::core::codec::{decode_frame, encode_frame, FRAME_BYTES_MAX_DEFAULT};
 use crate::core::object::{decode, encode, CallFuture, CallId, Caller, ObjectRef, SharedObject};
 use crate::core::protocol::{Action, Call, CallRequest, Request, Response, PROTOCOL_VERSION};
 use crate::core::session::CallResult;
-use crate::net::{split, ReadHalf, WriteHalf};
+use crate::net::{split, split_tls, ReadHalf, WriteHalf};
 use crate::objects::{AtomicByteArray, CountDownLatch, CyclicBarrier, Matrix, Semaphore as DsoSemaphore};
+use crate::tls::{describe_handshake_error, TlsTrust};
 use crate::{ConfigError, DsoError};
 
 /// Client settings.
@@ -47,6 +48,8 @@ pub struct ClientConfig {
     pub halt_at_call: Option<u64>,
     /// The cluster's token, for servers that require one.
     pub token: Option<Token>,
+    /// TLS to servers that serve it, trusting these certificates; `None`: plain TCP.
+    pub tls: Option<TlsTrust>,
 }
 
 impl ClientConfig {
@@ -73,6 +76,7 @@ impl Default for ClientConfig {
             frame_bytes_max: crate::core::object::DECODE_BYTES_MAX,
             halt_at_call: None,
             token: None,
+            tls: None,
         }
     }
 }
@@ -259,8 +263,9 @@ impl Dso {
             if let Some(frame) = to_send.take() {
                 last_error = match inner.send(id, frame).await {
                     Ok(()) => None,
-                    // A refused token is refused again on every resend: the call fails now.
-                    Err((_, refused @ DsoError::Unauthenticated { .. })) => return Err(refused),
+                    // A refused token or certificate is refused again on every resend: the
+                    // call fails now.
+                    Err((_, refused)) if refused.is_refusal() => return Err(refused),
                     Err((addr, error)) => Some((addr, error.to_string())),
                 };
                 if inner.config.halt_at_call == Some(seq) {
@@ -350,9 +355,9 @@ impl Inner {
         for addr in targets {
             match self.send_to(&addr, &frame, id).await {
                 Ok(()) => return Ok(()),
-                // A refused token is the error to report, whichever target refused it.
+                // A refusal is the error to report, whichever target refused.
                 Err(error) => {
-                    if !matches!(failure, Some((_, DsoError::Unauthenticated { .. }))) {
+                    if !failure.as_ref().is_some_and(|(_, failed)| failed.is_refusal()) {
                         failure = Some((addr, error));
                     }
                 }
@@ -404,9 +409,7 @@ impl Inner {
         let unavailable = |reason: String| DsoError::Unavailable { addr: addr.to_string(), reason };
         let timeout = Duration::from_millis(inner.config.connect_timeout_ms);
         let handshake = async {
-            let stream = TcpStream::connect(addr).await.map_err(|e| unavailable(e.to_string()))?;
-            let _ = stream.set_nodelay(true);
-            let (mut reader, mut writer) = split(stream);
+            let (mut reader, mut writer) = dial(addr, inner.config.tls.as_ref()).await?;
             let mut hello = Vec::new();
             let token = inner.config.token.clone();
             encode_frame(&Request::Hello { protocol_version: PROTOCOL_VERSION, token }, &mut hello);
@@ -424,6 +427,29 @@ impl Inner {
         let generation = inner.generations.fetch_add(1, Ordering::Relaxed) + 1;
         tokio::spawn(read_answers(Arc::downgrade(inner), reader, buffer, addr.to_string(), generation));
         Ok(Link { writer, generation })
+    }
+}
+
+/// Connects to `addr`, over TLS with `tls`.
+async fn dial(addr: &str, tls: Option<&TlsTrust>) -> Result<(ReadHalf, WriteHalf), DsoError> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|error| DsoError::Unavailable { addr: addr.to_string(), reason: error.to_string() })?;
+    let _ = stream.set_nodelay(true);
+    match tls {
+        None => Ok(split(stream)),
+        Some(trust) => match trust.connect(stream).await {
+            Ok(stream) => Ok(split_tls(stream)),
+            // What the handshake itself refused (a certificate, or a server without TLS) is
+            // refused again on every try; a timeout or a closed connection may pass.
+            Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                Err(DsoError::Tls { addr: addr.to_string(), reason: describe_handshake_error(&error) })
+            }
+            Err(error) => Err(DsoError::Unavailable {
+                addr: addr.to_string(),
+                reason: format!("TLS handshake: {error}"),
+            }),
+        },
     }
 }
 
@@ -532,16 +558,16 @@ pub struct MemberStatus {
 }
 
 /// Asks the server at `addr` for its view of the cluster (for tools and tests), presenting
-/// `token` if the server requires one.
+/// `token` if the server requires one, over TLS with `tls`.
 pub async fn member_status(
     addr: &str,
     token: Option<&Token>,
+    tls: Option<&TlsTrust>,
     timeout: Duration,
 ) -> Result<MemberStatus, DsoError> {
     let unavailable = |reason: String| DsoError::Unavailable { addr: addr.to_string(), reason };
     let exchange = async {
-        let stream = TcpStream::connect(addr).await.map_err(|e| unavailable(e.to_string()))?;
-        let (mut reader, mut writer) = split(stream);
+        let (mut reader, mut writer) = dial(addr, tls).await?;
         let mut frames = Vec::new();
         let hello = Request::Hello { protocol_version: PROTOCOL_VERSION, token: token.cloned() };
         encode_frame(&hello, &mut frames);

@@ -2,7 +2,10 @@
 //! A malformed, oversized or out-of-order frame closes this connection (with a `Refused` frame
 //! saying why); other connections are untouched.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+#[cfg(not(madsim))]
+use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -14,8 +17,11 @@ use crate::core::codec::{decode_frame, encode_frame, DecodeError};
 use crate::core::object::DECODE_BYTES_MAX;
 use crate::core::protocol::{Call, ClientAddr, PeerMessage, Request, Response, PROTOCOL_VERSION};
 use crate::host::Host;
-use crate::net::split;
+use crate::net::{split, split_tls, ReadHalf, WriteHalf};
 use crate::outbox::{socket, Outbox};
+#[cfg(not(madsim))]
+use crate::tls::HANDSHAKE_TIMEOUT;
+use crate::tls::TLS_HANDSHAKE_BYTE;
 
 /// Why a connection ended early.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +40,7 @@ enum ConnectionError {
 pub(crate) async fn serve(host: Arc<Host>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
-    let (mut reader, writer) = split(stream);
+    let Some((mut reader, writer)) = open(&host, stream, peer).await else { return };
     let outbox = Arc::new(Outbox::new(Some(socket(writer))));
     let addr = host.connect(outbox.clone());
     let mut connection = Connection {
@@ -95,6 +101,62 @@ pub(crate) async fn serve(host: Arc<Host>, stream: TcpStream, mut shutdown: watc
     host.disconnect(addr);
 }
 
+/// The connection's halves, after a TLS handshake if the server serves TLS; `None` if it
+/// could not be opened (logged; a client speaking plain TCP to a TLS port is told so).
+async fn open(host: &Host, stream: TcpStream, peer: Option<SocketAddr>) -> Option<(ReadHalf, WriteHalf)> {
+    let Some(identity) = &host.tls else { return Some(split(stream)) };
+    // madsim's sockets cannot peek: simulated clients always speak TLS to a TLS server.
+    #[cfg(not(madsim))]
+    match first_byte(&stream).await {
+        None => return None,
+        Some(TLS_HANDSHAKE_BYTE) => {}
+        Some(_) => {
+            tracing::warn!(?peer, "plain TCP on a port that serves TLS only: refusing the connection");
+            refuse_plain(stream).await;
+            return None;
+        }
+    }
+    match identity.accept(stream).await {
+        Ok(stream) => Some(split_tls(stream)),
+        Err(error) => {
+            tracing::warn!(?peer, %error, "TLS handshake failed: closing the connection");
+            None
+        }
+    }
+}
+
+/// The first byte the client sent, without taking it; `None` if it sent none in time.
+#[cfg(not(madsim))]
+async fn first_byte(stream: &TcpStream) -> Option<u8> {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => Some(first[0]),
+        _ => None,
+    }
+}
+
+/// Tells a client that spoke plain TCP to a TLS port why it is refused, in a plain frame it
+/// can read, and closes. Its hello is read first: closing with unread bytes would reset the
+/// connection, and the client could lose the refusal.
+#[cfg(not(madsim))]
+async fn refuse_plain(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let linger = Duration::from_secs(1);
+    let mut unread = vec![0u8; 4096];
+    let _ = tokio::time::timeout(linger, stream.read(&mut unread)).await;
+    let refusal = Response::Refused {
+        reason: "this server serves TLS only: connect with TLS, trusting the cluster's CA \
+                 (ClientConfig::tls)"
+            .into(),
+    };
+    let mut frame = Vec::new();
+    encode_frame(&refusal, &mut frame);
+    if stream.write_all(&frame).await.is_ok() && stream.shutdown().await.is_ok() {
+        // Until the client closes: then nothing it sent is left unread.
+        let _ = tokio::time::timeout(linger, stream.read(&mut unread)).await;
+    }
+}
+
 struct Connection {
     host: Arc<Host>,
     addr: ClientAddr,
@@ -121,6 +183,13 @@ impl Connection {
                 )));
             }
             return Ok(false);
+        }
+        if !self.greeted && self.input.first() == Some(&TLS_HANDSHAKE_BYTE) {
+            return Err(ConnectionError::Protocol(
+                "a TLS handshake on a port that serves plain TCP: this server has no certificate \
+                 (dso-server --tls-cert, --tls-key); connect without TLS or give it one"
+                    .into(),
+            ));
         }
         let mut used = 0;
         loop {

@@ -20,6 +20,7 @@ use crate::links::LinkConfig;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::peers::PeerLinks;
+use crate::tls::TlsIdentity;
 
 /// A cluster member's links: to the other members, to the store task, and the signal that
 /// an active configuration no longer lists this member.
@@ -27,6 +28,13 @@ pub(crate) struct ClusterLinks {
     pub(crate) peers: PeerLinks,
     pub(crate) store: mpsc::UnboundedSender<StoreRequest>,
     pub(crate) removed: Notify,
+}
+
+/// What a connection must get through: the TLS handshake, if the server serves TLS, then the
+/// token check, if it asks for one.
+pub(crate) struct Access {
+    pub(crate) token: Option<Token>,
+    pub(crate) tls: Option<TlsIdentity>,
 }
 
 /// State shared by a server's tasks.
@@ -51,25 +59,28 @@ pub(crate) struct Host {
     pub(crate) cluster: Option<ClusterLinks>,
     /// The token connections must present, if any.
     pub(crate) token: Option<Token>,
+    /// What the server presents in TLS handshakes, if it serves TLS.
+    pub(crate) tls: Option<TlsIdentity>,
     /// What `/metrics` shows, when it is served.
     pub(crate) metrics: Option<Metrics>,
 }
 
 impl Host {
-    /// A host for `node`; `busy_poll`: a busy-poll task follows its drives; `token`: what
-    /// connections must present; `metrics`: counted when `/metrics` is served.
+    /// A host for `node`; `busy_poll`: a busy-poll task follows its drives; `access`: what
+    /// connections must get through; `metrics`: counted when `/metrics` is served.
     pub(crate) fn new(
         node: Node,
         frame_bytes_max: usize,
         links: &LinkConfig,
         cluster: Option<ClusterLinks>,
         busy_poll: bool,
-        token: Option<Token>,
+        access: Access,
         metrics: Option<Metrics>,
     ) -> Self {
         Self {
             cluster,
-            token,
+            token: access.token,
+            tls: access.tls,
             metrics,
             busy_poll,
             node: Mutex::new(node),

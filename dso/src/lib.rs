@@ -25,6 +25,7 @@ mod outbox;
 mod peers;
 pub mod server;
 mod store_link;
+pub mod tls;
 
 /// The sans-IO core: the protocol, the node, sessions, the wire format.
 pub use crucial_dso_core as core;

@@ -1,25 +1,85 @@
-//! Socket halves that work on tokio and on madsim (whose simulated `TcpStream` has no
-//! `into_split`). Writers must `flush` after writing: madsim sends on flush.
+//! Connection halves over plain TCP or TLS, that work on tokio and on madsim (whose simulated
+//! `TcpStream` has no `into_split`). Writers must `flush` after writing: madsim sends on
+//! flush, and TLS encrypts on it.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// The read half of a connection.
+/// The halves of a plain TCP connection.
 #[cfg(not(madsim))]
-pub(crate) type ReadHalf = tokio::net::tcp::OwnedReadHalf;
-/// The write half of a connection.
+type PlainRead = tokio::net::tcp::OwnedReadHalf;
 #[cfg(not(madsim))]
-pub(crate) type WriteHalf = tokio::net::tcp::OwnedWriteHalf;
-/// The read half of a connection.
+pub(crate) type PlainWrite = tokio::net::tcp::OwnedWriteHalf;
 #[cfg(madsim)]
-pub(crate) type ReadHalf = tokio::io::ReadHalf<TcpStream>;
-/// The write half of a connection.
+type PlainRead = tokio::io::ReadHalf<TcpStream>;
 #[cfg(madsim)]
-pub(crate) type WriteHalf = tokio::io::WriteHalf<TcpStream>;
+pub(crate) type PlainWrite = tokio::io::WriteHalf<TcpStream>;
 
-/// Splits a connection into halves that can be used from different tasks.
+/// A TLS connection, from either end.
+type TlsStream = tokio_rustls::TlsStream<TcpStream>;
+
+/// The read half of a connection.
+pub(crate) enum ReadHalf {
+    Plain(PlainRead),
+    Tls(tokio::io::ReadHalf<TlsStream>),
+}
+
+/// The write half of a connection.
+pub(crate) enum WriteHalf {
+    Plain(PlainWrite),
+    Tls(tokio::io::WriteHalf<TlsStream>),
+}
+
+/// Splits a plain connection into halves that can be used from different tasks.
 pub(crate) fn split(stream: TcpStream) -> (ReadHalf, WriteHalf) {
     #[cfg(not(madsim))]
-    return stream.into_split();
+    let (read, write) = stream.into_split();
     #[cfg(madsim)]
-    return tokio::io::split(stream);
+    let (read, write) = tokio::io::split(stream);
+    (ReadHalf::Plain(read), WriteHalf::Plain(write))
+}
+
+/// Splits a TLS connection into halves that can be used from different tasks.
+pub(crate) fn split_tls(stream: impl Into<TlsStream>) -> (ReadHalf, WriteHalf) {
+    let (read, write) = tokio::io::split(stream.into());
+    (ReadHalf::Tls(read), WriteHalf::Tls(write))
+}
+
+impl AsyncRead for ReadHalf {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ReadHalf::Plain(half) => Pin::new(half).poll_read(cx, buf),
+            ReadHalf::Tls(half) => Pin::new(half).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for WriteHalf {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            WriteHalf::Plain(half) => Pin::new(half).poll_write(cx, buf),
+            WriteHalf::Tls(half) => Pin::new(half).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WriteHalf::Plain(half) => Pin::new(half).poll_flush(cx),
+            WriteHalf::Tls(half) => Pin::new(half).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WriteHalf::Plain(half) => Pin::new(half).poll_shutdown(cx),
+            WriteHalf::Tls(half) => Pin::new(half).poll_shutdown(cx),
+        }
+    }
 }

@@ -16,6 +16,8 @@ use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::net::WriteHalf;
+
 /// One socket's queue of outgoing bytes and its writer's wake-up.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
@@ -172,51 +174,69 @@ impl Outbox {
 }
 
 /// The writing side of a connection, shared by the inline path and the writer.
-#[cfg(not(madsim))]
-pub(crate) type Socket = crate::net::WriteHalf;
-/// Under madsim (whose sockets cannot be written through a shared reference) every write goes
-/// through the writer.
-#[cfg(madsim)]
-pub(crate) type Socket = tokio::sync::Mutex<crate::net::WriteHalf>;
+pub(crate) enum Socket {
+    /// A plain TCP connection, written inline whenever it takes the bytes at once.
+    #[cfg(not(madsim))]
+    Direct(crate::net::PlainWrite),
+    /// A connection written only by the writer: TLS (which encrypts as it writes and has no
+    /// write that cannot wait), and every socket under madsim (which cannot be written
+    /// through a shared reference).
+    Queued(tokio::sync::Mutex<WriteHalf>),
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            #[cfg(not(madsim))]
+            Socket::Direct(_) => f.write_str("Socket::Direct"),
+            Socket::Queued(_) => f.write_str("Socket::Queued"),
+        }
+    }
+}
 
 /// Wraps a connection's write half for an outbox.
-pub(crate) fn socket(half: crate::net::WriteHalf) -> Socket {
-    #[cfg(not(madsim))]
-    return half;
-    #[cfg(madsim)]
-    return tokio::sync::Mutex::new(half);
+pub(crate) fn socket(half: WriteHalf) -> Socket {
+    match half {
+        #[cfg(not(madsim))]
+        WriteHalf::Plain(half) => Socket::Direct(half),
+        half => Socket::Queued(tokio::sync::Mutex::new(half)),
+    }
 }
 
 /// Writes what the socket takes without waiting.
-#[cfg(not(madsim))]
 fn write_now(socket: &Socket, bytes: &[u8]) -> std::io::Result<usize> {
-    socket.try_write(bytes)
+    match socket {
+        #[cfg(not(madsim))]
+        Socket::Direct(half) => half.try_write(bytes),
+        Socket::Queued(_) => Err(std::io::ErrorKind::WouldBlock.into()),
+    }
 }
 
-#[cfg(madsim)]
-fn write_now(_socket: &Socket, _bytes: &[u8]) -> std::io::Result<usize> {
-    Err(std::io::ErrorKind::WouldBlock.into())
+/// Writes all of `bytes`, waiting for the socket as needed.
+async fn write_all(socket: &Socket, bytes: &[u8]) -> std::io::Result<()> {
+    match socket {
+        #[cfg(not(madsim))]
+        Socket::Direct(half) => write_all_direct(half, bytes).await,
+        Socket::Queued(half) => {
+            use tokio::io::AsyncWriteExt;
+            let mut half = half.lock().await;
+            half.write_all(bytes).await?;
+            half.flush().await
+        }
+    }
 }
 
 #[cfg(not(madsim))]
-async fn write_all(socket: &Socket, mut bytes: &[u8]) -> std::io::Result<()> {
+async fn write_all_direct(half: &crate::net::PlainWrite, mut bytes: &[u8]) -> std::io::Result<()> {
     while !bytes.is_empty() {
-        socket.writable().await?;
-        match socket.try_write(bytes) {
+        half.writable().await?;
+        match half.try_write(bytes) {
             Ok(written) => bytes = &bytes[written..],
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(error) => return Err(error),
         }
     }
     Ok(())
-}
-
-#[cfg(madsim)]
-async fn write_all(socket: &Socket, bytes: &[u8]) -> std::io::Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let mut half = socket.lock().await;
-    half.write_all(bytes).await?;
-    half.flush().await
 }
 
 #[cfg(all(test, not(madsim)))]

@@ -20,8 +20,9 @@ use crate::core::auth::Token;
 use crate::core::codec::{decode_frame, encode_frame, FRAME_BYTES_MAX_DEFAULT};
 use crate::core::protocol::{PeerMessage, Request, Response, PROTOCOL_VERSION};
 use crate::links::LinkConfig;
-use crate::net::{split, ReadHalf};
+use crate::net::{split, split_tls, ReadHalf};
 use crate::outbox::{socket, Outbox, Socket};
+use crate::tls::{describe_handshake_error, TlsTrust};
 
 /// The links to every member this one has talked to, by sender and receiver.
 #[derive(Debug)]
@@ -30,6 +31,8 @@ pub(crate) struct PeerLinks {
     config: Arc<LinkConfig>,
     /// The cluster's token, presented to every member this one connects to.
     token: Option<Token>,
+    /// The trust for TLS connections to members; `None`: plain TCP.
+    tls: Option<TlsTrust>,
 }
 
 /// One member's connection: its address and its outbox.
@@ -40,9 +43,9 @@ struct Link {
 }
 
 impl PeerLinks {
-    /// No links yet; they will follow `config` and present `token`.
-    pub(crate) fn new(config: LinkConfig, token: Option<Token>) -> Self {
-        Self { links: Mutex::new(HashMap::new()), config: Arc::new(config), token }
+    /// No links yet; they will follow `config`, present `token`, and speak TLS with `tls`.
+    pub(crate) fn new(config: LinkConfig, token: Option<Token>, tls: Option<TlsTrust>) -> Self {
+        Self { links: Mutex::new(HashMap::new()), config: Arc::new(config), token, tls }
     }
 
     /// Queues `message` from member `from` (this one) to member `to` at `addr`; the returned
@@ -63,7 +66,12 @@ impl PeerLinks {
                     old.outbox.close();
                 }
                 let outbox = Arc::new(Outbox::new(None));
-                let hello = PeerHello { from, token: self.token.clone(), addr: addr.to_string() };
+                let hello = PeerHello {
+                    from,
+                    token: self.token.clone(),
+                    tls: self.tls.clone(),
+                    addr: addr.to_string(),
+                };
                 tokio::spawn(write_queued(outbox.clone(), hello, self.config.clone()));
                 links.insert((from, to), Link { addr: addr.to_string(), outbox: outbox.clone() });
                 outbox
@@ -103,10 +111,12 @@ impl PeerLinks {
     }
 }
 
-/// How this member introduces itself to another: who it is, the token, and where the other is.
+/// How this member introduces itself to another: who it is, the token, the TLS trust, and
+/// where the other is.
 struct PeerHello {
     from: MemberId,
     token: Option<Token>,
+    tls: Option<TlsTrust>,
     addr: String,
 }
 
@@ -148,9 +158,18 @@ async fn write_queued(outbox: Arc<Outbox>, hello: PeerHello, config: Arc<LinkCon
 /// Connects to the member at `hello.addr` and introduces this one.
 async fn connect(hello: &PeerHello, timeout: Duration) -> std::io::Result<Socket> {
     let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
-    let mut stream =
+    let stream =
         tokio::time::timeout(timeout, TcpStream::connect(&hello.addr)).await.map_err(|_| timed_out())??;
     let _ = stream.set_nodelay(true);
+    let (reader, mut writer) = match &hello.tls {
+        Some(trust) => split_tls(
+            trust
+                .connect(stream)
+                .await
+                .map_err(|error| std::io::Error::new(error.kind(), describe_handshake_error(&error)))?,
+        ),
+        None => split(stream),
+    };
     let mut frame = Vec::new();
     let request = Request::PeerHello {
         protocol_version: PROTOCOL_VERSION,
@@ -158,10 +177,9 @@ async fn connect(hello: &PeerHello, timeout: Duration) -> std::io::Result<Socket
         token: hello.token.clone(),
     };
     encode_frame(&request, &mut frame);
-    stream.write_all(&frame).await?;
-    stream.flush().await?;
+    writer.write_all(&frame).await?;
+    writer.flush().await?;
     // Members answer on this connection only to refuse it.
-    let (reader, writer) = split(stream);
     tokio::spawn(report_refusal(reader, hello.addr.clone()));
     Ok(socket(writer))
 }

@@ -31,13 +31,15 @@ use crate::core::codec::FRAME_BYTES_MAX_DEFAULT;
 use crate::core::node::{ClusterTiming, Node, NodeConfig};
 use crate::core::object::{SharedObject, DECODE_BYTES_MAX};
 use crate::core::registry::Registry;
-use crate::host::{ClusterLinks, Host};
+use crate::host::{Access, ClusterLinks, Host};
 use crate::ids::random_id;
 pub use crate::links::LinkConfig;
 use crate::metrics::Metrics;
 use crate::metrics_http::serve_metrics;
 use crate::peers::PeerLinks;
 use crate::store_link::run_store;
+pub use crate::tls::ServerTls;
+use crate::tls::TlsTrust;
 use crate::{ConfigError, DsoError};
 
 /// The default listen address: loopback only, unless told otherwise.
@@ -66,8 +68,12 @@ pub struct ServerConfig {
     /// The token every connection must present (clients and other members alike); `None`:
     /// none is asked for, which only a loopback address allows unless `insecure` is set.
     pub token: Option<Token>,
-    /// Serve a non-loopback address without a token: anyone who reaches the port can read and
-    /// change every object. For private networks that are protected otherwise.
+    /// TLS for every connection, from clients and from other members; `None`: plain TCP,
+    /// which only a loopback address allows unless `insecure` is set.
+    pub tls: Option<ServerTls>,
+    /// Serve a non-loopback address without a token or without TLS: anyone who reaches the
+    /// port, or reads the traffic, can read and change every object. For private networks
+    /// that are protected otherwise.
     pub insecure: bool,
     /// Serve `GET /metrics` (Prometheus's text format) on this address; `None`: not served.
     /// It needs no token: keep it where only the monitoring system reaches it.
@@ -85,6 +91,7 @@ impl Default for ServerConfig {
             busy_poll_us: 0,
             links: LinkConfig::default(),
             token: None,
+            tls: None,
             insecure: false,
             metrics_bind: None,
         }
@@ -170,7 +177,13 @@ impl ServerBuilder {
         self
     }
 
-    /// Serve a non-loopback address without a token (see [`ServerConfig::insecure`]).
+    /// Serves TLS (see [`ServerConfig::tls`]).
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.config.tls = Some(tls);
+        self
+    }
+
+    /// Serve a non-loopback address without a token or TLS (see [`ServerConfig::insecure`]).
     pub fn insecure(mut self) -> Self {
         self.config.insecure = true;
         self
@@ -192,6 +205,11 @@ impl ServerBuilder {
         };
         let metrics_addr = metrics_listener.as_ref().map(TcpListener::local_addr).transpose()?;
         let metrics = metrics_listener.as_ref().map(|_| Metrics::new(registry.clone()));
+        let access = Access {
+            token: self.config.token.clone(),
+            tls: self.config.tls.as_ref().map(|tls| tls.identity.clone()),
+        };
+        let members_trust = self.config.tls.as_ref().and_then(|tls| tls.members.clone());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let (host, membership) = match self.config.cluster.clone() {
@@ -204,7 +222,7 @@ impl ServerBuilder {
                         &self.config.links,
                         None,
                         busy_poll,
-                        self.config.token.clone(),
+                        access,
                         metrics,
                     )),
                     None,
@@ -225,7 +243,11 @@ impl ServerBuilder {
                 let node =
                     membership.new_member(options.member_id.unwrap_or_else(random_id)).map_err(bad_config)?;
                 let (requests, requests_rx) = mpsc::unbounded_channel();
-                let peers = PeerLinks::new(self.config.links.clone(), self.config.token.clone());
+                let peers = PeerLinks::new(
+                    self.config.links.clone(),
+                    self.config.token.clone(),
+                    members_trust.clone(),
+                );
                 let links = ClusterLinks { peers, store: requests, removed: Notify::new() };
                 let host = Arc::new(Host::new(
                     node,
@@ -233,7 +255,7 @@ impl ServerBuilder {
                     &self.config.links,
                     Some(links),
                     busy_poll,
-                    self.config.token.clone(),
+                    access,
                     metrics,
                 ));
                 tasks.push(tokio::spawn(run_store(host.clone(), store, requests_rx, shutdown_rx.clone())));
@@ -264,7 +286,7 @@ impl ServerBuilder {
             shutdown_rx,
         )));
         tracing::info!(%local_addr, ?metrics_addr, "dso server listening");
-        Ok(Server { local_addr, metrics_addr, shutdown, tasks, host, membership })
+        Ok(Server { local_addr, metrics_addr, shutdown, tasks, host, membership, members_trust })
     }
 }
 
@@ -301,8 +323,9 @@ impl ServerConfig {
         ConfigError::check(connect > 0, "peer_connect_timeout_ms", connect, positive)?;
         let pause = links.peer_reconnect_pause_ms;
         ConfigError::check(pause > 0, "peer_reconnect_pause_ms", pause, positive)?;
+        let exposed = !self.bind.ip().is_loopback() && !self.insecure;
         ConfigError::check(
-            self.token.is_some() || self.insecure || self.bind.ip().is_loopback(),
+            self.token.is_some() || !exposed,
             "token",
             &self.token,
             &format!(
@@ -312,8 +335,29 @@ impl ServerConfig {
                 self.bind
             ),
         )?;
+        ConfigError::check(
+            self.tls.is_some() || !exposed,
+            "tls",
+            &self.tls,
+            &format!(
+                "is needed to serve {}, which is not a loopback address: the token and every object \
+                 would cross the network in clear text (give a certificate and its key, with \
+                 dso-server --tls-cert and --tls-key, or set `insecure`, --insecure, for a network \
+                 protected otherwise)",
+                self.bind
+            ),
+        )?;
         if let Some(cluster) = &self.cluster {
             ConfigError::check(cluster.rf > 0, "rf", cluster.rf, "must be positive")?;
+            if let Some(tls) = &self.tls {
+                ConfigError::check(
+                    tls.members.is_some(),
+                    "tls.members",
+                    &tls.members,
+                    "must be given to a cluster member serving TLS: it connects to the others over TLS \
+                     and checks their certificates against it (dso-server --tls-ca)",
+                )?;
+            }
             cluster.timing.validate()?;
         }
         Ok(())
@@ -378,6 +422,8 @@ pub struct Server {
     tasks: Vec<JoinHandle<()>>,
     host: Arc<Host>,
     membership: Option<Arc<Membership>>,
+    /// The trust for TLS connections to members (this one included), if it serves TLS.
+    members_trust: Option<TlsTrust>,
 }
 
 impl std::fmt::Debug for Server {
@@ -433,9 +479,14 @@ impl Server {
         tokio::time::timeout(within, left).await.is_ok()
     }
 
-    /// A client connected to this server with default settings (and the server's token).
+    /// A client connected to this server with default settings, the server's token and, if it
+    /// serves TLS, its trust for members ([`ServerTls::members`]).
     pub async fn connect(&self) -> Result<Dso, DsoError> {
-        let config = ClientConfig { token: self.host.token.clone(), ..ClientConfig::default() };
+        let config = ClientConfig {
+            token: self.host.token.clone(),
+            tls: self.members_trust.clone(),
+            ..ClientConfig::default()
+        };
         Dso::connect_with(self.local_addr.to_string(), config).await
     }
 

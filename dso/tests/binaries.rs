@@ -41,6 +41,10 @@ fn dso_server_help_documents_every_flag() {
         "--print-config",
         "--log-format",
         "--metrics-bind",
+        "--tls-cert",
+        "--tls-key",
+        "--tls-ca",
+        "--tls-name",
     ] {
         assert!(help.contains(flag), "--help mentions {flag}");
     }
@@ -204,40 +208,120 @@ fn dso_server_refuses_a_public_bind_without_a_token_and_a_token_file_others_can_
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A cluster's secrets as files a server reads: the token, a CA, and a certificate and key
+/// for the default name; the token and the key with mode 600.
+struct SecretFiles {
+    dir: std::path::PathBuf,
+    ca: crucial_testkit::tls::TestCa,
+    key_pem: String,
+}
+
+impl SecretFiles {
+    const TOKEN: &'static str = "a-token-long-enough-0123";
+
+    fn new(name: &str) -> Self {
+        use crucial_testkit::tls::{TestCa, Validity};
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("crucial-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = TestCa::new("test CA");
+        let issued = ca.issue(crucial_dso::tls::TLS_NAME_DEFAULT, Validity::Current);
+        std::fs::write(dir.join("ca.crt"), ca.certificate_pem()).unwrap();
+        std::fs::write(dir.join("tls.crt"), &issued.certificate_pem).unwrap();
+        for (file, text) in [("token", format!("{}\n", Self::TOKEN)), ("tls.key", issued.key_pem.clone())] {
+            std::fs::write(dir.join(file), text).unwrap();
+            std::fs::set_permissions(dir.join(file), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        Self { dir, ca, key_pem: issued.key_pem }
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).to_str().unwrap().to_string()
+    }
+
+    /// The flags of a public server using these files.
+    fn server_args(&self) -> Vec<String> {
+        let flags = ["--token-file", "--tls-cert", "--tls-key", "--tls-ca"];
+        let files = ["token", "tls.crt", "tls.key", "ca.crt"];
+        let mut args = vec!["--bind".to_string(), "0.0.0.0:0".to_string()];
+        for (flag, file) in flags.into_iter().zip(files) {
+            args.extend([flag.to_string(), self.path(file)]);
+        }
+        args
+    }
+
+    /// A client's settings: TLS trusting the CA, and `token`.
+    fn client(&self, token: Option<&str>) -> crucial_dso::client::ClientConfig {
+        use crucial_dso::tls::{TlsTrust, TLS_NAME_DEFAULT};
+        let trust = TlsTrust::from_pem(self.ca.certificate_pem().as_bytes(), TLS_NAME_DEFAULT).unwrap();
+        crucial_dso::client::ClientConfig {
+            token: token.map(|token| crucial_dso::core::auth::Token::new(token).unwrap()),
+            tls: Some(trust),
+            ..crucial_dso::client::ClientConfig::default()
+        }
+    }
+}
+
+impl Drop for SecretFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[tokio::test]
-async fn dso_server_with_a_token_serves_only_clients_that_present_it_and_never_logs_it() {
-    use crucial_dso::client::ClientConfig;
-    use crucial_dso::core::auth::Token;
-    let secret = "a-token-long-enough-0123";
-    let dir = std::env::temp_dir().join(format!("crucial-token-log-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("token");
-    std::fs::write(&file, format!("{secret}\n")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let log = dir.join("stderr.log");
-    let args = ["--bind", "0.0.0.0:0", "--token-file", file.to_str().unwrap()];
+async fn dso_server_with_a_token_and_tls_serves_only_clients_that_present_both_and_never_logs_secrets() {
+    let secrets = SecretFiles::new("secrets-log");
+    let log = secrets.dir.join("stderr.log");
+    let args = secrets.server_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (server, announced) = start_logging_to(&log, "debug", &args);
     let port = announced.rsplit(':').next().unwrap();
     let addr = format!("127.0.0.1:{port}");
 
-    let with = |token: Option<&str>| ClientConfig {
-        token: token.map(|token| Token::new(token).unwrap()),
-        ..ClientConfig::default()
-    };
-    let dso =
-        Dso::connect_with(addr.clone(), with(Some(secret))).await.expect("the token file's token connects");
+    let secret = SecretFiles::TOKEN;
+    let dso = Dso::connect_with(addr.clone(), secrets.client(Some(secret)))
+        .await
+        .expect("the token file's token connects over TLS");
     assert_eq!(dso.atomic_long("hits").add_and_get(2).await.unwrap(), 2);
-    let missing = Dso::connect_with(addr.clone(), with(None)).await.unwrap_err();
+    let missing = Dso::connect_with(addr.clone(), secrets.client(None)).await.unwrap_err();
     assert!(missing.to_string().contains("none was given"), "{missing}");
-    let wrong = Dso::connect_with(addr, with(Some("a-token-long-enough-0124"))).await.unwrap_err();
+    let wrong =
+        Dso::connect_with(addr.clone(), secrets.client(Some("a-token-long-enough-0124"))).await.unwrap_err();
     assert!(wrong.to_string().contains("wrong token"), "{wrong}");
+    let plain = crucial_dso::client::ClientConfig { tls: None, ..secrets.client(Some(secret)) };
+    let plain = Dso::connect_with(addr, plain).await.unwrap_err();
+    assert!(plain.to_string().contains("serves TLS only"), "{plain}");
     drop(server);
 
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("authentication failed"), "the server logs the refusals: {logged}");
+    assert!(logged.contains("plain TCP on a port that serves TLS only"), "and the plain client: {logged}");
     assert!(!logged.contains(secret), "the token is never logged");
-    let _ = std::fs::remove_dir_all(&dir);
+    let key_body = secrets.key_pem.lines().nth(1).unwrap();
+    assert!(!logged.contains(key_body), "the private key is never logged");
+}
+
+#[test]
+fn dso_server_refuses_a_public_bind_without_tls_and_a_key_file_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let secrets = SecretFiles::new("secrets-refused");
+    let token_file = secrets.path("token");
+    let error = refused_start(&["--bind", "0.0.0.0:0", "--token-file", &token_file], None);
+    assert!(
+        error.contains("`tls`") && error.contains("--tls-cert") && error.contains("--insecure"),
+        "{error}"
+    );
+
+    let key = secrets.path("tls.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let args = secrets.server_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let error = refused_start(&args, None);
+    assert!(error.contains("--tls-key") && error.contains("chmod 600"), "{error}");
+    assert!(!error.contains(secrets.key_pem.lines().nth(1).unwrap()), "the key is never shown: {error}");
+
+    let error = refused_start(&["--tls-cert", &secrets.path("tls.crt")], None);
+    assert!(error.contains("--tls-key"), "a certificate without its key: {error}");
 }
 
 #[test]

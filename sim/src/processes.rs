@@ -226,7 +226,7 @@ impl Servers {
         while Instant::now() < deadline {
             let mut statuses = Vec::new();
             for addr in &self.addrs {
-                match member_status(addr, self.token.as_ref(), Duration::from_millis(500)).await {
+                match member_status(addr, self.token.as_ref(), None, Duration::from_millis(500)).await {
                     Ok(status) => statuses.push(status),
                     Err(error) => last = error.to_string(),
                 }

@@ -8,6 +8,8 @@
 //! again on another if it could not bind it ([`spawn_on_free_port`]: `redis-server`,
 //! `cargo lambda watch`).
 
+pub mod tls;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};

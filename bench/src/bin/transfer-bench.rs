@@ -77,7 +77,7 @@ async fn wait_for(addr: &str, members: usize, mut sample: impl FnMut()) -> Resul
     let deadline = Instant::now() + Duration::from_secs(600);
     while Instant::now() < deadline {
         sample();
-        if let Ok(status) = member_status(addr, None, Duration::from_secs(1)).await {
+        if let Ok(status) = member_status(addr, None, None, Duration::from_secs(1)).await {
             if status.serving && status.config.is_active() && status.config.members.len() == members {
                 return Ok(());
             }

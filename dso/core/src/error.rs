@@ -152,6 +152,15 @@ pub enum DsoError {
         /// Why, as the server said.
         reason: String,
     },
+    /// The TLS handshake with a server failed: its certificate expired, is not signed by the
+    /// CA trusted, or is not issued for the cluster's name; or the server does not serve TLS.
+    #[error("{addr}: {reason}")]
+    Tls {
+        /// The server address.
+        addr: String,
+        /// What failed, as the handshake said.
+        reason: String,
+    },
     /// A reply decoded as another method's result: client and server disagree on the type.
     #[error("reply to `{expected}` was {got}")]
     MismatchedReply {
@@ -166,6 +175,14 @@ pub enum DsoError {
     /// The client's configuration cannot work.
     #[error(transparent)]
     Config(#[from] ConfigError),
+}
+
+impl DsoError {
+    /// Whether a server refused this client itself (its token, or the TLS handshake): every
+    /// resend would be refused the same way.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, DsoError::Unauthenticated { .. } | DsoError::Tls { .. })
+    }
 }
 
 /// A configuration value that cannot work (a window of zero calls hangs every call, a resend

@@ -2,18 +2,19 @@
 //! as a member of a replicated cluster.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use crucial_dso::cluster::discovery::Discovery;
-use crucial_dso::core::auth::Token;
 use crucial_dso::core::node::{ClusterTiming, NodeConfig};
 use crucial_dso::server::{ClusterOptions, LinkConfig, ServerBuilder, ServerConfig, BIND_DEFAULT};
+use crucial_dso::tls::TLS_NAME_DEFAULT;
 use serde::{Deserialize, Serialize};
 use settings_file::SettingsFile;
 
+mod secrets;
 mod settings_file;
 
 /// A server allocates and frees small buffers for every call: mimalloc does that for less CPU
@@ -43,7 +44,7 @@ struct Args {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     /// Address to listen on. Loopback by default; any other address needs a token (see
-    /// `--token-file`) or `--insecure`. Port 0 takes a free port; once listening, the server
+    /// `--token-file`) and TLS (`--tls-cert`, `--tls-key`), or `--insecure`. Port 0 takes a free port; once listening, the server
     /// prints `listening on ADDR` on standard output (logs go to standard error).
     #[arg(long, default_value = BIND_DEFAULT)]
     bind: SocketAddr,
@@ -53,11 +54,28 @@ struct Args {
     /// is never taken on the command line, where process listings show it.
     #[arg(long)]
     token_file: Option<PathBuf>,
-    /// Serve a non-loopback address without a token: anyone who reaches the port can read
-    /// and change every object. Only for a network protected otherwise. `--insecure=false`
+    /// Serve a non-loopback address without a token or without TLS: anyone who reaches the
+    /// port, or reads the traffic, can read and change every object. Only for a network
+    /// protected otherwise. `--insecure=false`
     /// overrides a settings file that says `insecure = true`.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = ArgAction::Set)]
     insecure: bool,
+    /// Serve TLS with this certificate chain (PEM, the server's certificate first), issued
+    /// for the cluster's name (`--tls-name`). Clients and members then connect with TLS only.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM). Like the token file, it must not be readable by
+    /// other users.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The CA certificates (PEM) that sign the members' certificates: a member connects to
+    /// the others with TLS and checks theirs against these. Needed with `--discovery`.
+    #[arg(long, requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+    /// The name the members' certificates are issued for, which clients and members check
+    /// (not the address they dial: one certificate serves a member at any address).
+    #[arg(long, default_value = TLS_NAME_DEFAULT)]
+    tls_name: String,
     /// Serve `GET /metrics` (Prometheus's text format: calls by type, call durations, keys,
     /// parked calls, sessions, epoch, transfer, bytes queued per member) on this address. It
     /// asks for no token: bind it where only the monitoring system reaches it.
@@ -177,7 +195,8 @@ fn run() -> std::io::Result<()> {
 }
 
 async fn serve(args: Args) -> std::io::Result<()> {
-    let token = token(args.token_file.as_deref(), std::env::var(TOKEN_VARIABLE).ok())?;
+    let token = secrets::token(args.token_file.as_deref(), std::env::var(secrets::TOKEN_VARIABLE).ok())?;
+    let tls = secrets::tls(&args)?;
     let node = NodeConfig {
         session_calls_max: args.session_calls_max,
         sessions_max: args.sessions_max,
@@ -201,6 +220,7 @@ async fn serve(args: Args) -> std::io::Result<()> {
         busy_poll_us: args.busy_poll_us,
         links: LinkConfig { peer_coalesce_us: args.peer_coalesce_us, ..LinkConfig::default() },
         token,
+        tls,
         insecure: args.insecure,
         metrics_bind: args.metrics_bind,
     };
@@ -239,65 +259,6 @@ const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (discovery: file
 #[cfg(not(feature = "s3"))]
 const LONG_VERSION: &str =
     concat!(env!("CARGO_PKG_VERSION"), " (discovery: file; build with --features s3 for s3)");
-
-/// The environment variable that can hold the token.
-const TOKEN_VARIABLE: &str = "DSO_TOKEN";
-
-/// The token from `--token-file` or the environment (not both), if any.
-fn token(file: Option<&Path>, variable: Option<String>) -> std::io::Result<Option<Token>> {
-    let invalid = |reason: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason);
-    let secret = match (file, variable) {
-        (Some(_), Some(_)) => {
-            return Err(invalid(format!("the token comes from --token-file or {TOKEN_VARIABLE}, not both")))
-        }
-        (Some(path), None) => read_token_file(path)?,
-        (None, Some(secret)) => secret,
-        (None, None) => return Ok(None),
-    };
-    Token::new(secret).map(Some).map_err(|error| invalid(error.to_string()))
-}
-
-/// The token in `path`, which other users must not be able to read.
-fn read_token_file(path: &Path) -> std::io::Result<String> {
-    let context = |error: std::io::Error| {
-        std::io::Error::new(error.kind(), format!("--token-file {}: {error}", path.display()))
-    };
-    // One open: the file checked is the file read.
-    let mut file = std::fs::File::open(path).map_err(context)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let metadata = file.metadata().map_err(context)?;
-        let denied = |why: String| {
-            std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                format!("--token-file {}: {why}", path.display()),
-            )
-        };
-        if metadata.mode() & 0o077 != 0 {
-            return Err(denied(format!(
-                "readable or writable by other users (mode {:03o}); `chmod 600 {}` first",
-                metadata.mode() & 0o777,
-                path.display()
-            )));
-        }
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
-        if metadata.uid() != me && metadata.uid() != 0 {
-            return Err(denied(format!(
-                "owned by user {}, not by this server's user ({me}) or root: another user could change the token",
-                metadata.uid()
-            )));
-        }
-    }
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut file, &mut text).map_err(context)?;
-    Ok(text
-        .strip_suffix('\n')
-        .map(|text| text.strip_suffix('\r').unwrap_or(text))
-        .unwrap_or(&text)
-        .to_string())
-}
 
 /// How long a stopping member waits for the others to take its keys over.
 const LEAVE_WITHIN: Duration = Duration::from_secs(30);

@@ -18,6 +18,10 @@ pub struct SettingsFile {
     bind: Option<SocketAddr>,
     token_file: Option<PathBuf>,
     insecure: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
+    tls_name: Option<String>,
     metrics_bind: Option<SocketAddr>,
     frame_bytes_max: Option<usize>,
     connections_max: Option<usize>,
@@ -42,6 +46,10 @@ macro_rules! each_setting {
         $apply!(bind, value);
         $apply!(token_file, option);
         $apply!(insecure, value);
+        $apply!(tls_cert, option);
+        $apply!(tls_key, option);
+        $apply!(tls_ca, option);
+        $apply!(tls_name, value);
         $apply!(metrics_bind, option);
         $apply!(frame_bytes_max, value);
         $apply!(connections_max, value);

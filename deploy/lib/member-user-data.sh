@@ -1,0 +1,66 @@
+# shellcheck shell=bash
+# The body of a DSO member's EC2 user data: deploy/ec2.sh writes the cluster's values above it.
+# It runs once, as root, at the instance's first boot, and installs nothing: Amazon Linux 2023
+# comes with the aws CLI, curl and systemd. The secrets (token, TLS key) come from SSM
+# Parameter Store straight into files only the `dso` user can read; they are never part of the
+# user data, which anyone allowed ec2:DescribeInstanceAttribute can read.
+: "${CLUSTER:?}" "${REGION:?}" "${BUCKET:?}" "${PORT:?}" "${ADVERTISED_ADDRESS:?}"
+set -euo pipefail
+export AWS_DEFAULT_REGION=$REGION
+config=/etc/crucial
+
+id -u dso >/dev/null 2>&1 || useradd --system --no-create-home --shell /sbin/nologin dso
+install -d -m 750 -o root -g dso "$config"
+
+# secret NAME FILE: the SecureString /crucial/$CLUSTER/NAME into FILE, mode 600, owned by dso
+# (dso-server refuses a token file that other users could read or change).
+secret() {
+  (umask 077 && aws ssm get-parameter --name "/crucial/$CLUSTER/$1" --with-decryption \
+    --query Parameter.Value --output text >"$2")
+  chown dso:dso "$2"
+}
+secret token "$config/token"
+secret tls-key "$config/tls.key"
+
+for file in tls.crt ca.crt dso-server.toml; do
+  aws s3 cp --only-show-errors "s3://$BUCKET/$CLUSTER/$file" "$config/$file"
+  chmod 644 "$config/$file"
+done
+aws s3 cp --only-show-errors "s3://$BUCKET/$CLUSTER/dso-server" /usr/local/bin/dso-server
+chmod 755 /usr/local/bin/dso-server
+
+# The address to advertise, from IMDSv2 (the instance refuses v1): a session token, then the
+# address (local-ipv4 or public-ipv4, as ADVERTISED_ADDRESS says).
+imds=http://169.254.169.254/latest
+imds_token=$(curl -sSf -X PUT "$imds/api/token" -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')
+address=$(curl -sSf -H "X-aws-ec2-metadata-token: $imds_token" "$imds/meta-data/$ADVERTISED_ADDRESS")
+
+# On SIGTERM (systemctl stop, shutdown, termination) the server hands its keys over to the
+# other members before it exits: TimeoutStopSec leaves it time to (it gives up after 30 s).
+# A crashed server restarts empty and joins as a new member.
+cat >/etc/systemd/system/dso-server.service <<UNIT
+[Unit]
+Description=Crucial-rs DSO server (cluster $CLUSTER)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+User=dso
+Group=dso
+Environment=AWS_REGION=$REGION
+ExecStart=/usr/local/bin/dso-server --config $config/dso-server.toml --advertise $address:$PORT
+Restart=on-failure
+RestartSec=5
+KillSignal=SIGTERM
+TimeoutStopSec=90
+LimitNOFILE=65536
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl daemon-reload
+systemctl enable --now dso-server.service
