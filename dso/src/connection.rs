@@ -175,6 +175,12 @@ struct Connection {
 impl Connection {
     /// Handles every whole frame after a read; `Ok(false)` at a clean EOF.
     fn on_read(&mut self, read: std::io::Result<usize>) -> Result<bool, ConnectionError> {
+        let read = match read {
+            // A TLS client that closed without saying so (most do): an end like any other,
+            // since frames carry their length and a cut one is caught below.
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+            read => read,
+        };
         if read? == 0 {
             if !self.input.is_empty() {
                 return Err(ConnectionError::Protocol(format!(

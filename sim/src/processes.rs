@@ -3,9 +3,10 @@
 //! over TCP with every operation recorded, one member stopped mid-run (killed with SIGKILL, or
 //! asked to leave with SIGTERM) and started again; the history is then checked like a simulated
 //! one, and a counter that only ever grows shows whether an acknowledged increment was lost.
-//! With a token, servers and clients authenticate as a real deployment does.
+//! With a token and TLS, servers and clients authenticate and encrypt as a real deployment
+//! does.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,7 +19,9 @@ use crucial_dso::core::client_session::SessionConfig;
 use crucial_dso::core::object::{CallId, Operation, SharedObject};
 use crucial_dso::core::protocol::Action;
 use crucial_dso::objects::{AtomicLong, AtomicLongOp, AtomicLongRet};
+use crucial_dso::tls::{TlsTrust, TLS_NAME_DEFAULT};
 use crucial_dso::{Dso, DsoError};
+use crucial_testkit::tls::{TestCa, Validity};
 use crucial_testkit::{listening_addr, spawn_announcing, Announces, Process};
 use parking_lot::Mutex;
 
@@ -82,6 +85,9 @@ pub struct ProcessRun {
     pub down_for: Duration,
     /// The token servers require and clients present (`None`: none).
     pub token: Option<String>,
+    /// Servers serve TLS (with certificates of a CA made for the run) and speak it to each
+    /// other; clients trust that CA.
+    pub tls: bool,
     /// Seeds the workload.
     pub seed: u64,
 }
@@ -127,6 +133,8 @@ struct Servers {
     run: ProcessRun,
     /// What clients and status requests present.
     token: Option<Token>,
+    /// What clients and status requests trust, when the servers serve TLS.
+    tls: Option<TlsTrust>,
 }
 
 impl Servers {
@@ -157,8 +165,12 @@ impl Servers {
         args.extend(["--suspect-after-ms".to_string(), "1000".to_string()]);
         args.append(&mut extra);
         let token = run.token.clone().map(Token::new).transpose().map_err(|e| e.to_string())?;
+        let tls = match run.tls {
+            true => Some(write_certificates(&run.work_dir, &mut args)?),
+            false => None,
+        };
         let mut servers =
-            Servers { children: Vec::new(), addrs: Vec::new(), args, envs, run: run.clone(), token };
+            Servers { children: Vec::new(), addrs: Vec::new(), args, envs, run: run.clone(), token, tls };
         // Each server binds a port of its own and announces it.
         for index in 0..run.servers {
             let command = servers.command(index, "127.0.0.1:0")?;
@@ -226,7 +238,9 @@ impl Servers {
         while Instant::now() < deadline {
             let mut statuses = Vec::new();
             for addr in &self.addrs {
-                match member_status(addr, self.token.as_ref(), None, Duration::from_millis(500)).await {
+                match member_status(addr, self.token.as_ref(), self.tls.as_ref(), Duration::from_millis(500))
+                    .await
+                {
                     Ok(status) => statuses.push(status),
                     Err(error) => last = error.to_string(),
                 }
@@ -249,6 +263,27 @@ impl Servers {
     }
 }
 
+/// Writes a CA made for the run and a certificate it signs into `dir`, adds the flags that
+/// make a server use them to `args`, and returns what clients trust.
+fn write_certificates(dir: &Path, args: &mut Vec<String>) -> Result<TlsTrust, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let ca = TestCa::new("crucial-sim processes CA");
+    let issued = ca.issue(TLS_NAME_DEFAULT, Validity::Current);
+    let files = [
+        ("--tls-ca", "ca.crt", ca.certificate_pem()),
+        ("--tls-cert", "tls.crt", issued.certificate_pem.as_str()),
+        ("--tls-key", "tls.key", issued.key_pem.as_str()),
+    ];
+    for (flag, name, pem) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).map_err(|e| format!("{}: {e}", path.display()))?;
+        // The server refuses a key other users can read.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+        args.extend([flag.to_string(), path.display().to_string()]);
+    }
+    TlsTrust::from_pem(ca.certificate_pem().as_bytes(), TLS_NAME_DEFAULT).map_err(|e| e.to_string())
+}
+
 /// The shared recording of every client's operations.
 struct Recorder {
     history: Mutex<Vec<Recorded>>,
@@ -262,8 +297,8 @@ impl Recorder {
     }
 }
 
-/// The clients' settings, presenting `token`.
-fn client(token: Option<Token>) -> ClientConfig {
+/// The clients' settings, presenting `token` and speaking TLS with `tls`.
+fn client(token: Option<Token>, tls: Option<TlsTrust>) -> ClientConfig {
     ClientConfig {
         session: SessionConfig {
             resend_after_ms: 300,
@@ -276,6 +311,7 @@ fn client(token: Option<Token>) -> ClientConfig {
         frame_bytes_max: crucial_dso::core::codec::FRAME_BYTES_MAX_DEFAULT,
         halt_at_call: None,
         token,
+        tls,
     }
 }
 
@@ -288,7 +324,7 @@ pub async fn run_processes(run: ProcessRun) -> Result<ProcessOutcome, String> {
     let initial = servers.settled(Duration::from_secs(30)).await?;
     let mut keys = keys(run.keys);
     keys.push(KeySpec { key: INCREMENTS.into(), type_name: AtomicLong::TYPE_NAME.into(), initial: None });
-    let config = client(servers.token.clone());
+    let config = client(servers.token.clone(), servers.tls.clone());
     let setup =
         Dso::connect_with(servers.addrs[0].clone(), config.clone()).await.map_err(|e| e.to_string())?;
     for key in &keys {

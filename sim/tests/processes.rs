@@ -1,7 +1,7 @@
 //! Real processes: three `dso-server` processes on loopback (rf 3) find each other through a
 //! configuration file, or through S3 (moto's server, started here), while clients run the
 //! simulator's workload over TCP; the primary of a counter is killed with SIGKILL mid-run (or,
-//! with a token required, asked to leave with SIGTERM) and started again (it rejoins as a new
+//! with a token and TLS required, asked to leave with SIGTERM) and started again (it rejoins as a new
 //! member). The recorded history must be linearizable and no acknowledged increment may be lost.
 
 #![cfg(not(madsim))]
@@ -34,7 +34,16 @@ fn dso_server() -> PathBuf {
     server
 }
 
-fn run(store: Store, stop: Stop, token: Option<&str>, name: &str) -> ProcessOutcome {
+/// Whether servers and clients authenticate and encrypt.
+#[derive(Clone, Copy)]
+enum Security {
+    Off,
+    /// A token and TLS, as a real deployment.
+    TokenAndTls,
+}
+
+fn run(store: Store, stop: Stop, security: Security, name: &str) -> ProcessOutcome {
+    let secured = matches!(security, Security::TokenAndTls);
     let run = ProcessRun {
         server: dso_server(),
         work_dir: std::env::temp_dir().join(format!("crucial-processes-{name}-{}", std::process::id())),
@@ -48,7 +57,8 @@ fn run(store: Store, stop: Stop, token: Option<&str>, name: &str) -> ProcessOutc
         stop_at: Some(Duration::from_millis(1_500)),
         stop,
         down_for: Duration::from_millis(1_500),
-        token: token.map(str::to_string),
+        token: secured.then(|| "a-token-for-this-run-0123".to_string()),
+        tls: secured,
         seed: 11,
     };
     let work_dir = run.work_dir.clone();
@@ -78,14 +88,14 @@ fn assert_correct(outcome: &ProcessOutcome) {
 
 #[test]
 fn a_killed_primary_loses_nothing_with_file_discovery() {
-    assert_correct(&run(Store::File, Stop::Kill, None, "file"));
+    assert_correct(&run(Store::File, Stop::Kill, Security::Off, "file"));
 }
 
-/// SIGTERM under load, with authentication on: the primary hands its keys over and leaves,
-/// then comes back as a new member; no acknowledged operation is lost.
+/// SIGTERM under load, with a token and TLS on (as deployed): the primary hands its keys over
+/// and leaves, then comes back as a new member; no acknowledged operation is lost.
 #[test]
-fn a_primary_leaving_under_load_loses_nothing_with_a_token() {
-    assert_correct(&run(Store::File, Stop::Leave, Some("a-token-for-this-run-0123"), "leave"));
+fn a_primary_leaving_under_load_loses_nothing_with_a_token_and_tls() {
+    assert_correct(&run(Store::File, Stop::Leave, Security::TokenAndTls, "leave"));
 }
 
 /// moto's server on a loopback port of its own, with one bucket; stopped on drop.
@@ -107,5 +117,5 @@ fn moto_with_bucket(bucket: &str) -> crucial_testkit::Moto {
 fn a_killed_primary_loses_nothing_with_s3_discovery() {
     let moto = moto_with_bucket("crucial");
     let store = Store::S3 { endpoint: moto.endpoint.clone(), bucket: "crucial".into() };
-    assert_correct(&run(store, Stop::Kill, None, "s3"));
+    assert_correct(&run(store, Stop::Kill, Security::Off, "s3"));
 }

@@ -279,6 +279,10 @@ struct ProcessArgs {
     /// Servers require a token (a fresh random one) and clients present it.
     #[arg(long)]
     with_token: bool,
+    /// Servers serve TLS with certificates of a CA made for the run (written to the work
+    /// directory) and speak it to each other; clients trust that CA.
+    #[arg(long)]
+    with_tls: bool,
     /// Keep the configuration in S3 at this endpoint (e.g. a local moto server) instead of a file.
     #[arg(long)]
     s3_endpoint: Option<String>,
@@ -324,6 +328,7 @@ fn processes(args: ProcessArgs) -> Result<ExitCode, String> {
         stop: args.stop,
         down_for: Duration::from_millis(args.down_ms),
         token: args.with_token.then(random_token),
+        tls: args.with_tls,
         seed: args.seed,
     };
     let stop = run.stop;
