@@ -50,6 +50,10 @@ pub struct ClientConfig {
     pub token: Option<Token>,
     /// TLS to servers that serve it, trusting these certificates; `None`: plain TCP.
     pub tls: Option<TlsTrust>,
+    /// Send the token over plain TCP to a non-loopback address (where anyone reading the
+    /// traffic learns it). Without it, such a connection fails with [`DsoError::Tls`]. For
+    /// networks protected otherwise, whose servers run `insecure` too.
+    pub insecure: bool,
 }
 
 impl ClientConfig {
@@ -77,6 +81,7 @@ impl Default for ClientConfig {
             halt_at_call: None,
             token: None,
             tls: None,
+            insecure: false,
         }
     }
 }
@@ -409,7 +414,7 @@ impl Inner {
         let unavailable = |reason: String| DsoError::Unavailable { addr: addr.to_string(), reason };
         let timeout = Duration::from_millis(inner.config.connect_timeout_ms);
         let handshake = async {
-            let (mut reader, mut writer) = dial(addr, inner.config.tls.as_ref()).await?;
+            let (mut reader, mut writer) = dial(addr, &inner.config).await?;
             let mut hello = Vec::new();
             let token = inner.config.token.clone();
             encode_frame(&Request::Hello { protocol_version: PROTOCOL_VERSION, token }, &mut hello);
@@ -430,14 +435,18 @@ impl Inner {
     }
 }
 
-/// Connects to `addr`, over TLS with `tls`.
-async fn dial(addr: &str, tls: Option<&TlsTrust>) -> Result<(ReadHalf, WriteHalf), DsoError> {
+/// Connects to `addr`, over TLS if `config` says so; refuses to carry its token in clear
+/// text off this machine unless it is `insecure`.
+async fn dial(addr: &str, config: &ClientConfig) -> Result<(ReadHalf, WriteHalf), DsoError> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|error| DsoError::Unavailable { addr: addr.to_string(), reason: error.to_string() })?;
     let _ = stream.set_nodelay(true);
-    match tls {
-        None => Ok(split(stream)),
+    match &config.tls {
+        None => match stream.peer_addr().ok().and_then(|peer| clear_text_refusal(peer, config)) {
+            Some(reason) => Err(DsoError::Tls { addr: addr.to_string(), reason }),
+            None => Ok(split(stream)),
+        },
         Some(trust) => match trust.connect(stream).await {
             Ok(stream) => Ok(split_tls(stream)),
             // What the handshake itself refused (a certificate, or a server without TLS) is
@@ -453,11 +462,25 @@ async fn dial(addr: &str, tls: Option<&TlsTrust>) -> Result<(ReadHalf, WriteHalf
     }
 }
 
+/// Why `config` may not be used over plain TCP to `peer`: its token would cross a network in
+/// clear text.
+fn clear_text_refusal(peer: std::net::SocketAddr, config: &ClientConfig) -> Option<String> {
+    let exposed = config.token.is_some() && !config.insecure && !peer.ip().is_loopback();
+    exposed.then(|| {
+        format!(
+            "refusing to send the token in clear text to {peer}, which is not a loopback address: \
+             give the cluster's CA (ClientConfig::tls), or set ClientConfig::insecure for a \
+             network protected otherwise"
+        )
+    })
+}
+
 /// The error for a handshake the server at `addr` answered with `response` instead of a welcome.
 fn handshake_refusal(addr: &str, response: Response) -> DsoError {
     match response {
         Response::Unauthenticated { reason } => DsoError::Unauthenticated { addr: addr.to_string(), reason },
         Response::Refused { reason } => DsoError::Protocol(format!("server refused: {reason}")),
+        Response::TlsRequired { reason } => DsoError::Tls { addr: addr.to_string(), reason },
         other => DsoError::Protocol(format!("unexpected answer to the handshake: {other:?}")),
     }
 }
@@ -529,7 +552,9 @@ async fn read_answers(
                     inner.redirect.notify_waiters();
                 }
             }
-            Response::Refused { reason } | Response::Unauthenticated { reason } => {
+            Response::Refused { reason }
+            | Response::Unauthenticated { reason }
+            | Response::TlsRequired { reason } => {
                 break DsoError::Protocol(format!("server refused: {reason}"))
             }
             Response::Welcome { .. } | Response::Status { .. } => {
@@ -558,7 +583,8 @@ pub struct MemberStatus {
 }
 
 /// Asks the server at `addr` for its view of the cluster (for tools and tests), presenting
-/// `token` if the server requires one, over TLS with `tls`.
+/// `token` if the server requires one, over TLS with `tls` (a token goes over plain TCP only
+/// to a loopback address).
 pub async fn member_status(
     addr: &str,
     token: Option<&Token>,
@@ -567,7 +593,8 @@ pub async fn member_status(
 ) -> Result<MemberStatus, DsoError> {
     let unavailable = |reason: String| DsoError::Unavailable { addr: addr.to_string(), reason };
     let exchange = async {
-        let (mut reader, mut writer) = dial(addr, tls).await?;
+        let config = ClientConfig { token: token.cloned(), tls: tls.cloned(), ..ClientConfig::default() };
+        let (mut reader, mut writer) = dial(addr, &config).await?;
         let mut frames = Vec::new();
         let hello = Request::Hello { protocol_version: PROTOCOL_VERSION, token: token.cloned() };
         encode_frame(&hello, &mut frames);
@@ -675,5 +702,24 @@ impl Dso {
         length: usize,
     ) -> Result<Shared<AtomicByteArray>, DsoError> {
         self.object(key, AtomicByteArray::new(length)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_crosses_a_network_in_clear_text_only_when_told_insecure() {
+        let token = Some(Token::new("the-cluster-token-0123").unwrap());
+        let remote: std::net::SocketAddr = "10.0.0.7:11222".parse().unwrap();
+        let local: std::net::SocketAddr = "127.0.0.1:11222".parse().unwrap();
+        let with_token = ClientConfig { token, ..ClientConfig::default() };
+        let refusal = clear_text_refusal(remote, &with_token).expect("refused");
+        assert!(refusal.contains("10.0.0.7:11222") && refusal.contains("ClientConfig::tls"), "{refusal}");
+        assert_eq!(clear_text_refusal(local, &with_token), None, "loopback never leaves the machine");
+        let insecure = ClientConfig { insecure: true, ..with_token };
+        assert_eq!(clear_text_refusal(remote, &insecure), None);
+        assert_eq!(clear_text_refusal(remote, &ClientConfig::default()), None, "no token, nothing to leak");
     }
 }

@@ -40,7 +40,12 @@ enum ConnectionError {
 pub(crate) async fn serve(host: Arc<Host>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
-    let Some((mut reader, writer)) = open(&host, stream, peer).await else { return };
+    // Opening (a first byte, a handshake) may take seconds: a shutdown does not wait for it.
+    let opened = tokio::select! {
+        opened = open(&host, stream, peer) => opened,
+        _ = shutdown.changed() => None,
+    };
+    let Some((mut reader, writer)) = opened else { return };
     let outbox = Arc::new(Outbox::new(Some(socket(writer))));
     let addr = host.connect(outbox.clone());
     let mut connection = Connection {
@@ -144,7 +149,7 @@ async fn refuse_plain(mut stream: TcpStream) {
     let linger = Duration::from_secs(1);
     let mut unread = vec![0u8; 4096];
     let _ = tokio::time::timeout(linger, stream.read(&mut unread)).await;
-    let refusal = Response::Refused {
+    let refusal = Response::TlsRequired {
         reason: "this server serves TLS only: connect with TLS, trusting the cluster's CA \
                  (ClientConfig::tls)"
             .into(),

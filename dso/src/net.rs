@@ -30,7 +30,33 @@ pub(crate) enum ReadHalf {
 /// The write half of a connection.
 pub(crate) enum WriteHalf {
     Plain(PlainWrite),
-    Tls(tokio::io::WriteHalf<TlsStream>),
+    Tls(TlsWrite),
+}
+
+/// The write half of a TLS connection, which closes the connection when dropped, as a plain
+/// TCP write half does. (Dropping one half of a split TLS stream closes nothing: the stream
+/// lives on in the read half, whose reader would wait for the other end forever, and so would
+/// the other end.)
+pub(crate) struct TlsWrite(Option<tokio::io::WriteHalf<TlsStream>>);
+
+impl Drop for TlsWrite {
+    fn drop(&mut self) {
+        let Some(mut half) = self.0.take() else { return };
+        // Outside a runtime (the process is ending) there is nobody left to tell.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                // close_notify, then the TCP write side's FIN.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), half.shutdown()).await;
+            });
+        }
+    }
+}
+
+impl TlsWrite {
+    fn half(&mut self) -> Pin<&mut tokio::io::WriteHalf<TlsStream>> {
+        Pin::new(self.0.as_mut().expect("taken only when dropped"))
+    }
 }
 
 /// Splits a plain connection into halves that can be used from different tasks.
@@ -45,7 +71,7 @@ pub(crate) fn split(stream: TcpStream) -> (ReadHalf, WriteHalf) {
 /// Splits a TLS connection into halves that can be used from different tasks.
 pub(crate) fn split_tls(stream: impl Into<TlsStream>) -> (ReadHalf, WriteHalf) {
     let (read, write) = tokio::io::split(stream.into());
-    (ReadHalf::Tls(read), WriteHalf::Tls(write))
+    (ReadHalf::Tls(read), WriteHalf::Tls(TlsWrite(Some(write))))
 }
 
 impl AsyncRead for ReadHalf {
@@ -65,21 +91,21 @@ impl AsyncWrite for WriteHalf {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             WriteHalf::Plain(half) => Pin::new(half).poll_write(cx, buf),
-            WriteHalf::Tls(half) => Pin::new(half).poll_write(cx, buf),
+            WriteHalf::Tls(half) => half.half().poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             WriteHalf::Plain(half) => Pin::new(half).poll_flush(cx),
-            WriteHalf::Tls(half) => Pin::new(half).poll_flush(cx),
+            WriteHalf::Tls(half) => half.half().poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             WriteHalf::Plain(half) => Pin::new(half).poll_shutdown(cx),
-            WriteHalf::Tls(half) => Pin::new(half).poll_shutdown(cx),
+            WriteHalf::Tls(half) => half.half().poll_shutdown(cx),
         }
     }
 }

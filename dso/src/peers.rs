@@ -138,8 +138,17 @@ async fn write_queued(outbox: Arc<Outbox>, hello: PeerHello, config: Arc<LinkCon
         // leave in this write.
         tokio::task::yield_now().await;
         if !outbox.is_connected() {
-            match connect(&hello, connect_timeout).await {
+            let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
+            let connected = tokio::time::timeout(connect_timeout, connect(&hello)).await;
+            match connected.unwrap_or_else(|_| Err(timed_out())) {
                 Ok(socket) => outbox.connected(socket),
+                // A certificate refused, or a member without TLS: not a passing outage.
+                Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                    tracing::error!(%addr, %error, "TLS to a member failed; dropping its messages for now");
+                    outbox.discard_pending();
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
                 Err(error) => {
                     tracing::debug!(%addr, %error, "member unreachable; dropping its messages for now");
                     outbox.discard_pending();
@@ -155,11 +164,10 @@ async fn write_queued(outbox: Arc<Outbox>, hello: PeerHello, config: Arc<LinkCon
     }
 }
 
-/// Connects to the member at `hello.addr` and introduces this one.
-async fn connect(hello: &PeerHello, timeout: Duration) -> std::io::Result<Socket> {
-    let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
-    let stream =
-        tokio::time::timeout(timeout, TcpStream::connect(&hello.addr)).await.map_err(|_| timed_out())??;
+/// Connects to the member at `hello.addr` (over TLS if the cluster speaks it) and introduces
+/// this one.
+async fn connect(hello: &PeerHello) -> std::io::Result<Socket> {
+    let stream = TcpStream::connect(&hello.addr).await?;
     let _ = stream.set_nodelay(true);
     let (reader, mut writer) = match &hello.tls {
         Some(trust) => split_tls(
@@ -191,7 +199,12 @@ async fn report_refusal(mut reader: ReadHalf, addr: String) {
     while matches!(reader.read_buf(&mut buffer).await, Ok(read) if read > 0) {
         match decode_frame::<Response>(&buffer, FRAME_BYTES_MAX_DEFAULT) {
             Ok(None) => continue,
-            Ok(Some((Response::Unauthenticated { reason } | Response::Refused { reason }, _))) => {
+            Ok(Some((
+                Response::Unauthenticated { reason }
+                | Response::Refused { reason }
+                | Response::TlsRequired { reason },
+                _,
+            ))) => {
                 tracing::error!(%addr, %reason, "a member refused this member's connection");
             }
             Ok(Some((other, _))) => tracing::warn!(%addr, ?other, "unexpected answer from a member"),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 
 /// The name a member's certificate is issued for, unless the cluster chose another.
@@ -86,11 +87,42 @@ impl TlsIdentity {
 }
 
 /// Whom a client (or a member connecting to another) trusts: the CA certificates that sign the
-/// members' certificates, and the name those must be issued for.
-#[derive(Clone)]
+/// members' certificates, and the name those must be issued for. It travels (to a cloud
+/// thread, in its invocation) as the CA's PEM text and the name: no secret.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(try_from = "TrustPem", into = "TrustPem")]
 pub struct TlsTrust {
     config: Arc<rustls::ClientConfig>,
     name: ServerName<'static>,
+    /// What it was built from.
+    pem: TrustPem,
+}
+
+/// A [`TlsTrust`] as it travels: the CA certificates (PEM) and the name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct TrustPem {
+    ca_pem: String,
+    name: String,
+}
+
+impl TryFrom<TrustPem> for TlsTrust {
+    type Error = TlsError;
+    fn try_from(pem: TrustPem) -> Result<Self, TlsError> {
+        TlsTrust::from_pem(pem.ca_pem.as_bytes(), &pem.name)
+    }
+}
+
+impl From<TlsTrust> for TrustPem {
+    fn from(trust: TlsTrust) -> Self {
+        trust.pem
+    }
+}
+
+/// Two trusts are the same if built from the same CA certificates and name.
+impl PartialEq for TlsTrust {
+    fn eq(&self, other: &Self) -> bool {
+        self.pem == other.pem
+    }
 }
 
 impl std::fmt::Debug for TlsTrust {
@@ -107,13 +139,17 @@ impl TlsTrust {
         for certificate in certificates(ca, "CA")? {
             roots.add(certificate).map_err(|error| TlsError::new("CA", error))?;
         }
+        let pem = TrustPem {
+            ca_pem: String::from_utf8(ca.to_vec()).map_err(|_| TlsError::new("CA", "not PEM text"))?,
+            name: name.to_string(),
+        };
         let name = ServerName::try_from(name.to_string()).map_err(|error| TlsError::new("name", error))?;
         let config = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|error| TlsError::new("protocol versions", error))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Ok(Self { config: Arc::new(config), name })
+        Ok(Self { config: Arc::new(config), name, pem })
     }
 
     /// Shakes hands on `stream`, checking the server's certificate.

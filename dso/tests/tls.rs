@@ -88,13 +88,58 @@ async fn an_expired_certificate_another_cas_or_another_names_is_refused_by_the_c
 async fn plain_tcp_to_a_tls_port_is_told_to_use_tls() {
     let ca = TestCa::new("test CA");
     let server = tls_server(&ca.issue(TLS_NAME_DEFAULT, Validity::Current)).await;
-    match connect(&server, None).await {
-        Err(DsoError::Protocol(reason)) => assert!(reason.contains("serves TLS only"), "{reason}"),
-        other => panic!("expected the server to say it serves TLS only, got {other:?}"),
+    let reason = tls_refusal(connect(&server, None).await);
+    assert!(reason.contains("serves TLS only"), "{reason}");
+    // A client that never gives up on a call (as a cloud thread's session) fails it at once.
+    let mut config = ClientConfig::default();
+    config.session.call_timeout_ms = None;
+    let lazy = Dso::lazy(vec![server.local_addr().to_string()], config).unwrap();
+    let hits = lazy.atomic_long("hits");
+    match tokio::time::timeout(Duration::from_secs(10), hits.get()).await.expect("fails at once") {
+        Err(DsoError::Tls { reason, .. }) => assert!(reason.contains("serves TLS only"), "{reason}"),
+        other => panic!("expected the call to fail for want of TLS, got {other:?}"),
     }
     // The server goes on serving TLS clients.
     let dso = connect(&server, Some(trust(&ca, TLS_NAME_DEFAULT))).await.expect("TLS still connects");
     assert_eq!(dso.atomic_long("hits").increment_and_get().await.unwrap(), 1);
+}
+
+/// Dropping one half of a TLS stream closes nothing by itself: a dropped client must still
+/// close its connection, or the server holds it (and a connection slot) for ever.
+#[tokio::test]
+async fn a_dropped_tls_client_closes_its_connection() {
+    let ca = TestCa::new("test CA");
+    let issued = ca.issue(TLS_NAME_DEFAULT, Validity::Current);
+    let config = ServerConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        tls: Some(ServerTls { identity: identity(&issued), members: None }),
+        metrics_bind: Some("127.0.0.1:0".parse().unwrap()),
+        ..ServerConfig::default()
+    };
+    let server = ServerBuilder::new().config(config).start().await.unwrap();
+    let metrics = server.metrics_addr().unwrap();
+    let open = || async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(metrics).await.unwrap();
+        stream.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.unwrap();
+        let line = text.lines().find(|line| line.starts_with("dso_connections ")).unwrap().to_string();
+        line["dso_connections ".len()..].parse::<usize>().unwrap()
+    };
+    for _ in 0..5 {
+        let dso = connect(&server, Some(trust(&ca, TLS_NAME_DEFAULT))).await.unwrap();
+        dso.atomic_long("hits").increment_and_get().await.unwrap();
+    }
+    let mut connections = open().await;
+    for _ in 0..100 {
+        if connections == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        connections = open().await;
+    }
+    assert_eq!(connections, 0, "every dropped client's connection was closed");
 }
 
 #[tokio::test]

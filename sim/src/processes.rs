@@ -266,7 +266,7 @@ impl Servers {
 /// Writes a CA made for the run and a certificate it signs into `dir`, adds the flags that
 /// make a server use them to `args`, and returns what clients trust.
 fn write_certificates(dir: &Path, args: &mut Vec<String>) -> Result<TlsTrust, String> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::OpenOptionsExt;
     let ca = TestCa::new("crucial-sim processes CA");
     let issued = ca.issue(TLS_NAME_DEFAULT, Validity::Current);
     let files = [
@@ -276,9 +276,12 @@ fn write_certificates(dir: &Path, args: &mut Vec<String>) -> Result<TlsTrust, St
     ];
     for (flag, name, pem) in files {
         let path = dir.join(name);
-        std::fs::write(&path, pem).map_err(|e| format!("{}: {e}", path.display()))?;
-        // The server refuses a key other users can read.
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+        // Readable by this user only from the start: the server refuses a key others can read.
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true).mode(0o600);
+        let written =
+            options.open(&path).and_then(|mut file| std::io::Write::write_all(&mut file, pem.as_bytes()));
+        written.map_err(|e| format!("{}: {e}", path.display()))?;
         args.extend([flag.to_string(), path.display().to_string()]);
     }
     TlsTrust::from_pem(ca.certificate_pem().as_bytes(), TLS_NAME_DEFAULT).map_err(|e| e.to_string())
@@ -312,6 +315,7 @@ fn client(token: Option<Token>, tls: Option<TlsTrust>) -> ClientConfig {
         halt_at_call: None,
         token,
         tls,
+        insecure: false,
     }
 }
 

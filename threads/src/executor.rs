@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crucial_dso::client::ClientConfig;
 use crucial_dso::core::auth::Token;
+use crucial_dso::tls::TlsTrust;
 use crucial_dso::{Dso, Server, ServerBuilder};
 
 use crate::invocation::{Invocation, Report};
@@ -40,9 +42,9 @@ pub trait Executor: Send + Sync + 'static {
     /// the function finds them itself).
     fn dso_members(&self) -> Vec<String>;
 
-    /// The DSO token handed to threads in invocations, if the cluster requires one (`None`
-    /// also where the function finds it itself).
-    fn dso_token(&self) -> Option<Token>;
+    /// What threads are handed in invocations to reach the DSO: its token, if it requires
+    /// one, and the TLS trust, if it serves TLS (neither where the function finds them itself).
+    fn dso_access(&self) -> DsoAccess;
 
     /// A fresh thread id in this executor's job.
     fn next_thread_id(&self) -> ThreadId;
@@ -65,8 +67,8 @@ impl<E: Executor + ?Sized> Executor for Arc<E> {
         (**self).dso_members()
     }
 
-    fn dso_token(&self) -> Option<Token> {
-        (**self).dso_token()
+    fn dso_access(&self) -> DsoAccess {
+        (**self).dso_access()
     }
 
     fn next_thread_id(&self) -> ThreadId {
@@ -103,6 +105,25 @@ impl ThreadIds {
     }
 }
 
+/// What a client presents to the DSO: its token, if it requires one, and whom to trust over
+/// TLS, if it serves TLS.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DsoAccess {
+    /// The cluster's token.
+    pub token: Option<Token>,
+    /// The cluster's CA and certificate name.
+    pub tls: Option<TlsTrust>,
+    /// Send the token over plain TCP to non-loopback members ([`ClientConfig::insecure`]).
+    pub insecure: bool,
+}
+
+impl DsoAccess {
+    /// `config` presenting this access.
+    pub(crate) fn client_config(&self, config: ClientConfig) -> ClientConfig {
+        ClientConfig { token: self.token.clone(), tls: self.tls.clone(), insecure: self.insecure, ..config }
+    }
+}
+
 /// Where an executor's threads find the DSO: a running cluster, or a server the executor
 /// starts on a free loopback port (it stops with the executor).
 #[derive(Debug, Default)]
@@ -111,8 +132,9 @@ pub(crate) struct DsoTarget {
     pub members: Option<Vec<String>>,
     /// The server to start when no cluster is given (built-in types only by default).
     pub server: Option<ServerBuilder>,
-    /// The cluster's token, if it requires one (the embedded server then requires it too).
-    pub token: Option<Token>,
+    /// What the cluster requires (an embedded server then requires the token too; it serves
+    /// plain TCP on loopback, so TLS needs a cluster given by its members).
+    pub access: DsoAccess,
 }
 
 /// An executor's DSO, reached.
@@ -124,8 +146,8 @@ pub(crate) struct ConnectedDso {
     pub control: Dso,
     /// The server the executor started, if any.
     pub embedded: Option<Server>,
-    /// The token threads present.
-    pub token: Option<Token>,
+    /// What threads present.
+    pub access: DsoAccess,
 }
 
 impl DsoTarget {
@@ -137,7 +159,14 @@ impl DsoTarget {
             Some(members) => (members, None),
             None => {
                 let mut server = self.server.unwrap_or_default().bind(SocketAddr::from(([127, 0, 0, 1], 0)));
-                if let Some(token) = &self.token {
+                if self.access.tls.is_some() {
+                    return Err(ThreadError::DsoUnavailable {
+                        reason: "TLS needs the DSO cluster's members (dso(...)): the embedded server \
+                                 serves plain TCP on loopback"
+                            .into(),
+                    });
+                }
+                if let Some(token) = &self.access.token {
                     server = server.token(token.clone());
                 }
                 let server = server
@@ -147,7 +176,7 @@ impl DsoTarget {
                 (vec![server.local_addr().to_string()], Some(server))
             }
         };
-        let control = crate::connect_control(&members, self.token.as_ref()).await?;
-        Ok(ConnectedDso { members, control, embedded, token: self.token })
+        let control = crate::connect_control(&members, &self.access).await?;
+        Ok(ConnectedDso { members, control, embedded, access: self.access })
     }
 }

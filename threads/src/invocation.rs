@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ThreadError, ThreadId};
 use crucial_dso::core::auth::Token;
+use crucial_dso::tls::TlsTrust;
 
 /// One invocation of a cloud thread.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -28,6 +29,13 @@ pub struct Invocation {
     /// variable, if set. Never shown: its `Debug` is redacted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dso_token: Option<Token>,
+    /// Whom to trust over TLS, if the DSO serves it; `None`: the handler's
+    /// `CRUCIAL_DSO_TLS_CA` and `CRUCIAL_DSO_TLS_NAME` variables, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dso_tls: Option<TlsTrust>,
+    /// Whether the token may cross the network in clear text ([`crate::DsoAccess::insecure`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dso_insecure: bool,
 }
 
 /// How an invocation ended: the thread's output or why there is none, and its log lines.

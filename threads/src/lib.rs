@@ -71,7 +71,7 @@ pub mod worker;
 
 pub use context::Context;
 pub use error::ThreadError;
-pub use executor::{BoxFuture, Executor, InvokeOptions, ThreadIds};
+pub use executor::{BoxFuture, DsoAccess, Executor, InvokeOptions, ThreadIds};
 pub use id::ThreadId;
 pub use invocation::{Invocation, Report};
 pub use local::{Local, LocalBuilder, LocalFaults};
@@ -85,14 +85,13 @@ pub use crucial_dso_macros::runnable;
 pub use inventory;
 
 use crucial_dso::client::ClientConfig;
-use crucial_dso::core::auth::Token;
 use crucial_dso::Dso;
 
 /// Connects the invoker's own DSO session to the first of `members` that answers, presenting
-/// `token` if the cluster requires one.
-pub(crate) async fn connect_control(members: &[String], token: Option<&Token>) -> Result<Dso, ThreadError> {
+/// `access`.
+pub(crate) async fn connect_control(members: &[String], access: &DsoAccess) -> Result<Dso, ThreadError> {
     let mut reason = "no DSO member given".to_string();
-    let config = ClientConfig { token: token.cloned(), ..ClientConfig::default() };
+    let config = access.client_config(ClientConfig::default());
     for member in members {
         match Dso::connect_with(member.clone(), config.clone()).await {
             Ok(dso) => return Ok(dso),

@@ -6,12 +6,13 @@
 use std::sync::Arc;
 
 use crucial_dso::core::auth::Token;
+use crucial_dso::tls::TlsTrust;
 use crucial_dso::{Dso, Server, ServerBuilder};
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::executor::{BoxFuture, ConnectedDso, DsoTarget, Executor, InvokeOptions, ThreadIds};
+use crate::executor::{BoxFuture, ConnectedDso, DsoAccess, DsoTarget, Executor, InvokeOptions, ThreadIds};
 use crate::invocation::{Invocation, Report};
 use crate::worker::{self, Hooks};
 use crate::{ThreadError, ThreadId};
@@ -44,8 +45,8 @@ struct LocalInner {
     faults: Option<(LocalFaults, Mutex<SmallRng>)>,
     /// The embedded server, if this executor started one (stops with the executor).
     _embedded: Option<Server>,
-    /// The DSO's token, if it requires one.
-    token: Option<Token>,
+    /// What threads present to the DSO.
+    access: DsoAccess,
 }
 
 impl Local {
@@ -83,7 +84,21 @@ impl LocalBuilder {
     /// The token the DSO cluster requires (the embedded server, if any, then requires it too);
     /// threads get it in their invocations.
     pub fn dso_token(mut self, token: Token) -> Self {
-        self.dso.token = Some(token);
+        self.dso.access.token = Some(token);
+        self
+    }
+
+    /// TLS to the DSO cluster given with [`LocalBuilder::dso`], trusting `trust`; threads get
+    /// it in their invocations.
+    pub fn dso_tls(mut self, trust: TlsTrust) -> Self {
+        self.dso.access.tls = Some(trust);
+        self
+    }
+
+    /// Let threads send the token over plain TCP to non-loopback members, for a cluster that
+    /// serves without TLS on a network protected otherwise ([`crate::DsoAccess::insecure`]).
+    pub fn dso_insecure(mut self) -> Self {
+        self.dso.access.insecure = true;
         self
     }
 
@@ -108,13 +123,13 @@ impl LocalBuilder {
 
     /// Starts the executor (and the embedded server, if no cluster was given).
     pub async fn start(self) -> Result<Local, ThreadError> {
-        let ConnectedDso { members, control, embedded, token } = self.dso.connect().await?;
+        let ConnectedDso { members, control, embedded, access } = self.dso.connect().await?;
         let ids = self.job.map_or_else(ThreadIds::random, ThreadIds::new);
         let faults = self.faults.map(|faults| {
             let rng = Mutex::new(SmallRng::seed_from_u64(faults.seed));
             (faults, rng)
         });
-        let inner = LocalInner { members, control, ids, faults, _embedded: embedded, token };
+        let inner = LocalInner { members, control, ids, faults, _embedded: embedded, access };
         Ok(Local { inner: Arc::new(inner) })
     }
 }
@@ -173,8 +188,8 @@ impl Executor for Local {
         self.inner.members.clone()
     }
 
-    fn dso_token(&self) -> Option<Token> {
-        self.inner.token.clone()
+    fn dso_access(&self) -> DsoAccess {
+        self.inner.access.clone()
     }
 
     fn next_thread_id(&self) -> ThreadId {

@@ -10,14 +10,13 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crucial_dso::core::auth::Token;
 use crucial_dso::Dso;
 use madsim::runtime::Handle;
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::executor::{BoxFuture, Executor, InvokeOptions, ThreadIds};
+use crate::executor::{BoxFuture, DsoAccess, Executor, InvokeOptions, ThreadIds};
 use crate::invocation::{Invocation, Report};
 use crate::worker::{self, Hooks};
 use crate::{ThreadError, ThreadId};
@@ -108,7 +107,7 @@ impl Simulated {
         seed: u64,
     ) -> Result<Simulated, ThreadError> {
         crate::Registry::global()?;
-        let control = crate::connect_control(&members, None).await?;
+        let control = crate::connect_control(&members, &DsoAccess::default()).await?;
         let inner = SimulatedInner {
             members,
             control,
@@ -183,7 +182,7 @@ impl SimulatedInner {
         let hooks = Hooks { kill_at_call: delivery.crash_at_call };
         let run = node.spawn(async move {
             tokio::time::sleep(Duration::from_millis(delivery.cold_start_ms)).await;
-            let control = crate::connect_control(&members, None).await.map_err(Some)?;
+            let control = crate::connect_control(&members, &DsoAccess::default()).await.map_err(Some)?;
             match worker::run(&control, invocation, hooks).await {
                 Some(report) => Ok(report),
                 None if delivery.hangs => std::future::pending().await,
@@ -256,9 +255,9 @@ impl Executor for Simulated {
         self.inner.members.clone()
     }
 
-    /// Simulated servers sit on a simulated private network, without a token.
-    fn dso_token(&self) -> Option<Token> {
-        None
+    /// Simulated servers sit on a simulated private network, without a token or TLS.
+    fn dso_access(&self) -> DsoAccess {
+        DsoAccess::default()
     }
 
     fn next_thread_id(&self) -> ThreadId {

@@ -190,6 +190,7 @@ impl<E: Executor> Supervisor<E> {
         input: &serde_json::Value,
         attempt: u32,
     ) -> crate::executor::BoxFuture<'static, Result<Report, ThreadError>> {
+        let access = self.executor.dso_access();
         let invocation = Invocation {
             thread: self.thread,
             session: self.session(attempt),
@@ -197,7 +198,9 @@ impl<E: Executor> Supervisor<E> {
             name: self.name.to_string(),
             input: input.clone(),
             dso: self.executor.dso_members(),
-            dso_token: self.executor.dso_token(),
+            dso_token: access.token,
+            dso_tls: access.tls,
+            dso_insecure: access.insecure,
         };
         let invoked = self.executor.invoke(invocation, self.builder.options);
         // A report of a failure that another invocation may not meet counts as that failure.

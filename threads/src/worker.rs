@@ -164,6 +164,8 @@ fn thread_session(invocation: &Invocation, hooks: Hooks) -> Dso {
         session: SessionConfig { call_timeout_ms: None, retain_records: true, ..SessionConfig::default() },
         halt_at_call: hooks.kill_at_call,
         token: invocation.dso_token.clone(),
+        tls: invocation.dso_tls.clone(),
+        insecure: invocation.dso_insecure,
         ..ClientConfig::default()
     };
     Dso::lazy(invocation.dso.clone(), config).expect("a thread session's configuration is valid")

@@ -107,7 +107,9 @@ fn invocation(executor: &Local, name: &str, input: serde_json::Value) -> Invocat
         name: name.into(),
         input,
         dso: executor.dso_members(),
-        dso_token: executor.dso_token(),
+        dso_token: executor.dso_access().token,
+        dso_tls: executor.dso_access().tls,
+        dso_insecure: false,
     }
 }
 

@@ -100,7 +100,9 @@ async fn a_duplicate_after_completion_returns_the_stored_result_without_running(
         name: AddOnes::NAME.into(),
         input: serde_json::to_value(AddOnes { key: "done".into(), times: 3 }).unwrap(),
         dso: executor.dso_members(),
-        dso_token: executor.dso_token(),
+        dso_token: executor.dso_access().token,
+        dso_tls: executor.dso_access().tls,
+        dso_insecure: false,
     };
     let options = InvokeOptions { timeout: Duration::from_secs(10), memory_mb: 128 };
     let report = executor.invoke(late, options).await.unwrap();

@@ -101,6 +101,13 @@ pub enum Response {
         /// Why.
         reason: String,
     },
+    /// A client spoke plain TCP to a node that serves TLS only; the node closes the
+    /// connection. (Sent in plain text before any handshake, so it is the last variant: a
+    /// client of any version decodes the ones before it the same way.)
+    TlsRequired {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// One replicated step of a key's log, applied in the primary's order by every replica.

@@ -8,10 +8,11 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{InvocationType, LogType};
 use base64::Engine;
 use crucial_dso::core::auth::Token;
+use crucial_dso::tls::TlsTrust;
 use crucial_dso::{Dso, Server, ServerBuilder};
 use rand::{Rng, SeedableRng};
 
-use crate::executor::{BoxFuture, ConnectedDso, DsoTarget, Executor, InvokeOptions, ThreadIds};
+use crate::executor::{BoxFuture, ConnectedDso, DsoAccess, DsoTarget, Executor, InvokeOptions, ThreadIds};
 use crate::invocation::{Invocation, Report};
 use crate::worker::decode_stored;
 use crate::{ThreadError, ThreadId};
@@ -90,7 +91,23 @@ impl LambdaBuilder {
     /// Prefer the environment where payloads are kept or logged: the Lambda runtime logs each
     /// payload at `trace` level, and `Event` invocations keep theirs in AWS's queue.
     pub fn dso_token(mut self, token: Token) -> Self {
-        self.dso.token = Some(token);
+        self.dso.access.token = Some(token);
+        self
+    }
+
+    /// TLS to the DSO cluster, trusting `trust` (the cluster's CA and certificate name; no
+    /// secret). It travels in each invocation's payload, unless the functions find the DSO in
+    /// their environment, where `CRUCIAL_DSO_TLS_CA` (the CA's PEM text) and
+    /// `CRUCIAL_DSO_TLS_NAME` hold it.
+    pub fn dso_tls(mut self, trust: TlsTrust) -> Self {
+        self.dso.access.tls = Some(trust);
+        self
+    }
+
+    /// Let threads send the token over plain TCP to non-loopback members, for a cluster that
+    /// serves without TLS on a network protected otherwise ([`crate::DsoAccess::insecure`]).
+    pub fn dso_insecure(mut self) -> Self {
+        self.dso.access.insecure = true;
         self
     }
 
@@ -125,7 +142,7 @@ impl LambdaBuilder {
     /// Builds the AWS client (credentials and region from the standard chain) and connects to
     /// the DSO.
     pub async fn start(self) -> Result<Lambda, ThreadError> {
-        let ConnectedDso { members, control, embedded, token } = self.dso.connect().await?;
+        let ConnectedDso { members, control, embedded, access } = self.dso.connect().await?;
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .retry_config(aws_config::retry::RetryConfig::disabled());
         if let Some(endpoint) = &self.endpoint {
@@ -147,7 +164,7 @@ impl LambdaBuilder {
             throttled_retries: self.throttled_retries,
             members_in_invocations: self.members_in_invocations,
             _embedded: embedded,
-            token,
+            access,
         };
         Ok(Lambda { inner: Arc::new(inner) })
     }
@@ -180,7 +197,7 @@ struct LambdaInner {
     throttled_retries: u32,
     members_in_invocations: bool,
     _embedded: Option<Server>,
-    token: Option<Token>,
+    access: DsoAccess,
 }
 
 /// What one Invoke request came to.
@@ -314,8 +331,11 @@ impl Executor for Lambda {
         }
     }
 
-    fn dso_token(&self) -> Option<Token> {
-        self.inner.token.clone().filter(|_| self.inner.members_in_invocations)
+    fn dso_access(&self) -> DsoAccess {
+        match self.inner.members_in_invocations {
+            true => self.inner.access.clone(),
+            false => DsoAccess::default(),
+        }
     }
 
     fn next_thread_id(&self) -> ThreadId {

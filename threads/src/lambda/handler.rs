@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use crucial_dso::core::auth::Token;
+use crucial_dso::tls::{TlsTrust, TLS_NAME_DEFAULT};
 use crucial_dso::Dso;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use tokio::sync::Mutex;
 
 use crate::invocation::{Invocation, Report};
 use crate::worker::{self, Hooks};
-use crate::{Registry, ThreadError};
+use crate::{DsoAccess, Registry, ThreadError};
 
 /// The function's DSO client for stored results, kept while the function stays warm.
 #[derive(Default)]
@@ -20,21 +21,21 @@ struct Control {
 /// The warm client, and the members and token it was made for.
 struct Connected {
     members: Vec<String>,
-    token: Option<Token>,
+    access: DsoAccess,
     dso: Dso,
 }
 
 impl Control {
-    /// A client for `members` presenting `token`, reusing the warm one if it is for the same.
-    async fn for_members(&self, members: &[String], token: Option<&Token>) -> Result<Dso, ThreadError> {
+    /// A client for `members` presenting `access`, reusing the warm one if it is for the same.
+    async fn for_members(&self, members: &[String], access: DsoAccess) -> Result<Dso, ThreadError> {
         let mut connected = self.connected.lock().await;
         if let Some(known) = connected.as_ref() {
-            if known.members == members && known.token.as_ref() == token {
+            if known.members == members && known.access == access {
                 return Ok(known.dso.clone());
             }
         }
-        let dso = crate::connect_control(members, token).await?;
-        *connected = Some(Connected { members: members.to_vec(), token: token.cloned(), dso: dso.clone() });
+        let dso = crate::connect_control(members, &access).await?;
+        *connected = Some(Connected { members: members.to_vec(), access, dso: dso.clone() });
         Ok(dso)
     }
 }
@@ -74,14 +75,31 @@ async fn handle(control: &Control, payload: serde_json::Value) -> Result<serde_j
             })?);
         }
     }
-    let dso = control.for_members(&invocation.dso, invocation.dso_token.as_ref()).await.map_err(|error| {
-        Diagnostic {
-            error_type: THREAD_ERROR_TYPE.into(),
-            error_message: serde_json::to_string(&error).expect("a thread error is plain data"),
-        }
+    if invocation.dso_tls.is_none() {
+        invocation.dso_tls = tls_from_environment()?;
+    }
+    let access = DsoAccess {
+        token: invocation.dso_token.clone(),
+        tls: invocation.dso_tls.clone(),
+        insecure: invocation.dso_insecure,
+    };
+    let dso = control.for_members(&invocation.dso, access).await.map_err(|error| Diagnostic {
+        error_type: THREAD_ERROR_TYPE.into(),
+        error_message: serde_json::to_string(&error).expect("a thread error is plain data"),
     })?;
     let report: Report = worker::run(&dso, invocation, Hooks::default()).await.expect("no hook kills it");
     Ok(serde_json::to_value(&report).expect("a report is plain data"))
+}
+
+/// The TLS trust in `CRUCIAL_DSO_TLS_CA` (the CA's PEM text) and `CRUCIAL_DSO_TLS_NAME`
+/// (default [`TLS_NAME_DEFAULT`]), if the CA is set.
+fn tls_from_environment() -> Result<Option<TlsTrust>, Diagnostic> {
+    let Ok(ca) = std::env::var("CRUCIAL_DSO_TLS_CA") else { return Ok(None) };
+    let name = std::env::var("CRUCIAL_DSO_TLS_NAME").unwrap_or_else(|_| TLS_NAME_DEFAULT.to_string());
+    TlsTrust::from_pem(ca.as_bytes(), &name).map(Some).map_err(|error| Diagnostic {
+        error_type: "crucial_threads::BadTls".into(),
+        error_message: format!("CRUCIAL_DSO_TLS_CA, CRUCIAL_DSO_TLS_NAME: {error}"),
+    })
 }
 
 /// The `errorType` of a function error that carries a [`ThreadError`] as JSON.

@@ -35,9 +35,15 @@ pub fn token(file: Option<&Path>, variable: Option<String>) -> std::io::Result<O
     Token::new(secret).map(Some).map_err(|error| invalid(error.to_string()))
 }
 
-/// The TLS the flags ask for, if any (clap makes the certificate and key go together).
+/// The TLS the flags and the settings file ask for, if any.
 pub fn tls(args: &Args) -> std::io::Result<Option<ServerTls>> {
-    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else { return Ok(None) };
+    // Checked here, not only by clap, which does not see the settings file.
+    let (cert, key) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => (cert, key),
+        (None, None) if args.tls_ca.is_none() => return Ok(None),
+        (None, None) => return Err(invalid("--tls-ca (tls-ca) needs --tls-cert and --tls-key".into())),
+        _ => return Err(invalid("--tls-cert and --tls-key (tls-cert, tls-key) go together".into())),
+    };
     let in_file = |flag: &str, path: &Path, error: crucial_dso::tls::TlsError| {
         invalid(format!("{flag} {}: {error}", path.display()))
     };
