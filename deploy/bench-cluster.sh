@@ -5,11 +5,13 @@
 # and plain puts, 1 and 50 clients, several alternating rounds, plus the loopback round trip
 # (the floor). Runs twice: with one thread
 # per member on both sides (the main figures: the members share two cores here), where a
-# second DSO cluster also busy-polls (`--busy-poll-us`), and with each runtime's defaults.
+# second DSO cluster also busy-polls (`--busy-poll-us`), and with each runtime's defaults. In
+# both settings a third DSO cluster requires a token and serves TLS (certificates of a CA made
+# for the run with openssl), as deployed: its rows give the cost of TLS.
 # Writes reports/bench-cluster.md with medians and ratios.
 #
-# Needs etcd, redis-server and protoc (Debian: apt-get install etcd-server redis-server
-# protobuf-compiler).
+# Needs etcd, redis-server, protoc and openssl (Debian: apt-get install etcd-server
+# redis-server protobuf-compiler openssl).
 # Usage: deploy/bench-cluster.sh [ROUNDS]   (default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,8 +26,28 @@ results=$(mktemp)
 command -v etcd >/dev/null || { echo "etcd is needed: apt-get install etcd-server" >&2; exit 2; }
 command -v redis-server >/dev/null || { echo "redis-server is needed: apt-get install redis-server" >&2; exit 2; }
 command -v protoc >/dev/null || { echo "protoc is needed: apt-get install protobuf-compiler" >&2; exit 2; }
+command -v openssl >/dev/null || { echo "openssl is needed: apt-get install openssl" >&2; exit 2; }
 cargo build --release --quiet -p crucial-dso --bin dso-server
 cargo build --release --quiet -p crucial-bench --features etcd --bin cluster-bench
+
+# The TLS cluster's secrets: a CA, a certificate for the cluster's name signed by it, a token.
+secrets=$work/secrets
+mkdir -p "$secrets" && chmod 700 "$secrets"
+(
+  cd "$secrets"
+  umask 077
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=bench CA" \
+    -keyout ca.key -out ca.crt 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=crucial-dso" \
+    -keyout tls.key -out tls.csr 2>/dev/null
+  printf 'subjectAltName=DNS:crucial-dso\n' >san.ext
+  openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext \
+    -out tls.crt 2>/dev/null
+  openssl rand -hex 24 >token
+)
+tls_server_args=(--token-file "$secrets/token" --tls-cert "$secrets/tls.crt" --tls-key "$secrets/tls.key"
+  --tls-ca "$secrets/ca.crt")
+tls_client_args=(--tls-ca "$secrets/ca.crt" --token-file "$secrets/token")
 
 pids=()
 stop_clusters() {
@@ -40,16 +62,21 @@ trap 'stop_clusters; rm -rf "$work" "$results"' EXIT
 start_clusters() {
   local setting=$1 base=$2 dir="$work/$1"
   local threads=() gomaxprocs=
-  member_pids=([dso]= [dso-poll]= [etcd]= [redis-wait]=)
+  member_pids=([dso]= [dso-poll]= [dso-tls]= [etcd]= [redis-wait]=)
   if [ "$setting" = one ]; then threads=(--threads 1); gomaxprocs=1; fi
   mkdir -p "$dir" && etcd_data=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
   dso_endpoints=127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))
   poll_endpoints=127.0.0.1:$((base + 31)),127.0.0.1:$((base + 32)),127.0.0.1:$((base + 33))
+  tls_endpoints=127.0.0.1:$((base + 51)),127.0.0.1:$((base + 52)),127.0.0.1:$((base + 53))
   for n in 1 2 3; do
     ./target/release/dso-server --bind "127.0.0.1:$((base + n))" --discovery "file:$dir/cluster.json" --rf 3 \
       "${threads[@]}" >"$dir/dso-$n.log" 2>&1 &
     pids+=($!)
     member_pids[dso]+=" $!"
+    ./target/release/dso-server --bind "127.0.0.1:$((base + 50 + n))" --discovery "file:$dir/tls.json" --rf 3 \
+      "${threads[@]}" "${tls_server_args[@]}" >"$dir/tls-$n.log" 2>&1 &
+    pids+=($!)
+    member_pids[dso-tls]+=" $!"
     if [ "$setting" = one ]; then
       ./target/release/dso-server --bind "127.0.0.1:$((base + 30 + n))" --discovery "file:$dir/poll.json" \
         --rf 3 "${threads[@]}" --busy-poll-us "$busy_poll_us" >"$dir/poll-$n.log" 2>&1 &
@@ -143,17 +170,19 @@ for setting in one default; do
     for clients in 1 50; do
       ops=$([ "$clients" = 1 ] && echo "$ops_one" || echo "$ops_many")
       for workload in rmw put; do
-        systems=(dso etcd redis-wait)
-        if [ "$setting" = one ]; then systems=(dso dso-poll etcd redis-wait); fi
+        systems=(dso dso-tls etcd redis-wait)
+        if [ "$setting" = one ]; then systems=(dso dso-poll dso-tls etcd redis-wait); fi
         for system in "${systems[@]}"; do
+          extra=()
           case $system in
             dso) endpoints=$dso_endpoints ;;
             dso-poll) endpoints=$poll_endpoints ;;
+            dso-tls) endpoints=$tls_endpoints extra=("${tls_client_args[@]}") ;;
             etcd) endpoints=$etcd_endpoints ;;
             redis-wait) endpoints=$redis_endpoint ;;
           esac
-          line=$(bench "$system" --system "${system%-poll}" --endpoints "$endpoints" --workload "$workload" \
-            --clients "$clients" --ops "$ops")
+          line=$(bench "$system" --system "${system%-*}" --endpoints "$endpoints" --workload "$workload" \
+            --clients "$clients" --ops "$ops" "${extra[@]}")
           echo "$setting,$system,$workload,$line" >>"$results"
           echo "$setting round $round: $system $workload $line" >&2
         done
@@ -223,6 +252,22 @@ def tables(setting, variants):
         "A call on rf 3 is two round trips (client to primary; primary to both backups and back)."]
     return out
 
+def tls_cost(setting):
+    """What TLS and the token cost: the TLS cluster against the plain one, same setting and run."""
+    m = lambda *key: median(setting, *key)
+    out = ["### The cost of TLS", "",
+           "The same DSO cluster serving TLS and requiring a token (`--tls-cert`, `--tls-key`, `--tls-ca`, "
+           "`--token-file`), against the plain one, in this setting and run:", "",
+           "| workload | clients | p50 plain (us) | p50 TLS (us) | p50 ratio | ops/s plain | ops/s TLS | throughput ratio |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for workload in ["rmw", "put"]:
+        for clients in [1, 50]:
+            p50 = (m("dso", workload, clients, P50), m("dso-tls", workload, clients, P50))
+            ops = (m("dso", workload, clients, OPS), m("dso-tls", workload, clients, OPS))
+            out.append(f"| {names[workload]} | {clients} | {p50[0]:,.0f} | {p50[1]:,.0f} | {p50[1] / p50[0]:.2f} | "
+                       f"{ops[0]:,.0f} | {ops[1]:,.0f} | {ops[1] / ops[0]:.2f}x |")
+    return out
+
 lines = [
     "# Cluster benchmark: DSO (rf 3) vs etcd and Redis with WAIT, 3 members each",
     "",
@@ -236,6 +281,10 @@ lines = [
     "- DSO: 3 `dso-server` processes, `--rf 3`, file discovery; every operation goes to the key's primary, "
     "which answers once both backups hold it. Read-modify-write is `AtomicLong::increment_and_get`, put is "
     "`AtomicLong::set`.",
+    "- DSO with TLS: the same with a token and TLS (TLS 1.3, ECDSA P-256 certificates of a CA made for the run, "
+    "rustls on ring) between clients and members and between members, as a deployment runs; the plain "
+    "cluster has neither. A TLS connection's answers are written by its writer task (a TLS stream cannot be "
+    "written without possibly waiting), where plain TCP writes them inline.",
     f"- etcd: {sys.argv[4]} (Debian `etcd-server`), 3 members, data directories on tmpfs (so its disk "
     "writes cost little: a conservative comparison for DSO, which keeps its state in memory). "
     "Read-modify-write is a transaction comparing the value last read and putting its increment "
@@ -265,16 +314,21 @@ lines = [
     "costs tens of microseconds here, and a call on rf 3 wakes four processes in turn; the price is a core "
     "kept busy while traffic lasts (and for the window after each heartbeat when idle).",
     "",
-] + tables("one", [("dso", "dso"), ("dso-poll", f"dso, busy-poll {sys.argv[5]} us")]) + [
+] + tables("one", [("dso", "dso"), ("dso-poll", f"dso, busy-poll {sys.argv[5]} us"), ("dso-tls", "dso, TLS")]) + [
+    "",
+] + tls_cost("one") + [
     "",
     "## Runtime defaults",
     "",
     "The same run with each runtime's defaults (`dso-server` with one worker thread per core, etcd with "
     "`GOMAXPROCS` unset): cross-thread wake-ups cost DSO throughput on two shared cores.",
     "",
-] + tables("default", [("dso", "dso")]) + [
+] + tables("default", [("dso", "dso"), ("dso-tls", "dso, TLS")]) + [
     "",
-    "Reproduce: `deploy/bench-cluster.sh " + rounds + "` (needs `etcd-server`, `redis-server` and `protobuf-compiler`).",
+] + tls_cost("default") + [
+    "",
+    "Reproduce: `deploy/bench-cluster.sh " + rounds + "` (needs `etcd-server`, `redis-server`, `protobuf-compiler` "
+    "and `openssl`).",
     "",
 ]
 open(sys.argv[2], "w").write("\n".join(lines))

@@ -21,7 +21,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
+use crucial_dso::client::ClientConfig;
+use crucial_dso::core::auth::Token;
 use crucial_dso::objects::AtomicLong;
+use crucial_dso::tls::TlsTrust;
 use crucial_dso::{Dso, Server, Shared};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -60,6 +63,30 @@ struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// With `--system dso`: connect over TLS, trusting the CA certificates in this PEM file.
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
+    /// With `--tls-ca`: the name the members' certificates are issued for.
+    #[arg(long, default_value = crucial_dso::tls::TLS_NAME_DEFAULT)]
+    tls_name: String,
+    /// With `--system dso`: present the token in this file (its first line).
+    #[arg(long)]
+    token_file: Option<std::path::PathBuf>,
+}
+
+impl Args {
+    /// The DSO client's settings: TLS and the token, if asked for.
+    fn dso_client(&self) -> Result<ClientConfig, Failure> {
+        let tls = match &self.tls_ca {
+            Some(path) => Some(TlsTrust::from_pem(&std::fs::read(path)?, &self.tls_name)?),
+            None => None,
+        };
+        let token = match &self.token_file {
+            Some(path) => Some(Token::new(std::fs::read_to_string(path)?.trim_end())?),
+            None => None,
+        };
+        Ok(ClientConfig { tls, token, ..ClientConfig::default() })
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -114,7 +141,8 @@ impl Connection {
         }
         Ok(match args.system {
             System::Dso => {
-                let dso = Dso::connect(endpoints[client % endpoints.len()].clone()).await?;
+                let dso = Dso::connect_with(endpoints[client % endpoints.len()].clone(), args.dso_client()?)
+                    .await?;
                 Connection::Dso(dso.atomic_long(key))
             }
             System::Redis => Connection::Redis(redis_load::RedisClient::connect(&endpoints[0], 0).await?),
