@@ -9,9 +9,6 @@ mod apps;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .without_time()
-        .init();
+    crucial_threads::lambda::init_logging();
     crucial_threads::lambda::serve().await
 }

@@ -88,8 +88,9 @@ impl LambdaBuilder {
     /// The token the DSO cluster requires. It travels in each invocation's payload (never in
     /// a log line of this crate), unless the functions find the DSO in their environment
     /// ([`LambdaBuilder::dso_from_function_environment`]), where `CRUCIAL_DSO_TOKEN` holds it.
-    /// Prefer the environment where payloads are kept or logged: the Lambda runtime logs each
-    /// payload at `trace` level, and `Event` invocations keep theirs in AWS's queue.
+    /// The runtime's log of each payload stays off in functions that set up their logs with
+    /// [`super::init_logging`]; `Event` invocations keep their payloads in AWS's queue, so
+    /// prefer the environment for those.
     pub fn dso_token(mut self, token: Token) -> Self {
         self.dso.access.token = Some(token);
         self
