@@ -45,7 +45,7 @@ pub(crate) async fn serve(host: Arc<Host>, stream: TcpStream, mut shutdown: watc
         opened = open(&host, stream, peer) => opened,
         _ = shutdown.changed() => None,
     };
-    let Some((mut reader, writer)) = opened else { return };
+    let Some((mut reader, writer, member_certified)) = opened else { return };
     let outbox = Arc::new(Outbox::new(Some(socket(writer))));
     let addr = host.connect(outbox.clone());
     let mut connection = Connection {
@@ -57,6 +57,7 @@ pub(crate) async fn serve(host: Arc<Host>, stream: TcpStream, mut shutdown: watc
         messages: Vec::new(),
         greeted: false,
         peer: None,
+        member_certified,
     };
     // The writer's wake-up and the shutdown signal are waited on across turns of the loop,
     // not registered anew at each read.
@@ -106,10 +107,18 @@ pub(crate) async fn serve(host: Arc<Host>, stream: TcpStream, mut shutdown: watc
     host.disconnect(addr);
 }
 
-/// The connection's halves, after a TLS handshake if the server serves TLS; `None` if it
-/// could not be opened (logged; a client speaking plain TCP to a TLS port is told so).
-async fn open(host: &Host, stream: TcpStream, peer: Option<SocketAddr>) -> Option<(ReadHalf, WriteHalf)> {
-    let Some(identity) = &host.tls else { return Some(split(stream)) };
+/// The connection's halves, after a TLS handshake if the server serves TLS, and whether the
+/// client presented a member certificate; `None` if it could not be opened (logged; a client
+/// speaking plain TCP to a TLS port is told so).
+async fn open(
+    host: &Host,
+    stream: TcpStream,
+    peer: Option<SocketAddr>,
+) -> Option<(ReadHalf, WriteHalf, bool)> {
+    let Some(acceptor) = &host.tls else {
+        let (reader, writer) = split(stream);
+        return Some((reader, writer, false));
+    };
     // madsim's sockets cannot peek: simulated clients always speak TLS to a TLS server.
     #[cfg(not(madsim))]
     match first_byte(&stream).await {
@@ -121,8 +130,11 @@ async fn open(host: &Host, stream: TcpStream, peer: Option<SocketAddr>) -> Optio
             return None;
         }
     }
-    match identity.accept(stream).await {
-        Ok(stream) => Some(split_tls(stream)),
+    match acceptor.accept(stream).await {
+        Ok((stream, certified)) => {
+            let (reader, writer) = split_tls(stream);
+            Some((reader, writer, certified))
+        }
         Err(error) => {
             tracing::warn!(?peer, %error, "TLS handshake failed: closing the connection");
             None
@@ -175,6 +187,8 @@ struct Connection {
     greeted: bool,
     /// The member at the other end, if this is a member's connection.
     peer: Option<MemberId>,
+    /// The client presented a certificate the members' CA signed.
+    member_certified: bool,
 }
 
 impl Connection {
@@ -213,6 +227,7 @@ impl Connection {
                 (Request::PeerHello { protocol_version, from, token }, None) if !self.greeted => {
                     self.check_version(protocol_version)?;
                     self.check_token(token)?;
+                    self.check_member_certificate()?;
                     self.greeted = true;
                     self.peer = Some(from);
                 }
@@ -254,6 +269,15 @@ impl Connection {
         match &self.host.token {
             Some(expected) => expected.admits(token.as_ref()),
             None => Ok(()),
+        }
+    }
+
+    /// Lets a member in if the server asks members for no certificate or it presented one.
+    fn check_member_certificate(&self) -> Result<(), AuthError> {
+        let required = self.host.tls.as_ref().is_some_and(|tls| tls.members_certified);
+        match required && !self.member_certified {
+            true => Err(AuthError::NotAMember),
+            false => Ok(()),
         }
     }
 

@@ -20,7 +20,7 @@ use crate::links::LinkConfig;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::peers::PeerLinks;
-use crate::tls::TlsIdentity;
+use crate::tls::TlsAcceptor;
 
 /// A cluster member's links: to the other members, to the store task, and the signal that
 /// an active configuration no longer lists this member.
@@ -34,7 +34,7 @@ pub(crate) struct ClusterLinks {
 /// token check, if it asks for one.
 pub(crate) struct Access {
     pub(crate) token: Option<Token>,
-    pub(crate) tls: Option<TlsIdentity>,
+    pub(crate) tls: Option<TlsAcceptor>,
 }
 
 /// State shared by a server's tasks.
@@ -59,8 +59,8 @@ pub(crate) struct Host {
     pub(crate) cluster: Option<ClusterLinks>,
     /// The token connections must present, if any.
     pub(crate) token: Option<Token>,
-    /// What the server presents in TLS handshakes, if it serves TLS.
-    pub(crate) tls: Option<TlsIdentity>,
+    /// What accepts TLS handshakes, if the server serves TLS.
+    pub(crate) tls: Option<TlsAcceptor>,
     /// What `/metrics` shows, when it is served.
     pub(crate) metrics: Option<Metrics>,
 }

@@ -39,7 +39,7 @@ use crate::metrics_http::serve_metrics;
 use crate::peers::PeerLinks;
 use crate::store_link::run_store;
 pub use crate::tls::ServerTls;
-use crate::tls::TlsTrust;
+use crate::tls::{TlsError, TlsTrust};
 use crate::{ConfigError, DsoError};
 
 /// The default listen address: loopback only, unless told otherwise.
@@ -205,11 +205,17 @@ impl ServerBuilder {
         };
         let metrics_addr = metrics_listener.as_ref().map(TcpListener::local_addr).transpose()?;
         let metrics = metrics_listener.as_ref().map(|_| Metrics::new(registry.clone()));
-        let access = Access {
-            token: self.config.token.clone(),
-            tls: self.config.tls.as_ref().map(|tls| tls.identity.clone()),
-        };
-        let members_trust = self.config.tls.as_ref().and_then(|tls| tls.members.clone());
+        let tls_error = |error: TlsError| std::io::Error::new(std::io::ErrorKind::InvalidInput, error);
+        let tls = self.config.tls.as_ref();
+        let acceptor =
+            tls.map(|tls| tls.identity.acceptor(tls.members.as_ref())).transpose().map_err(tls_error)?;
+        let access = Access { token: self.config.token.clone(), tls: acceptor };
+        let members_trust = tls.and_then(|tls| tls.members.clone());
+        // Towards the other members, this one presents its own certificate.
+        let member_links_trust = tls
+            .and_then(|tls| tls.members.as_ref().map(|trust| trust.presenting(&tls.identity)))
+            .transpose()
+            .map_err(tls_error)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let (host, membership) = match self.config.cluster.clone() {
@@ -243,11 +249,8 @@ impl ServerBuilder {
                 let node =
                     membership.new_member(options.member_id.unwrap_or_else(random_id)).map_err(bad_config)?;
                 let (requests, requests_rx) = mpsc::unbounded_channel();
-                let peers = PeerLinks::new(
-                    self.config.links.clone(),
-                    self.config.token.clone(),
-                    members_trust.clone(),
-                );
+                let peers =
+                    PeerLinks::new(self.config.links.clone(), self.config.token.clone(), member_links_trust);
                 let links = ClusterLinks { peers, store: requests, removed: Notify::new() };
                 let host = Arc::new(Host::new(
                     node,

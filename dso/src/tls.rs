@@ -48,10 +48,12 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// What a server presents in the handshake: its certificate chain and private key.
+/// What a server presents in the handshake (and a member, to the members it connects to):
+/// its certificate chain and private key.
 #[derive(Clone)]
 pub struct TlsIdentity {
-    config: Arc<rustls::ServerConfig>,
+    chain: Vec<CertificateDer<'static>>,
+    key: Arc<PrivateKeyDer<'static>>,
 }
 
 impl std::fmt::Debug for TlsIdentity {
@@ -67,22 +69,60 @@ impl TlsIdentity {
         let chain = certificates(cert_chain, "certificate chain")?;
         let key = PrivateKeyDer::from_pem_slice(private_key)
             .map_err(|error| TlsError::new("private key", error))?;
-        let config = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|error| TlsError::new("protocol versions", error))?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .map_err(|error| TlsError::new("certificate chain", error))?;
-        Ok(Self { config: Arc::new(config) })
+        let identity = Self { chain, key: Arc::new(key) };
+        // The key must be the certificate's: checked now rather than at the first handshake.
+        identity.acceptor(None)?;
+        Ok(identity)
     }
 
-    /// Accepts a handshake on `stream`.
+    /// What accepts handshakes presenting this identity; with `members`, it also asks
+    /// clients for a certificate (optional: only members have one) and checks any given
+    /// against the members' CA.
+    pub(crate) fn acceptor(&self, members: Option<&TlsTrust>) -> Result<TlsAcceptor, TlsError> {
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|error| TlsError::new("protocol versions", error))?;
+        let builder = match members {
+            Some(trust) => {
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    trust.roots.clone(),
+                    provider(),
+                )
+                .allow_unauthenticated()
+                .build()
+                .map_err(|error| TlsError::new("CA", error))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let config = builder
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|error| TlsError::new("certificate chain", error))?;
+        Ok(TlsAcceptor { config: Arc::new(config), members_certified: members.is_some() })
+    }
+}
+
+/// Accepts TLS handshakes for a server.
+#[derive(Clone, Debug)]
+pub(crate) struct TlsAcceptor {
+    config: Arc<rustls::ServerConfig>,
+    /// Whether clients may present a member certificate (checked against the members' CA),
+    /// which members must.
+    pub(crate) members_certified: bool,
+}
+
+impl TlsAcceptor {
+    /// Accepts a handshake on `stream`; whether the client presented a certificate the
+    /// members' CA signed (a member's).
     pub(crate) async fn accept(
         &self,
         stream: TcpStream,
-    ) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    ) -> std::io::Result<(tokio_rustls::server::TlsStream<TcpStream>, bool)> {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.config.clone());
-        timed(acceptor.accept(stream)).await
+        let stream = timed(acceptor.accept(stream)).await?;
+        // A certificate is only there if the verifier accepted it.
+        let certified = stream.get_ref().1.peer_certificates().is_some_and(|chain| !chain.is_empty());
+        Ok((stream, certified))
     }
 }
 
@@ -93,6 +133,7 @@ impl TlsIdentity {
 #[serde(try_from = "TrustPem", into = "TrustPem")]
 pub struct TlsTrust {
     config: Arc<rustls::ClientConfig>,
+    roots: Arc<rustls::RootCertStore>,
     name: ServerName<'static>,
     /// What it was built from.
     pem: TrustPem,
@@ -144,12 +185,18 @@ impl TlsTrust {
             name: name.to_string(),
         };
         let name = ServerName::try_from(name.to_string()).map_err(|error| TlsError::new("name", error))?;
-        let config = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|error| TlsError::new("protocol versions", error))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(Self { config: Arc::new(config), name, pem })
+        let roots = Arc::new(roots);
+        let config = client_config(&roots)?.with_no_client_auth();
+        Ok(Self { config: Arc::new(config), roots, name, pem })
+    }
+
+    /// This trust, presenting `identity` to the servers it connects to: a member's, towards
+    /// the other members.
+    pub(crate) fn presenting(&self, identity: &TlsIdentity) -> Result<TlsTrust, TlsError> {
+        let config = client_config(&self.roots)?
+            .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
+            .map_err(|error| TlsError::new("certificate chain", error))?;
+        Ok(TlsTrust { config: Arc::new(config), ..self.clone() })
     }
 
     /// Shakes hands on `stream`, checking the server's certificate.
@@ -162,13 +209,25 @@ impl TlsTrust {
     }
 }
 
-/// A server's TLS: what it presents, and, for a cluster member, whom it trusts when it
-/// connects to the other members.
+/// A client configuration trusting `roots`, before its own certificate is chosen.
+fn client_config(
+    roots: &Arc<rustls::RootCertStore>,
+) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>, TlsError> {
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|error| TlsError::new("protocol versions", error))?
+        .with_root_certificates(roots.clone()))
+}
+
+/// A server's TLS: what it presents, and, for a cluster member, whom it trusts as a member.
+/// Members present their certificate to each other as clients too; a connection that
+/// introduces itself as a member must have presented one the members' CA signed (the token
+/// alone, which every client holds, does not make a member).
 #[derive(Clone, Debug)]
 pub struct ServerTls {
     /// The certificate and key presented to clients and members.
     pub identity: TlsIdentity,
-    /// The trust for connections to other members (needed by a cluster member).
+    /// The trust for connections to and from other members (needed by a cluster member).
     pub members: Option<TlsTrust>,
 }
 

@@ -15,6 +15,7 @@ use crucial_dso::server::{ClusterOptions, Server, ServerBuilder, ServerConfig, S
 use crucial_dso::tls::{TlsIdentity, TlsTrust, TLS_NAME_DEFAULT};
 use crucial_dso::{Dso, DsoError};
 use crucial_testkit::tls::{Issued, TestCa, Validity};
+use rustls_pki_types::pem::PemObject;
 
 fn identity(issued: &Issued) -> TlsIdentity {
     TlsIdentity::from_pem(issued.certificate_pem.as_bytes(), issued.key_pem.as_bytes()).expect("usable PEM")
@@ -256,4 +257,57 @@ async fn members_replicate_to_each_other_over_tls() {
         assert_eq!(counter.add_and_get(5).await.expect("replicated write"), 5);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The token alone, which every client holds, does not make a member: a connection that
+/// introduces itself as one must have presented a certificate the members' CA signed.
+#[tokio::test]
+async fn a_client_with_the_token_but_no_member_certificate_cannot_speak_as_a_member() {
+    use crucial_dso::core::codec::{decode_frame, encode_frame};
+    use crucial_dso::core::protocol::{Request, Response, PROTOCOL_VERSION};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = TestCa::new("test CA");
+    let token = Token::new("the-cluster-token-0123").unwrap();
+    let tls = ServerTls {
+        identity: identity(&ca.issue(TLS_NAME_DEFAULT, Validity::Current)),
+        members: Some(trust(&ca, TLS_NAME_DEFAULT)),
+    };
+    let server = ServerBuilder::new()
+        .bind("127.0.0.1:0".parse().unwrap())
+        .token(token.clone())
+        .tls(tls)
+        .start()
+        .await
+        .unwrap();
+    // A TLS client that trusts the CA and presents no certificate, as every client does.
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in rustls_pki_types::CertificateDer::pem_slice_iter(ca.certificate_pem().as_bytes()) {
+        roots.add(certificate.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from(TLS_NAME_DEFAULT).unwrap();
+    let mut stream = connector.connect(name, tcp).await.expect("the handshake needs no certificate");
+    let mut frame = Vec::new();
+    encode_frame(
+        &Request::PeerHello { protocol_version: PROTOCOL_VERSION, from: 7, token: Some(token) },
+        &mut frame,
+    );
+    stream.write_all(&frame).await.unwrap();
+    stream.flush().await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    match decode_frame::<Response>(&answer, 1 << 20) {
+        Ok(Some((Response::Unauthenticated { reason }, _))) => {
+            assert!(reason.contains("a member must present a certificate"), "{reason}")
+        }
+        other => panic!("expected the member hello to be refused, got {other:?}"),
+    }
 }

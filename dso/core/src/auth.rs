@@ -92,6 +92,10 @@ pub enum AuthError {
     /// The connection presented another token than the server's.
     #[error("authentication failed: wrong token")]
     Wrong,
+    /// A connection introduced itself as a member without the member certificate that a
+    /// server serving TLS to a cluster requires of members.
+    #[error("authentication failed: a member must present a certificate signed by the cluster's CA")]
+    NotAMember,
 }
 
 #[cfg(test)]
