@@ -12,6 +12,7 @@
 
 extern crate self as crucial_dso;
 
+pub mod cli;
 pub mod client;
 pub mod cluster;
 mod connection;

@@ -1,7 +1,8 @@
 //! Cloud threads through the real Lambda Invoke API: the example handler runs under
 //! `cargo lambda watch` on a loopback port it could bind (installed from PyPI if missing), the `Lambda`
 //! executor invokes it in both modes, and Monte Carlo pi and k-means (8 concurrent threads
-//! waiting on one barrier) give the sequential answers. Also: a payload over the limit, an
+//! waiting on one barrier) give the sequential answers, also against a `crucial-apps-server`
+//! process that requires a token and serves TLS, as deployed. Also: a payload over the limit, an
 //! unreachable DSO reported by the function (HTTP 500 from the emulator), and an endpoint
 //! that refuses connections, each a distinct `ThreadError`.
 //!
@@ -167,6 +168,80 @@ async fn pi_and_kmeans_through_cargo_lambda_watch_in_both_modes() {
     {
         Err(ThreadError::DsoUnavailable { reason }) => assert!(reason.contains("no DSO member"), "{reason}"),
         other => panic!("expected the function's unavailable DSO, got {other:?}"),
+    }
+
+    // As deployed: the examples' types on a server process of their own that requires a token
+    // and serves TLS; the executor hands both to the threads in their invocations.
+    let secured = SecuredServer::start();
+    let executor = Lambda::builder("crucial-lambda-handler")
+        .endpoint(&emulator.endpoint)
+        .dso(vec![secured.addr.clone()])
+        .dso_token(secured.token.clone())
+        .dso_tls(secured.trust.clone())
+        .start()
+        .await
+        .unwrap();
+    pi_and_kmeans(&executor).await;
+}
+
+/// A `crucial-apps-server` process on loopback with a token and TLS (a CA made for the test).
+struct SecuredServer {
+    _process: crucial_testkit::Process,
+    _dir: TempDir,
+    addr: String,
+    token: crucial_threads::dso::core::auth::Token,
+    trust: crucial_threads::dso::tls::TlsTrust,
+}
+
+/// A directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl SecuredServer {
+    fn start() -> Self {
+        use crucial_testkit::tls::{TestCa, Validity};
+        use crucial_threads::dso::tls::{TlsTrust, TLS_NAME_DEFAULT};
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = TempDir(std::env::temp_dir().join(format!("crucial-secured-{}", std::process::id())));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let secret = "a-token-for-the-lambda-test-0123";
+        let ca = TestCa::new("test CA");
+        let issued = ca.issue(TLS_NAME_DEFAULT, Validity::Current);
+        let files = [
+            ("--token-file", "token", secret),
+            ("--tls-cert", "tls.crt", issued.certificate_pem.as_str()),
+            ("--tls-key", "tls.key", issued.key_pem.as_str()),
+            ("--tls-ca", "ca.crt", ca.certificate_pem()),
+        ];
+        let mut command = Command::new(env!("CARGO_BIN_EXE_crucial-apps-server"));
+        command.args(["--bind", "127.0.0.1:0"]);
+        for (flag, name, text) in files {
+            let path = dir.0.join(name);
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true).mode(0o600);
+            std::io::Write::write_all(&mut options.open(&path).unwrap(), text.as_bytes()).unwrap();
+            command.arg(flag).arg(path);
+        }
+        let announces = crucial_testkit::Announces::Stdout;
+        let (process, addr) = crucial_testkit::spawn_announcing(
+            command,
+            announces,
+            crucial_testkit::listening_addr,
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        Self {
+            _process: process,
+            _dir: dir,
+            addr,
+            token: crucial_threads::dso::core::auth::Token::new(secret).unwrap(),
+            trust: TlsTrust::from_pem(ca.certificate_pem().as_bytes(), TLS_NAME_DEFAULT).unwrap(),
+        }
     }
 }
 

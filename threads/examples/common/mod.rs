@@ -46,6 +46,17 @@ pub struct RunArgs {
     /// Re-invocations allowed per thread after a crash, timeout or throttling.
     #[arg(long, default_value_t = 5)]
     pub retries: u32,
+    /// A file holding the token of the cluster given with `--dso` (`DSO_TOKEN` otherwise, if
+    /// set); threads get it in their invocations.
+    #[arg(long)]
+    pub dso_token_file: Option<std::path::PathBuf>,
+    /// The CA certificate (PEM) of the cluster given with `--dso`: connect over TLS, checking
+    /// the members' certificates against it; threads get it in their invocations.
+    #[arg(long)]
+    pub dso_ca: Option<std::path::PathBuf>,
+    /// The name the members' certificates are issued for (with `--dso-ca`).
+    #[arg(long, default_value = crucial_threads::dso::tls::TLS_NAME_DEFAULT)]
+    pub dso_tls_name: String,
 }
 
 /// How the `lambda` executor invokes.
@@ -63,15 +74,51 @@ impl RunArgs {
     pub async fn executor(&self) -> Result<Arc<dyn Executor>, ThreadError> {
         match self.executor {
             ExecutorKind::Local => {
-                let builder = match self.dso.as_str() {
+                let mut builder = match self.dso.as_str() {
                     "embedded" => Local::builder().embedded_server(super::apps::server()),
                     members => Local::builder().dso(members.split(',').map(str::to_string).collect()),
                 };
+                let access = self.dso_access()?;
+                if let Some(token) = access.token {
+                    builder = builder.dso_token(token);
+                }
+                if let Some(trust) = access.tls {
+                    builder = builder.dso_tls(trust);
+                }
                 Ok(Arc::new(builder.start().await?))
             }
             ExecutorKind::Lambda => self.lambda().await,
             ExecutorKind::Sim => self.simulated().await,
         }
+    }
+
+    /// What the cluster given with `--dso` requires: the token and the TLS trust, if given.
+    pub fn dso_access(&self) -> Result<crucial_threads::DsoAccess, ThreadError> {
+        use crucial_threads::dso::core::auth::Token;
+        use crucial_threads::dso::tls::TlsTrust;
+        let unusable =
+            |what: &str, reason: String| ThreadError::DsoUnavailable { reason: format!("{what}: {reason}") };
+        let token = match (&self.dso_token_file, std::env::var("DSO_TOKEN")) {
+            (Some(path), _) => {
+                Some(std::fs::read_to_string(path).map_err(|e| unusable("--dso-token-file", e.to_string()))?)
+            }
+            (None, Ok(token)) => Some(token),
+            (None, Err(_)) => None,
+        };
+        let token = token
+            .map(|text| Token::new(text.trim_end()).map_err(|e| unusable("the DSO token", e.to_string())))
+            .transpose()?;
+        let tls = match &self.dso_ca {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| unusable("--dso-ca", e.to_string()))?;
+                Some(
+                    TlsTrust::from_pem(&pem, &self.dso_tls_name)
+                        .map_err(|e| unusable("--dso-ca", e.to_string()))?,
+                )
+            }
+            None => None,
+        };
+        Ok(crucial_threads::DsoAccess { token, tls, insecure: false })
     }
 
     /// The settings every thread of the application gets.
@@ -134,6 +181,13 @@ impl RunArgs {
             "embedded" => builder.embedded_server(super::apps::server()),
             members => builder.dso(members.split(',').map(str::to_string).collect()),
         };
+        let access = self.dso_access()?;
+        if let Some(token) = access.token {
+            builder = builder.dso_token(token);
+        }
+        if let Some(trust) = access.tls {
+            builder = builder.dso_tls(trust);
+        }
         Ok(Arc::new(builder.start().await?))
     }
 

@@ -9,12 +9,12 @@ use clap::parser::ValueSource;
 use clap::ArgMatches;
 use serde::{Deserialize, Serialize};
 
-use crate::{Args, LogFormat};
+use super::{Args, LogFormat};
 
 /// Every setting a file may hold; absent ones keep the flag's value.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct SettingsFile {
+pub(crate) struct SettingsFile {
     bind: Option<SocketAddr>,
     token_file: Option<PathBuf>,
     insecure: Option<bool>,
@@ -71,14 +71,14 @@ macro_rules! each_setting {
 
 impl SettingsFile {
     /// Reads and checks `path`.
-    pub fn read(path: &Path) -> Result<SettingsFile, String> {
+    pub(crate) fn read(path: &Path) -> Result<SettingsFile, String> {
         let text =
             std::fs::read_to_string(path).map_err(|error| format!("--config {}: {error}", path.display()))?;
         toml::from_str(&text).map_err(|error| format!("--config {}: {error}", path.display()))
     }
 
     /// Sets in `args` what this file holds and the command line (`matches`) did not give.
-    pub fn apply(self, args: &mut Args, matches: &ArgMatches) -> Result<(), String> {
+    pub(crate) fn apply(self, args: &mut Args, matches: &ArgMatches) -> Result<(), String> {
         let from_command_line = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
         macro_rules! apply {
             ($field:ident, value) => {
@@ -103,7 +103,7 @@ impl SettingsFile {
     }
 
     /// The settings `args` holds, as a file would say them.
-    pub fn of(args: &Args) -> SettingsFile {
+    pub(crate) fn of(args: &Args) -> SettingsFile {
         let mut file = SettingsFile::default();
         macro_rules! take {
             ($field:ident, value) => {
@@ -121,7 +121,7 @@ impl SettingsFile {
     }
 
     /// This file's text.
-    pub fn to_toml(&self) -> String {
+    pub(crate) fn to_toml(&self) -> String {
         toml::to_string(self).expect("settings are plain values")
     }
 }

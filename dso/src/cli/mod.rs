@@ -1,5 +1,14 @@
-//! `dso-server`: one Crucial-rs DSO node serving the built-in object types over TCP, alone or
-//! as a member of a replicated cluster.
+//! The `dso-server` command line, for any server binary: [`main`] runs one DSO node, alone
+//! or as a member of a replicated cluster, serving the object types of the builder it is
+//! given. `dso-server` gives it the built-in types; a binary of your own registers yours and
+//! gets the same flags, settings file, TLS and graceful leave:
+//!
+//! ```no_run
+//! # use crucial_dso::objects::Counter as MyType;
+//! fn main() -> std::process::ExitCode {
+//!     crucial_dso::cli::main(crucial_dso::ServerBuilder::new().register::<MyType>())
+//! }
+//! ```
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,20 +26,14 @@ use settings_file::SettingsFile;
 mod secrets;
 mod settings_file;
 
-/// A server allocates and frees small buffers for every call: mimalloc does that for less CPU
-/// than the system allocator.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Serves Crucial-rs distributed shared objects (atomics, collections, futures, semaphores,
 /// barriers, ...) to cloud threads and other clients.
 ///
-/// To serve your own object types, build a server in your own binary with
-/// `crucial_dso::ServerBuilder::new().register::<YourType>()`.
+/// To serve your own object types, register them with a `crucial_dso::ServerBuilder` in a
+/// binary of your own that calls `crucial_dso::cli::main` with it: same flags.
 #[derive(Debug, Parser)]
-#[command(version, long_version = LONG_VERSION)]
-struct Args {
+#[command(name = "dso-server", version, long_version = LONG_VERSION)]
+pub(crate) struct Args {
     /// Settings from a TOML file, under the flags' names (`bind = "0.0.0.0:11222"`, `rf = 3`,
     /// `token-file = "/etc/crucial/token"`, ...); a flag given on the command line wins. Paths
     /// in it are relative to the working directory, as on the command line.
@@ -138,8 +141,10 @@ struct Args {
     peer_coalesce_us: u64,
 }
 
-fn main() -> ExitCode {
-    match run() {
+/// Runs the `dso-server` command line (flags from this process's arguments), serving the
+/// object types `builder` registered; its configuration comes from the flags.
+pub fn main(builder: ServerBuilder) -> ExitCode {
+    match run(builder) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("dso-server: {error}");
@@ -151,7 +156,7 @@ fn main() -> ExitCode {
 /// The format of log lines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line.
@@ -168,7 +173,7 @@ fn args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn run() -> std::io::Result<()> {
+fn run(builder: ServerBuilder) -> std::io::Result<()> {
     let args = args().map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
     if args.print_config {
         print!("{}", SettingsFile::of(&args).to_toml());
@@ -191,10 +196,10 @@ fn run() -> std::io::Result<()> {
         }
         None => tokio::runtime::Builder::new_multi_thread(),
     };
-    runtime.enable_all().build()?.block_on(serve(args))
+    runtime.enable_all().build()?.block_on(serve(args, builder))
 }
 
-async fn serve(args: Args) -> std::io::Result<()> {
+async fn serve(args: Args, builder: ServerBuilder) -> std::io::Result<()> {
     let token = secrets::token(args.token_file.as_deref(), std::env::var(secrets::TOKEN_VARIABLE).ok())?;
     let tls = secrets::tls(&args)?;
     let node = NodeConfig {
@@ -224,7 +229,7 @@ async fn serve(args: Args) -> std::io::Result<()> {
         insecure: args.insecure,
         metrics_bind: args.metrics_bind,
     };
-    let server = ServerBuilder::new().config(config).start().await?;
+    let server = builder.config(config).start().await?;
     // Installed before the server says it listens: a stop signal from then on is a leave.
     let stop = StopSignal::install()?;
     // A supervisor that asked for port 0 learns the ports from these lines.

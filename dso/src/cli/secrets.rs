@@ -8,17 +8,17 @@ use crucial_dso::core::auth::Token;
 use crucial_dso::server::ServerTls;
 use crucial_dso::tls::{TlsIdentity, TlsTrust};
 
-use crate::Args;
+use super::Args;
 
 /// The environment variable that can hold the token.
-pub const TOKEN_VARIABLE: &str = "DSO_TOKEN";
+pub(crate) const TOKEN_VARIABLE: &str = "DSO_TOKEN";
 
 fn invalid(reason: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidInput, reason)
 }
 
 /// The token from `--token-file` or the environment (not both), if any.
-pub fn token(file: Option<&Path>, variable: Option<String>) -> std::io::Result<Option<Token>> {
+pub(crate) fn token(file: Option<&Path>, variable: Option<String>) -> std::io::Result<Option<Token>> {
     let secret = match (file, variable) {
         (Some(_), Some(_)) => {
             return Err(invalid(format!("the token comes from --token-file or {TOKEN_VARIABLE}, not both")))
@@ -36,7 +36,7 @@ pub fn token(file: Option<&Path>, variable: Option<String>) -> std::io::Result<O
 }
 
 /// The TLS the flags and the settings file ask for, if any.
-pub fn tls(args: &Args) -> std::io::Result<Option<ServerTls>> {
+pub(crate) fn tls(args: &Args) -> std::io::Result<Option<ServerTls>> {
     // Checked here, not only by clap, which does not see the settings file.
     let (cert, key) = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => (cert, key),
