@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by deploy/ec2.sh and deploy/lambda.sh (sourced, not run): messages, option checks,
 # the wrapper that either makes an AWS CLI call or, under --plan, prints it, the region, the
 # cluster tag, and the IAM roles both scripts make.
@@ -35,6 +36,11 @@ require_bash() {
 }
 
 log() { printf '%s: %s\n' "$SCRIPT_NAME" "$*" >&2; }
+
+# A progress message; silent under --plan, whose output is the calls.
+step() {
+  [ "$PLAN" = true ] || log "$@"
+}
 
 die() {
   log "error: $*"
@@ -91,6 +97,10 @@ print_command() {
   for word in "$@"; do
     if [[ $word =~ ^[A-Za-z0-9_./:=,@+%\<\>-]+$ ]]; then
       line+=" $word"
+    elif [[ $word != *\'* ]]; then
+      line+=" '$word'"
+    elif [[ $word != *[\"\$\`\\!]* ]]; then
+      line+=" \"$word\""
     else
       line+=" '${word//\'/\'\\\'\'}'"
     fi
@@ -209,9 +219,9 @@ delete_role() {
   aws_do iam delete-role --role-name "$role"
 }
 
-# The ARN partition of the region (aws, aws-cn, aws-us-gov).
+# The ARN partition of region $1 (aws, aws-cn, aws-us-gov).
 partition() {
-  case $REGION in
+  case $1 in
     cn-*) printf aws-cn ;;
     us-gov-*) printf aws-us-gov ;;
     *) printf aws ;;

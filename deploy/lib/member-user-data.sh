@@ -29,15 +29,18 @@ done
 aws s3 cp --only-show-errors "s3://$BUCKET/$CLUSTER/dso-server" /usr/local/bin/dso-server
 chmod 755 /usr/local/bin/dso-server
 
-# The address to advertise, from IMDSv2 (the instance refuses v1): a session token, then the
-# address (local-ipv4 or public-ipv4, as ADVERTISED_ADDRESS says).
+# Each start asks IMDSv2 (the instance refuses v1) for the address to advertise (local-ipv4 or
+# public-ipv4, as ADVERTISED_ADDRESS says): a public IP changes when an instance stops and starts.
+cat >/usr/local/bin/crucial-dso-start <<START
+#!/bin/bash
+set -euo pipefail
 imds=http://169.254.169.254/latest
-imds_token=$(curl -sSf -X PUT "$imds/api/token" -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')
-address=$(curl -sSf -H "X-aws-ec2-metadata-token: $imds_token" "$imds/meta-data/$ADVERTISED_ADDRESS")
+session=\$(curl -sSf -X PUT "\$imds/api/token" -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')
+address=\$(curl -sSf -H "X-aws-ec2-metadata-token: \$session" "\$imds/meta-data/$ADVERTISED_ADDRESS")
+exec /usr/local/bin/dso-server --config $config/dso-server.toml --advertise "\$address:$PORT"
+START
+chmod 755 /usr/local/bin/crucial-dso-start
 
-# On SIGTERM (systemctl stop, shutdown, termination) the server hands its keys over to the
-# other members before it exits: TimeoutStopSec leaves it time to (it gives up after 30 s).
-# A crashed server restarts empty and joins as a new member.
 cat >/etc/systemd/system/dso-server.service <<UNIT
 [Unit]
 Description=Crucial-rs DSO server (cluster $CLUSTER)
@@ -48,7 +51,7 @@ After=network-online.target
 User=dso
 Group=dso
 Environment=AWS_REGION=$REGION
-ExecStart=/usr/local/bin/dso-server --config $config/dso-server.toml --advertise $address:$PORT
+ExecStart=/usr/local/bin/crucial-dso-start
 Restart=on-failure
 RestartSec=5
 KillSignal=SIGTERM
