@@ -34,7 +34,8 @@ and member. Everything made is tagged crucial:cluster=NAME and found again by th
             SSM parameters, IAM role and instance profile, security group, and members up to
             --members (up never removes members); ends with what clients need
   status    the members, the security group's rules, what discovery holds, CRUCIAL_DSO
-  destroy   terminate the members and delete everything up made, and the local state dir
+  destroy   terminate the members and delete everything up made; then the local state dir,
+            if it found anything of the cluster in the region (or with --forget-state)
 
 Options:
   --cluster NAME          cluster name (default crucial): names, paths and tags derive from it
@@ -51,7 +52,9 @@ Options:
   --bind public|private|vpc
                           which address members advertise to clients and each other (default
                           private); they listen on 0.0.0.0:PORT either way:
-                            public   the public IP (clients outside the VPC)
+                            public   the public IP (clients outside the VPC); the group then
+                                     also allows each running member's public IP, set
+                                     again on every up
                             private  the private IP; instances still get a public IP for their
                                      own calls to S3 and SSM
                             vpc      the private IP, and no public IP: the subnets must reach S3
@@ -72,7 +75,10 @@ Options:
                           (".2.34": Amazon Linux 2023's glibc; the binary is then under
                           target/aarch64-unknown-linux-gnu/release/)
   --state-dir DIR         token, CA, certificates, settings, user data (default
-                          deploy/.state/CLUSTER, mode 700, git-ignored)
+                          deploy/.state/CLUSTER-REGION, mode 700, git-ignored)
+  --forget-state          destroy: remove the state dir even when nothing tagged for the cluster
+                          is left in the region (without it, such a destroy keeps the state dir:
+                          a wrong --region or --cluster must not lose a live cluster's CA)
   --plan                  print every AWS call, one per line, instead of making it; nothing is
                           written or called. <...> stands for what a call would answer; up plans
                           for a cluster that does not exist yet, status and destroy for one that does
@@ -103,6 +109,9 @@ ALLOW_GROUPS=()
 BUCKET=""
 BINARY=""
 STATE_DIR=""
+FORGET_STATE=false
+# Set by destroy when it finds anything tagged for the cluster.
+FOUND=false
 
 parse_args() {
   local value
@@ -140,6 +149,7 @@ parse_args() {
       --bucket) BUCKET=$(option_value "$@") ;;
       --binary) BINARY=$(option_value "$@") ;;
       --state-dir) STATE_DIR=$(option_value "$@") ;;
+      --forget-state) FORGET_STATE=true && shift && continue ;;
       --plan) PLAN=true && shift && continue ;;
       -h | --help) usage && exit 0 ;;
       *) usage_error "unknown option '$1'" ;;
@@ -179,11 +189,12 @@ validate_args() {
     usage_error "--vpc needs --subnet: which of its subnets the members go to"
   fi
   BINARY=${BINARY:-$(dirname "$DEPLOY_DIR")/target/release/dso-server}
-  STATE_DIR=${STATE_DIR:-$DEPLOY_DIR/.state/$CLUSTER}
 }
 
-# Names derived from the cluster's.
+# Names derived from the cluster's (and the region's).
 set_names() {
+  # A cluster of the same name in another region has its own token and CA.
+  STATE_DIR=${STATE_DIR:-$DEPLOY_DIR/.state/$CLUSTER-$REGION}
   NAME=crucial-$CLUSTER-dso
   # IAM is global, the rest regional: a cluster of the same name in another region has roles
   # of its own.
@@ -212,14 +223,35 @@ find_group() {
     --query "SecurityGroups[0].[GroupId,VpcId,Tags[?Key=='crucial:bucket']|[0].Value]" --output text
 }
 
-# A bucket this script created for the cluster (it carries the cluster tag), or nothing.
+# The instance profile ROLE_NAME: "NAME PATH ROLE" (ROLE None when it has none), or nothing.
+find_instance_profile() {
+  aws_find '\(NoSuchEntity\)' "$(assumed "$ROLE_NAME $IAM_PATH $ROLE_NAME")" iam get-instance-profile \
+    --instance-profile-name "$ROLE_NAME" \
+    --query 'InstanceProfile.[InstanceProfileName,Path,Roles[0].RoleName]' --output text
+}
+
+# The name of a bucket tagged for the cluster, or nothing: where destroy looks when the
+# security group, which names the bucket, is gone. The listing is paged, and with text output
+# the CLI answers page by page, hence every ARN, not `[0]`.
 find_tagged_bucket() {
-  local arn
-  arn=$(aws_query "$(assumed "arn:aws:s3:::${BUCKET:-<bucket>}")" resourcegroupstaggingapi get-resources \
+  local arns arn
+  arns=$(aws_query "$(assumed "arn:aws:s3:::<bucket>")" resourcegroupstaggingapi get-resources \
     --resource-type-filters s3 --tag-filters "Key=$CLUSTER_TAG,Values=$CLUSTER" \
-    --query 'ResourceTagMappingList[0].ResourceARN' --output text)
-  # arn:aws:s3:::NAME (a bucket name has no colon).
-  printf '%s' "${arn##*:}"
+    --query 'ResourceTagMappingList[].ResourceARN' --output text)
+  for arn in $arns; do
+    # arn:aws:s3:::NAME (a bucket name has no colon).
+    [ "$arn" = None ] || {
+      printf '%s' "${arn##*:}"
+      return 0
+    }
+  done
+}
+
+# The cluster tag's value on bucket $1, asked of the bucket itself; nothing when it has no
+# tags or does not exist. Under --plan, this cluster.
+bucket_owner() {
+  aws_find '\((NoSuchTagSet|NoSuchBucket)\)' "$(assumed "$CLUSTER")" s3api get-bucket-tagging \
+    --bucket "$1" --query "TagSet[?Key=='$CLUSTER_TAG'].Value | [0]" --output text
 }
 
 # Ingress rules of group $1, one per line: RULE-ID PROTOCOL FROM-PORT TO-PORT CIDR GROUP.
@@ -266,7 +298,8 @@ make_secrets() {
     return 0
   fi
   if [ ! -s "$STATE_DIR/token" ] && [ -n "$stored" ]; then
-    die "SSM holds $TOKEN_PARAMETER but $STATE_DIR has no token: use the state dir of the machine that ran up first, or destroy the cluster"
+    # Until the state dir was per region, it was deploy/.state/CLUSTER.
+    die "SSM holds $TOKEN_PARAMETER but $STATE_DIR has no token: use the state dir of the machine that ran up first (--state-dir, or move an older deploy/.state/$CLUSTER there), or destroy the cluster"
   fi
   command -v openssl >/dev/null || die "openssl is needed to make the token and certificates"
   mkdir -p "$STATE_DIR"
@@ -411,8 +444,8 @@ stored_parameters() {
 
 ensure_bucket() {
   local found location
-  found=$(aws_query "" s3api list-buckets --query "Buckets[?Name=='$BUCKET'].Name | [0]" --output text)
-  if [ -n "$found" ]; then
+  found=$(aws_query "" s3api list-buckets --query "Buckets[?Name=='$BUCKET'].Name" --output text)
+  if grep -qxF -- "$BUCKET" <<<"$found"; then
     # The members' S3 client works in the instances' region.
     location=$(aws_query "" s3api get-bucket-location --bucket "$BUCKET" --query LocationConstraint --output text)
     [ "${location:-us-east-1}" = "$REGION" ] || die "bucket $BUCKET is in ${location:-us-east-1}, not $REGION"
@@ -484,7 +517,7 @@ EOF
 
 # The members' role and instance profile (both named ROLE_NAME).
 ensure_instance_profile() {
-  local arn owner profile
+  local arn owner profile path role
   arn=$(role_arn "$ROLE_NAME")
   if [ -z "$arn" ]; then
     step "creating IAM role and instance profile $ROLE_NAME"
@@ -495,12 +528,14 @@ ensure_instance_profile() {
   fi
   # Written on every run: the policy follows this run's bucket.
   aws_do iam put-role-policy --role-name "$ROLE_NAME" --policy-name dso-member --policy-document "$(member_policy)"
-  profile=$(aws_query "" iam list-instance-profiles --path-prefix "$IAM_PATH" \
-    --query "InstanceProfiles[?InstanceProfileName=='$ROLE_NAME'].[InstanceProfileName,Roles[0].RoleName] | [0]" \
-    --output text)
+  # Not `read <<<"$(...)"`: a failed lookup there would not stop the script.
+  profile=$(find_instance_profile)
+  read -r profile path role <<<"$profile"
+  [ -z "$profile" ] || [ "$path" = "$IAM_PATH" ] ||
+    die "instance profile $ROLE_NAME exists outside $IAM_PATH: it is not this script's"
   [ -n "$profile" ] || aws_do iam create-instance-profile --instance-profile-name "$ROLE_NAME" \
     --path "$IAM_PATH" --tags "$(cluster_tag)"
-  [[ $profile == *$'\t'"$ROLE_NAME" ]] ||
+  [ "${role:-}" = "$ROLE_NAME" ] ||
     aws_do iam add-role-to-instance-profile --instance-profile-name "$ROLE_NAME" --role-name "$ROLE_NAME"
 }
 
@@ -520,12 +555,26 @@ ensure_group() {
     --query GroupId --output text
 }
 
+# The running members' public IPs as /32 ranges, one per line ($1: find_members' answer).
+member_public_ranges() {
+  local id state private public bind port
+  while read -r id state private public bind port; do
+    [ "$state" = running ] && [ -n "$public" ] && [ "$public" != None ] || continue
+    printf '%s/32\n' "$public"
+  done <<<"$1"
+}
+
 # Makes group $1's ingress rules exactly: the DSO port from each --allow-cidr, each --allow-sg
-# and the group itself (the members). Any other rule is revoked.
+# and the group itself (the members). With --bind public, members reach each other at their
+# public IPs, and traffic to a public IP does not count as coming from the group, so each
+# running member's public IP ($2: find_members' answer) is allowed too. Any other rule is
+# revoked.
 allow_sources() {
-  local group=$1 rules id protocol from to cidr source stale=() permissions=() key
-  local -A wanted=()
-  local sources=("${ALLOW_CIDRS[@]/#/cidr:}" "${ALLOW_GROUPS[@]/#/sg:}" "sg:$group")
+  local group=$1 rules id protocol from to cidr source stale=() permissions=() key ranges=()
+  local -A wanted=() members=()
+  [ "$BIND" != public ] || mapfile -t ranges < <(member_public_ranges "$2")
+  local sources=("${ALLOW_CIDRS[@]/#/cidr:}" "${ALLOW_GROUPS[@]/#/sg:}" "sg:$group" "${ranges[@]/#/cidr:}")
+  for key in "sg:$group" "${ranges[@]/#/cidr:}"; do members[$key]=1; done
   for key in "${sources[@]}"; do wanted[$key]=1; done
   rules=$(ingress_rules "$group")
   while read -r id protocol from to cidr source; do
@@ -545,18 +594,17 @@ allow_sources() {
   for key in "${sources[@]}"; do
     [ -n "${wanted[$key]:-}" ] || continue
     unset "wanted[$key]"
-    permissions+=("$(permission "$key" "$group")")
+    permissions+=("$(permission "$key" "${members[$key]:+DSO members}")")
   done
   [ ${#permissions[@]} -eq 0 ] ||
     aws_do ec2 authorize-security-group-ingress --group-id "$group" \
       --ip-permissions "[$(IFS=, && echo "${permissions[*]}")]"
 }
 
-# The ingress permission (JSON) for the DSO port from source $1 (cidr:RANGE or sg:GROUP) into
-# the cluster's group $2.
+# The ingress permission (JSON) for the DSO port from source $1 (cidr:RANGE or sg:GROUP),
+# described as $2 (default: DSO clients).
 permission() {
-  local from who="DSO clients"
-  [ "$1" != "sg:$2" ] || who="DSO members"
+  local from who=${2:-DSO clients}
   if [[ $1 == cidr:* ]]; then
     from=$(printf '"IpRanges":[{"CidrIp":"%s","Description":"%s"}]' "${1#cidr:}" "$who")
   else
@@ -630,13 +678,15 @@ cmd_up() {
   ensure_parameters "$stored"
   ensure_instance_profile
   group=$(ensure_group "$group_info")
-  allow_sources "$group"
   launch_members "$members" "$group"
   if [ "$LAUNCHED" -gt 0 ]; then
     # The new members' addresses.
     PLAN_EXISTING=true
     members=$(find_members)
   fi
+  # After the launch: with --bind public the rules name the members' public IPs, new ones too
+  # (a member that cannot reach the others yet keeps trying).
+  allow_sources "$group" "$members"
   [ "$PLAN" = true ] || print_client_settings "$members"
 }
 
@@ -713,16 +763,37 @@ cmd_destroy() {
   terminate_members "$members"
   [ -z "$BUCKET" ] || delete_bucket_contents
   if [ -n "$group" ]; then
+    FOUND=true
     step "deleting security group $group"
     # A terminated instance's network interface can hold the group for a little while.
     aws_retry DependencyViolation "" ec2 delete-security-group --group-id "$group" >/dev/null
   fi
   delete_instance_profile
+  delete_parameters
+  remove_state_dir
+  step "cluster $CLUSTER destroyed"
+}
+
+delete_parameters() {
+  local stored
+  stored=$(stored_parameters)
+  [ -n "$stored" ] || [ "$PLAN" = true ] || return 0
+  FOUND=true
   step "deleting SSM parameters $TOKEN_PARAMETER, $KEY_PARAMETER"
   aws_do ssm delete-parameters --names "$TOKEN_PARAMETER" "$KEY_PARAMETER"
+}
+
+# The state dir holds the only copy of the CA's key: it goes only when this destroy found the
+# cluster in AWS (or with --forget-state), so that a destroy with a wrong --region or --cluster
+# leaves it.
+remove_state_dir() {
+  if [ "$FOUND" = false ] && [ "$FORGET_STATE" = false ] && [ "$PLAN" = false ]; then
+    [ ! -e "$STATE_DIR" ] ||
+      log "found nothing tagged $CLUSTER_TAG=$CLUSTER in $REGION: keeping $STATE_DIR (--forget-state removes it)"
+    return 0
+  fi
   plan_note "would remove $STATE_DIR"
   [ "$PLAN" = true ] || rm -rf "$STATE_DIR"
-  step "cluster $CLUSTER destroyed"
 }
 
 terminate_members() {
@@ -730,6 +801,7 @@ terminate_members() {
   ids=$(cut -f1 <<<"$1" | tr '\n' ' ')
   read -ra ids <<<"$ids"
   [ ${#ids[@]} -gt 0 ] || return 0
+  FOUND=true
   step "terminating ${#ids[@]} member(s): ${ids[*]}"
   aws_do ec2 terminate-instances --instance-ids "${ids[@]}"
   aws_do ec2 wait instance-terminated --instance-ids "${ids[@]}"
@@ -739,15 +811,16 @@ terminate_members() {
 # nothing else is in it.
 delete_bucket_contents() {
   local found owner left
-  found=$(aws_query "$(assumed "$BUCKET")" s3api list-buckets --query "Buckets[?Name=='$BUCKET'].Name | [0]" --output text)
-  [ -n "$found" ] || return 0
+  found=$(aws_query "$(assumed "$BUCKET")" s3api list-buckets --query "Buckets[?Name=='$BUCKET'].Name" --output text)
+  grep -qxF -- "$BUCKET" <<<"$found" || return 0
   step "deleting s3://$BUCKET/$CLUSTER/"
   aws_do s3 rm "s3://$BUCKET/$CLUSTER/" --recursive --only-show-errors
-  owner=$(find_tagged_bucket)
-  if [ "$owner" != "$BUCKET" ]; then
+  owner=$(bucket_owner "$BUCKET")
+  if [ "$owner" != "$CLUSTER" ]; then
     step "keeping bucket $BUCKET: it existed before the cluster"
     return 0
   fi
+  FOUND=true
   left=$(aws_query "" s3api list-objects-v2 --bucket "$BUCKET" --max-items 1 --query 'Contents[0].Key' --output text)
   if [ -n "$left" ]; then
     step "keeping bucket $BUCKET: it holds objects outside $CLUSTER/"
@@ -758,12 +831,14 @@ delete_bucket_contents() {
 }
 
 delete_instance_profile() {
-  local profile role arn owner
-  profile=$(aws_query "$(assumed "$ROLE_NAME")" iam list-instance-profiles --path-prefix "$IAM_PATH" \
-    --query "InstanceProfiles[?InstanceProfileName=='$ROLE_NAME'].[InstanceProfileName,Roles[0].RoleName] | [0]" \
-    --output text)
-  read -r profile role <<<"$profile"
+  local profile path role arn owner
+  # Not `read <<<"$(...)"`: a failed lookup there would not stop the script.
+  profile=$(find_instance_profile)
+  read -r profile path role <<<"$profile"
+  [ -z "$profile" ] || [ "$path" = "$IAM_PATH" ] ||
+    die "instance profile $ROLE_NAME exists outside $IAM_PATH: left alone"
   if [ -n "$profile" ]; then
+    FOUND=true
     step "deleting instance profile $ROLE_NAME"
     [ -z "$role" ] || [ "$role" = None ] ||
       aws_do iam remove-role-from-instance-profile --instance-profile-name "$ROLE_NAME" --role-name "$role"
@@ -773,6 +848,7 @@ delete_instance_profile() {
   [ -n "$arn" ] || return 0
   owner=$(role_owner "$ROLE_NAME")
   [ "$owner" = "$CLUSTER" ] || die "IAM role $ROLE_NAME is not tagged $CLUSTER_TAG=$CLUSTER: left alone"
+  FOUND=true
   step "deleting IAM role $ROLE_NAME"
   delete_role "$ROLE_NAME"
 }

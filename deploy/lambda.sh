@@ -26,6 +26,7 @@ crucial:cluster=CLUSTER.
   deploy    build the handler with cargo-lambda (unless --zip), then create the function, or
             update its code and configuration in place; prints what the Lambda executor needs
   destroy   delete the function, its log group and its execution role
+Both refuse a function of that name that is not tagged crucial:cluster=CLUSTER.
 
 Options:
   --function-name NAME    default crucial-threads (its role: NAME-REGION)
@@ -33,7 +34,8 @@ Options:
                           CRUCIAL_DSO comes from (deploy/ec2.sh status --cluster NAME)
   --dso HOST:PORT,...     the DSO members as the functions reach them (environment CRUCIAL_DSO)
   --ca FILE               the cluster's CA certificate, for TLS (environment CRUCIAL_DSO_TLS_CA;
-                          default deploy/.state/CLUSTER/ca.crt when it exists; not a secret)
+                          default deploy/.state/CLUSTER-REGION/ca.crt when it exists; not a
+                          secret)
   --region REGION         default: AWS_REGION, AWS_DEFAULT_REGION or the CLI profile's region
   --arch arm64|x86_64     default arm64
   --memory MB             default 1769 (one full vCPU)
@@ -118,8 +120,12 @@ validate_args() {
   fi
   [ -z "$ZIP" ] || [ "$PLAN" = true ] || [ -f "$ZIP" ] || usage_error "--zip $ZIP: no such file"
   [ -z "$CA" ] || [ "$PLAN" = true ] || [ -f "$CA" ] || usage_error "--ca $CA: no such file"
-  # What deploy/ec2.sh made for the cluster, unless told otherwise.
-  [ -n "$CA" ] || [ ! -f "$DEPLOY_DIR/.state/$CLUSTER/ca.crt" ] || CA=$DEPLOY_DIR/.state/$CLUSTER/ca.crt
+}
+
+# The CA certificate that deploy/ec2.sh made for the cluster in this region, unless --ca.
+default_ca() {
+  local made=$DEPLOY_DIR/.state/$CLUSTER-$REGION/ca.crt
+  [ -n "$CA" ] || [ ! -f "$made" ] || CA=$made
 }
 
 # --- the function's pieces -------------------------------------------------------------------
@@ -190,8 +196,18 @@ ensure_execution_role() {
 
 # The function's ARN, or nothing.
 find_function() {
-  aws_query "$(assumed "<function-arn>")" lambda list-functions \
-    --query "Functions[?FunctionName=='$FUNCTION'].FunctionArn | [0]" --output text
+  aws_find '\(ResourceNotFoundException\)' "$(assumed "<function-arn>")" lambda get-function \
+    --function-name "$FUNCTION" --query Configuration.FunctionArn --output text
+}
+
+# Stops unless function $1 (an ARN) carries the cluster tag: a function of that name made by
+# someone else, or for another cluster, is neither updated nor deleted.
+check_function_owner() {
+  local owner
+  owner=$(aws_query "$(assumed "$CLUSTER")" lambda list-tags --resource "$1" \
+    --query "Tags.\"$CLUSTER_TAG\"" --output text)
+  [ "$owner" = "$CLUSTER" ] ||
+    die "function $FUNCTION exists but is not tagged $CLUSTER_TAG=$CLUSTER (${owner:-no such tag}): left alone; give another --function-name or --cluster"
 }
 
 # The CA certificate's PEM text for CRUCIAL_DSO_TLS_CA, or nothing without --ca.
@@ -251,12 +267,14 @@ update_function() {
 
 cmd_deploy() {
   local zip members pem environment role arn
+  # Before anything is built or made: the function must be absent or this cluster's.
+  arn=$(find_function)
+  [ -z "$arn" ] || check_function_owner "$arn"
   zip=$(function_zip)
   members=$(dso_members)
   pem=$(ca_pem)
   environment=$(environment "$members" "$pem")
   role=$(ensure_execution_role)
-  arn=$(find_function)
   if [ -z "$arn" ]; then
     arn=$(create_function "$zip" "$role" "$environment")
   else
@@ -281,18 +299,19 @@ print_executor_settings() {
 }
 
 cmd_destroy() {
-  local arn group role owner
+  local arn role owner
   PLAN_EXISTING=true
   arn=$(find_function)
   if [ -n "$arn" ]; then
+    # Checked before anything is deleted: the log group and role go with the function.
+    check_function_owner "$arn"
     step "deleting function $FUNCTION"
     aws_do lambda delete-function --function-name "$FUNCTION"
   fi
-  # Lambda makes the log group on the first invocation; it goes with the function.
-  group=$(aws_query "$(assumed "/aws/lambda/$FUNCTION")" logs describe-log-groups \
-    --log-group-name-prefix "/aws/lambda/$FUNCTION" \
-    --query "logGroups[?logGroupName=='/aws/lambda/$FUNCTION'].logGroupName | [0]" --output text)
-  [ -z "$group" ] || aws_do logs delete-log-group --log-group-name "$group"
+  # Lambda makes the log group on the first invocation; it goes with the function (a log group
+  # that is not there is no error: one call, no paged listing).
+  aws_find '\(ResourceNotFoundException\)' "" logs delete-log-group \
+    --log-group-name "/aws/lambda/$FUNCTION" >/dev/null
   role=$(role_arn "$ROLE")
   [ -n "$role" ] || return 0
   owner=$(role_owner "$ROLE")
@@ -310,6 +329,7 @@ main() {
   # IAM is global, functions regional: a function of the same name in another region has a
   # role of its own.
   ROLE=$FUNCTION-$REGION
+  default_ca
   plan_note "deploy/lambda.sh $COMMAND --plan: function $FUNCTION in $REGION; no call is made"
   case $COMMAND in
     deploy) cmd_deploy ;;

@@ -9,8 +9,7 @@
 
 # The tag on everything the scripts create; they find their resources again by it.
 readonly CLUSTER_TAG=crucial:cluster
-# Roles and instance profiles live under this IAM path, so finding one is a listing that
-# answers empty rather than an error when it is absent.
+# Roles and instance profiles live under this IAM path.
 readonly IAM_PATH=/crucial/
 # IAM is eventually consistent: EC2 and Lambda refuse a role or instance profile made a few
 # seconds earlier. Calls that name one are retried this often, this far apart.
@@ -19,6 +18,11 @@ readonly RETRY_DELAY_SECONDS=3
 
 # The CLI v2 pages long answers through `less`; a script wants them on its output.
 export AWS_PAGER=""
+
+# A lookup that fails inside $(...) must stop the script, not answer "absent": without this,
+# bash runs command substitutions without -e, and a function there goes on past a failed call.
+# (Bash before 4.4 lacks the option; require_bash then refuses it with a message.)
+shopt -s inherit_errexit 2>/dev/null || true
 
 # true under --plan: AWS calls are printed, not made.
 PLAN=false
@@ -139,6 +143,33 @@ aws_query() {
   print_answer "$answer"
 }
 
+# Like aws_query, for a call that names one resource (get-role, get-function, ...): prints
+# nothing when AWS answers that the resource does not exist (an error matching the extended
+# regex $1), and fails on any other error (no credentials, access denied). Such a call answers
+# one page; a listing is paged, and the CLI's text output applies --query to each page, so
+# `...| [0]` over a listing can print `None` lines before the answer.
+aws_find() {
+  local absent=$1 placeholder=$2 errors answer
+  shift 2
+  if [ "$PLAN" = true ]; then
+    aws_query "$placeholder" "$@"
+    return 0
+  fi
+  errors=$(mktemp)
+  if answer=$(aws "$@" 2>"$errors"); then
+    rm -f "$errors"
+    print_answer "$answer"
+    return 0
+  fi
+  if grep -Eq "$absent" "$errors"; then
+    rm -f "$errors"
+    return 0
+  fi
+  cat "$errors" >&2
+  rm -f "$errors"
+  die "aws $1 $2 failed"
+}
+
 # Runs `aws ARGS...` for its effect (or, under --plan, prints it).
 aws_do() {
   aws_query "" "$@" >/dev/null
@@ -179,10 +210,11 @@ cluster_tag() {
   printf 'Key=%s,Value=%s' "$CLUSTER_TAG" "$CLUSTER"
 }
 
-# The ARN of role $1 under IAM_PATH, or nothing.
+# The ARN of role $1, or nothing. Whatever its path: a role of that name made by someone else
+# is then found, and role_owner tells it apart.
 role_arn() {
-  aws_query "$(assumed "<role-arn>")" iam list-roles --path-prefix "$IAM_PATH" \
-    --query "Roles[?RoleName=='$1'].Arn | [0]" --output text
+  aws_find '\(NoSuchEntity\)' "$(assumed "<role-arn>")" iam get-role --role-name "$1" \
+    --query Role.Arn --output text
 }
 
 # Creates role $1, which AWS service $2 (ec2.amazonaws.com, ...) may assume, tagged with the

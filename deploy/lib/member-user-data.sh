@@ -12,21 +12,53 @@ config=/etc/crucial
 id -u dso >/dev/null 2>&1 || useradd --system --no-create-home --shell /sbin/nologin dso
 install -d -m 750 -o root -g dso "$config"
 
-# secret NAME FILE: the SecureString /crucial/$CLUSTER/NAME into FILE, mode 600, owned by dso
-# (dso-server refuses a token file that other users could read or change).
-secret() {
+# Right after deploy/ec2.sh made the instance's role, the first calls can find no credentials
+# or be denied (IAM has not caught up), and with --bind vpc a fresh NAT gateway or endpoint may
+# not route yet: each fetch is tried again this often, this far apart (15 minutes in all), each
+# failure logged to the console (cloud-init copies this script's output there).
+readonly FETCH_ATTEMPTS=90
+readonly FETCH_DELAY_SECONDS=10
+
+# fetch WHAT COMMAND...: runs COMMAND until it succeeds; after FETCH_ATTEMPTS failures, stops
+# the user data with a message saying what could not be fetched.
+fetch() {
+  local what=$1 attempt
+  shift
+  for ((attempt = 1; attempt <= FETCH_ATTEMPTS; attempt++)); do
+    "$@" && return 0
+    echo "crucial: fetching $what failed ($attempt/$FETCH_ATTEMPTS), trying again in ${FETCH_DELAY_SECONDS}s" >&2
+    [ "$attempt" -eq "$FETCH_ATTEMPTS" ] || sleep "$FETCH_DELAY_SECONDS"
+  done
+  echo "crucial: gave up fetching $what after $FETCH_ATTEMPTS attempts: check the instance profile's role, and that the subnet reaches S3 and SSM (a public IP, a NAT gateway or VPC endpoints); dso-server is not installed" >&2
+  exit 1
+}
+
+# get_secret NAME FILE: the SecureString /crucial/$CLUSTER/NAME into FILE, created mode 600.
+# One command (a subshell), so that fetch sees its failure whole.
+get_secret() {
   (umask 077 && aws ssm get-parameter --name "/crucial/$CLUSTER/$1" --with-decryption \
     --query Parameter.Value --output text >"$2")
+}
+
+# get_object NAME FILE: s3://$BUCKET/$CLUSTER/NAME into FILE.
+get_object() {
+  aws s3 cp --only-show-errors "s3://$BUCKET/$CLUSTER/$1" "$2"
+}
+
+# secret NAME FILE: the secret NAME into FILE, owned by dso (dso-server refuses a token file that
+# other users could read or change).
+secret() {
+  fetch "SSM parameter /crucial/$CLUSTER/$1" get_secret "$1" "$2"
   chown dso:dso "$2"
 }
 secret token "$config/token"
 secret tls-key "$config/tls.key"
 
 for file in tls.crt ca.crt dso-server.toml; do
-  aws s3 cp --only-show-errors "s3://$BUCKET/$CLUSTER/$file" "$config/$file"
+  fetch "s3://$BUCKET/$CLUSTER/$file" get_object "$file" "$config/$file"
   chmod 644 "$config/$file"
 done
-aws s3 cp --only-show-errors "s3://$BUCKET/$CLUSTER/dso-server" /usr/local/bin/dso-server
+fetch "s3://$BUCKET/$CLUSTER/dso-server" get_object dso-server /usr/local/bin/dso-server
 chmod 755 /usr/local/bin/dso-server
 
 # Each start asks IMDSv2 (the instance refuses v1) for the address to advertise (local-ipv4 or

@@ -164,18 +164,11 @@ class TestClusterLifecycle:
     def test_user_data_runs_with_stubbed_commands(self, aws, cluster, tmp_path):
         """The user data, run here with its absolute paths moved under a temporary root and
         stand-ins for aws, curl and the system commands (no instance boots under moto)."""
-        root = tmp_path / "root"
-        script = user_data(aws, members(aws)[0]["InstanceId"])
-        for path, moved in [("/etc/crucial", "etc/crucial"), ("/usr/local/bin/", "bin/"),
-                            ("/etc/systemd/system/", "systemd/")]:
-            script = script.replace(path, f"{root}/{moved}")
-        (root / "bin").mkdir(parents=True)
-        (root / "systemd").mkdir()
-        stubs, log = stand_ins(tmp_path)
-        env = {"PATH": f"{stubs}:/usr/bin:/bin", "STUB_LOG": str(log)}
-        ran = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, check=False)
+        ran, root, log, env = run_user_data(aws, tmp_path)
         assert ran.returncode == 0, ran.stderr
+        assert "failed" not in ran.stderr
         calls = log.read_text().splitlines()
+        assert not any(call.startswith("sleep") for call in calls)
         config = root / "etc/crucial"
         for name, parameter in [("token", "token"), ("tls.key", "tls-key")]:
             assert (config / name).read_text() == f"secret /crucial/{CLUSTER}/{parameter}\n"
@@ -200,6 +193,30 @@ class TestClusterLifecycle:
         imds = [call for call in log.read_text().splitlines() if call.startswith("curl")][-2:]
         assert "-X PUT http://169.254.169.254/latest/api/token" in imds[0]
         assert "X-aws-ec2-metadata-token: imds-session" in imds[1] and imds[1].endswith("/meta-data/local-ipv4")
+
+    def test_user_data_retries_fetches_that_fail(self, aws, cluster, tmp_path):
+        """The first calls after the role is made can fail (no credentials yet, access
+        denied, no route yet): each fetch is tried again 10 s later, and the member comes up."""
+        ran, root, log, _ = run_user_data(aws, tmp_path, aws_failures=3)
+        assert ran.returncode == 0, ran.stderr
+        calls = log.read_text().splitlines()
+        token_calls = [call for call in calls if f"get-parameter --name /crucial/{CLUSTER}/token " in call]
+        assert len(token_calls) == 4, "three failures, then the call that worked"
+        for attempt in (1, 2, 3):
+            assert f"crucial: fetching SSM parameter /crucial/{CLUSTER}/token failed ({attempt}/90)" in ran.stderr
+        assert [call for call in calls if call.startswith("sleep")] == ["sleep 10"] * 3
+        assert (root / "etc/crucial/token").read_text() == f"secret /crucial/{CLUSTER}/token\n"
+        assert calls[-1] == "systemctl enable --now dso-server.service"
+
+    def test_user_data_gives_up_after_15_minutes(self, aws, cluster, tmp_path):
+        ran, root, log, _ = run_user_data(aws, tmp_path, aws_failures=1000)
+        assert ran.returncode == 1
+        assert f"gave up fetching SSM parameter /crucial/{CLUSTER}/token after 90 attempts" in ran.stderr
+        calls = log.read_text().splitlines()
+        assert len([call for call in calls if call.startswith("aws ")]) == 90
+        assert sum(int(call.split()[1]) for call in calls if call.startswith("sleep")) == 890
+        assert not any(call.startswith("systemctl") for call in calls)
+        assert not (root / "bin/dso-server").exists()
 
     def test_the_group_opens_only_the_dso_port_to_the_sources(self, aws, cluster, lambda_group):
         (group,) = cluster_groups(aws)
@@ -362,6 +379,9 @@ class TestClusterLifecycle:
 
     def test_destroy_leaves_nothing_behind(self, aws, cluster, run_script):
         ids = [instance["InstanceId"] for instance in members(aws)]
+        # The function the test above deployed for the cluster goes first (README, step 7).
+        function = run_script("lambda.sh", "destroy", "--cluster", CLUSTER)
+        assert function.returncode == 0, function.stderr
         result = run_script("ec2.sh", "destroy", "--cluster", CLUSTER, "--state-dir", str(cluster["state_dir"]))
         assert result.returncode == 0, result.stderr
         assert_nothing_left(aws, ids)
@@ -373,17 +393,45 @@ class TestClusterLifecycle:
         assert_nothing_left(aws, [])
 
 
+def run_user_data(aws, directory, aws_failures=0):
+    """Runs a member's user data with its absolute paths moved under DIRECTORY/root and the
+    stand-ins; the first AWS_FAILURES calls of `aws` fail. Returns the completed process, the
+    root, the calls' log and the environment."""
+    root = directory / "root"
+    script = user_data(aws, members(aws)[0]["InstanceId"])
+    for path, moved in [("/etc/crucial", "etc/crucial"), ("/usr/local/bin/", "bin/"),
+                        ("/etc/systemd/system/", "systemd/")]:
+        script = script.replace(path, f"{root}/{moved}")
+    (root / "bin").mkdir(parents=True)
+    (root / "systemd").mkdir()
+    stubs, log = stand_ins(directory)
+    env = {"PATH": f"{stubs}:/usr/bin:/bin", "STUB_LOG": str(log),
+           "STUB_AWS_FAILURES": str(aws_failures), "STUB_AWS_COUNT": str(directory / "aws-count")}
+    ran = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, check=False,
+                         timeout=60)
+    return ran, root, log, env
+
+
 def stand_ins(directory):
     """Commands the user data calls, logging each call to STUB_LOG: aws (SSM answers
-    "secret NAME", S3 copies write "object URL"), curl (IMDS), and the system commands."""
+    "secret NAME", S3 copies write "object URL"; the first STUB_AWS_FAILURES calls fail as
+    when the instance has no credentials yet), curl (IMDS), sleep (returns at once), and the
+    system commands."""
     stubs = directory / "stubs"
     stubs.mkdir()
     log = directory / "calls.log"
     scripts = {
         "aws": """
+            count=$(( $(cat "$STUB_AWS_COUNT" 2>/dev/null || echo 0) + 1 ))
+            echo "$count" > "$STUB_AWS_COUNT"
+            if [ "$count" -le "${STUB_AWS_FAILURES:-0}" ]; then
+                echo "Unable to locate credentials. You can configure credentials by running \"aws configure\"." >&2
+                exit 255
+            fi
             if [ "$1 $2" = "ssm get-parameter" ]; then echo "secret $4"; fi
             if [ "$1 $2" = "s3 cp" ]; then printf 'object %s' "$4" > "$5"; fi
         """,
+        "sleep": "",
         "curl": """
             case "$*" in *api/token*) echo imds-session ;; *) echo 10.0.7.7 ;; esac
         """,
@@ -407,9 +455,8 @@ def assert_nothing_left(aws, terminated_ids):
         states = {instance["State"]["Name"] for reservation in reservations for instance in reservation["Instances"]}
         assert states == {"terminated"}
     assert cluster_groups(aws) == []
-    # The Lambda function's role is lambda.sh's to delete (test_lambda.py).
-    roles = aws("iam").list_roles(PathPrefix="/crucial/")["Roles"]
-    assert ROLE_NAME not in [role["RoleName"] for role in roles]
+    assert aws("lambda").list_functions()["Functions"] == []
+    assert aws("iam").list_roles()["Roles"] == []
     assert aws("iam").list_instance_profiles(PathPrefix="/crucial/")["InstanceProfiles"] == []
     parameters = aws("ssm").describe_parameters(
         ParameterFilters=[{"Key": "Name", "Option": "BeginsWith", "Values": [f"/crucial/{CLUSTER}/"]}]
@@ -419,10 +466,57 @@ def assert_nothing_left(aws, terminated_ids):
     tagged = aws("resourcegroupstaggingapi").get_resources(
         TagFilters=[{"Key": "crucial:cluster", "Values": [CLUSTER]}]
     )["ResourceTagMappingList"]
-    # Terminated instances and their volumes keep their tags until AWS forgets them; the
-    # function is lambda.sh's to delete (test_lambda.py).
-    kept = (":instance/", ":volume/", ":function:")
-    assert [item["ResourceARN"] for item in tagged if not any(kind in item["ResourceARN"] for kind in kept)] == []
+    # Terminated instances keep their tags until AWS forgets them.
+    assert [item["ResourceARN"] for item in tagged if ":instance/" not in item["ResourceARN"]] == []
+    volumes = aws("ec2").describe_volumes(Filters=[{"Name": "tag:crucial:cluster", "Values": [CLUSTER]}])["Volumes"]
+    assert volumes == []
+
+
+def test_bind_public_lets_members_reach_each_other_at_their_public_ips(aws, run_script, tmp_path):
+    """Members advertise their public IPs, and traffic to a public IP does not count as coming
+    from the members' group: each running member's public IP is allowed, and follows the
+    members on every up."""
+    cluster = "t5"
+    binary = elf_binary(tmp_path / "dso-server", "arm64")
+    state_dir = tmp_path / "state"
+    args = ["--cluster", cluster, "--binary", str(binary), "--state-dir", str(state_dir),
+            "--bind", "public", "--members", "2", "--allow-cidr", "203.0.113.0/24"]
+
+    def expected_rules(group_id, instances):
+        return {("tcp", PORT, PORT, "203.0.113.0/24"), ("tcp", PORT, PORT, group_id)} | {
+            ("tcp", PORT, PORT, f"{instance['PublicIpAddress']}/32") for instance in instances}
+
+    up = run_script("ec2.sh", "up", *args)
+    assert up.returncode == 0, up.stderr
+    instances = members(aws, cluster)
+    assert len(instances) == 2 and all(instance.get("PublicIpAddress") for instance in instances)
+    (group,) = cluster_groups(aws, cluster)
+    assert ingress(aws, group["GroupId"]) == expected_rules(group["GroupId"], instances)
+    assert crucial_dso_line(up.stdout) == {f"{instance['PublicIpAddress']}:{PORT}" for instance in instances}
+    # A member replaced: the next up allows the new one's address and revokes the old one's.
+    aws("ec2").terminate_instances(InstanceIds=[instances[0]["InstanceId"]])
+    again = run_script("ec2.sh", "up", *args)
+    assert again.returncode == 0, again.stderr
+    replaced = members(aws, cluster)
+    assert len(replaced) == 2 and instances[0]["InstanceId"] not in {item["InstanceId"] for item in replaced}
+    assert ingress(aws, group["GroupId"]) == expected_rules(group["GroupId"], replaced)
+    destroy = run_script("ec2.sh", "destroy", "--cluster", cluster, "--state-dir", str(state_dir))
+    assert destroy.returncode == 0, destroy.stderr
+    assert members(aws, cluster) == [] and cluster_groups(aws, cluster) == []
+
+
+def test_destroy_keeps_the_state_dir_when_it_finds_nothing(run_script, tmp_path):
+    """A destroy with a wrong --region or --cluster must not lose a live cluster's CA."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    (state_dir / "ca.key").write_text("key")
+    kept = run_script("ec2.sh", "destroy", "--cluster", "t6", "--state-dir", str(state_dir))
+    assert kept.returncode == 0, kept.stderr
+    assert (state_dir / "ca.key").exists()
+    assert f"found nothing tagged crucial:cluster=t6 in {REGION}: keeping {state_dir}" in kept.stderr
+    forgotten = run_script("ec2.sh", "destroy", "--cluster", "t6", "--state-dir", str(state_dir), "--forget-state")
+    assert forgotten.returncode == 0, forgotten.stderr
+    assert not state_dir.exists()
 
 
 def test_destroy_keeps_a_bucket_it_did_not_create(aws, run_script, tmp_path):
@@ -484,6 +578,8 @@ def test_plan_follows_the_bind_mode(no_aws_env, run_script, bind, public_ip, add
     (launch,) = [line for line in result.stdout.splitlines() if " run-instances " in line]
     assert f" {public_ip} " in launch and f"Key=crucial:bind,Value={bind}" in launch
     assert f"advertising {address}" in result.stdout
+    # The default state dir is per cluster and region.
+    assert f"deploy/.state/crucial-{REGION} " in result.stdout
     # The default network: the default VPC's subnets in the zones that offer c7g.large.
     assert "aws ec2 describe-instance-type-offerings " in result.stdout
     assert not calls.exists()

@@ -1,6 +1,9 @@
 """deploy/lambda.sh against moto: deploy, deploy again in place, destroy, the plan, bad input.
 The package is a stand-in zip: tests never build the handler."""
 
+import json
+import secrets
+
 import pytest
 
 from support import ACCOUNT, REGION, bootstrap_zip
@@ -36,6 +39,16 @@ def ca_file(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def token(aws):
+    """A real token for the cluster, where deploy/ec2.sh up puts it: were lambda.sh to read
+    it into the function, the tests would see it there."""
+    value = secrets.token_hex(24)
+    aws("ssm").put_parameter(Name=f"/crucial/{CLUSTER}/token", Value=value, Type="SecureString",
+                             Tags=[{"Key": "crucial:cluster", "Value": CLUSTER}])
+    return value
+
+
 def attached_policies(aws):
     return {item["PolicyArn"] for item in aws("iam").list_attached_role_policies(RoleName=ROLE)["AttachedPolicies"]}
 
@@ -43,7 +56,7 @@ def attached_policies(aws):
 class TestFunctionLifecycle:
     """One function through its life; the tests run in this order."""
 
-    def test_deploy_creates_the_function(self, aws, network, packages, ca_file, run_script):
+    def test_deploy_creates_the_function(self, aws, network, packages, ca_file, run_script, token):
         subnets, group = network
         result = run_script(
             "lambda.sh", "deploy", "--cluster", CLUSTER, "--zip", str(packages[0]), "--dso", DSO,
@@ -68,6 +81,7 @@ class TestFunctionLifecycle:
         assert f"function: {configuration['FunctionArn']}" in result.stdout
         assert f"region: {REGION}" in result.stdout
         assert f"/crucial/{CLUSTER}/token" in result.stdout
+        assert token not in result.stdout + result.stderr
 
     def test_the_role_trusts_lambda_with_logs_and_vpc_access(self, aws, network):
         role = aws("iam").get_role(RoleName=ROLE)["Role"]
@@ -97,8 +111,10 @@ class TestFunctionLifecycle:
         functions = aws("lambda").list_functions()["Functions"]
         assert [function["FunctionName"] for function in functions] == [FUNCTION]
 
-    def test_the_token_is_never_in_the_function(self, aws):
-        configuration = aws("lambda").get_function_configuration(FunctionName=FUNCTION)
+    def test_the_token_is_never_in_the_function(self, aws, token):
+        function = aws("lambda").get_function(FunctionName=FUNCTION)
+        assert token not in json.dumps(function, default=str)
+        configuration = function["Configuration"]
         assert "CRUCIAL_DSO_TOKEN" not in configuration["Environment"]["Variables"]
         assert "token" not in str(configuration["Environment"]).lower()
 
@@ -114,6 +130,58 @@ class TestFunctionLifecycle:
     def test_a_second_destroy_is_harmless(self, aws, run_script):
         result = run_script("lambda.sh", "destroy", "--cluster", CLUSTER)
         assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("tags", [{}, {"crucial:cluster": "another"}], ids=["untagged", "another-cluster"])
+def test_a_function_it_did_not_make_is_left_alone(aws, packages, run_script, tags):
+    """A function of the same name made by hand (or for another cluster): deploy neither
+    updates it nor makes a role for it, and destroy does not delete it."""
+    name = "crucial-foreign"
+    iam = aws("iam")
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    role = iam.create_role(RoleName="someone-elses", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    functions = aws("lambda")
+    functions.create_function(FunctionName=name, Runtime="provided.al2023", Role=role, Handler="bootstrap",
+                              Code={"ZipFile": packages[0].read_bytes()}, Tags=tags)
+
+    def unchanged():
+        now = functions.get_function_configuration(FunctionName=name)
+        return {key: now[key] for key in ("CodeSha256", "LastModified", "Role")} == {
+            key: before[key] for key in ("CodeSha256", "LastModified", "Role")}
+
+    before = functions.get_function_configuration(FunctionName=name)
+    try:
+        deploy = run_script("lambda.sh", "deploy", "--cluster", CLUSTER, "--function-name", name,
+                            "--zip", str(packages[1]), "--dso", DSO)
+        assert deploy.returncode == 1
+        assert f"function {name} exists but is not tagged crucial:cluster={CLUSTER}" in deploy.stderr
+        assert unchanged()
+        assert [item["RoleName"] for item in iam.list_roles()["Roles"]] == ["someone-elses"]
+        destroy = run_script("lambda.sh", "destroy", "--cluster", CLUSTER, "--function-name", name)
+        assert destroy.returncode == 1
+        assert f"function {name} exists but is not tagged crucial:cluster={CLUSTER}" in destroy.stderr
+        assert unchanged()
+    finally:
+        functions.delete_function(FunctionName=name)
+        iam.delete_role(RoleName="someone-elses")
+
+
+def test_a_failed_lookup_is_not_taken_for_absent(aws_env, run_script, tmp_path):
+    """Only "no such function" means absent: access denied (or no credentials) stops the
+    script before it deletes or creates anything."""
+    stub = tmp_path / "aws"
+    stub.write_text('#!/bin/sh\necho "aws $*" >> "$0.calls"\n'
+                    'echo "An error occurred (AccessDeniedException) when calling the GetFunction operation: denied" >&2\n'
+                    "exit 254\n")
+    stub.chmod(0o755)
+    env = dict(aws_env, PATH=f"{tmp_path}:{aws_env['PATH']}")
+    for command in ("deploy", "destroy"):
+        result = run_script("lambda.sh", command, "--cluster", CLUSTER, "--dso", DSO, "--zip", __file__, env=env)
+        assert result.returncode == 1, result.stderr
+        assert "AccessDeniedException" in result.stderr and "aws lambda get-function failed" in result.stderr
+    calls = (tmp_path / "aws.calls").read_text().splitlines()
+    assert [call.split()[1:3] for call in calls] == [["lambda", "get-function"]] * 2
 
 
 def test_plan_prints_the_calls_and_makes_none(no_aws_env, run_script):

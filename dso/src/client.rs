@@ -443,10 +443,17 @@ async fn dial(addr: &str, config: &ClientConfig) -> Result<(ReadHalf, WriteHalf)
         .map_err(|error| DsoError::Unavailable { addr: addr.to_string(), reason: error.to_string() })?;
     let _ = stream.set_nodelay(true);
     match &config.tls {
-        None => match stream.peer_addr().ok().and_then(|peer| clear_text_refusal(peer, config)) {
-            Some(reason) => Err(DsoError::Tls { addr: addr.to_string(), reason }),
-            None => Ok(split(stream)),
-        },
+        None => {
+            let refusal = match stream.peer_addr() {
+                Ok(peer) => clear_text_refusal(peer, config),
+                // Where it goes is unknown: only a client without a token may go on.
+                Err(error) => config.token.is_some().then(|| format!("no peer address ({error})")),
+            };
+            match refusal {
+                Some(reason) => Err(DsoError::Tls { addr: addr.to_string(), reason }),
+                None => Ok(split(stream)),
+            }
+        }
         Some(trust) => match trust.connect(stream).await {
             Ok(stream) => Ok(split_tls(stream)),
             // What the handshake itself refused (a certificate, or a server without TLS) is
@@ -465,7 +472,8 @@ async fn dial(addr: &str, config: &ClientConfig) -> Result<(ReadHalf, WriteHalf)
 /// Why `config` may not be used over plain TCP to `peer`: its token would cross a network in
 /// clear text.
 fn clear_text_refusal(peer: std::net::SocketAddr, config: &ClientConfig) -> Option<String> {
-    let exposed = config.token.is_some() && !config.insecure && !peer.ip().is_loopback();
+    // (An IPv4-mapped IPv6 loopback address is loopback too.)
+    let exposed = config.token.is_some() && !config.insecure && !peer.ip().to_canonical().is_loopback();
     exposed.then(|| {
         format!(
             "refusing to send the token in clear text to {peer}, which is not a loopback address: \
@@ -718,6 +726,8 @@ mod tests {
         let refusal = clear_text_refusal(remote, &with_token).expect("refused");
         assert!(refusal.contains("10.0.0.7:11222") && refusal.contains("ClientConfig::tls"), "{refusal}");
         assert_eq!(clear_text_refusal(local, &with_token), None, "loopback never leaves the machine");
+        let mapped: std::net::SocketAddr = "[::ffff:127.0.0.1]:11222".parse().unwrap();
+        assert_eq!(clear_text_refusal(mapped, &with_token), None, "nor does mapped loopback");
         let insecure = ClientConfig { insecure: true, ..with_token };
         assert_eq!(clear_text_refusal(remote, &insecure), None);
         assert_eq!(clear_text_refusal(remote, &ClientConfig::default()), None, "no token, nothing to leak");

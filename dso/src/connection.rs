@@ -224,6 +224,11 @@ impl Connection {
             used += length;
             match (request, self.peer) {
                 (Request::Hello { protocol_version, token }, _) => self.on_hello(protocol_version, token)?,
+                (Request::PeerHello { .. }, None) if self.host.cluster.is_none() => {
+                    return Err(ConnectionError::Protocol(
+                        "a member hello to a server that is no cluster member".into(),
+                    ));
+                }
                 (Request::PeerHello { protocol_version, from, token }, None) if !self.greeted => {
                     self.check_version(protocol_version)?;
                     self.check_token(token)?;

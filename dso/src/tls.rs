@@ -176,6 +176,10 @@ impl TlsTrust {
     /// Trusts the CA certificates in `ca` (PEM) for certificates issued for `name` (a DNS
     /// name, or an IP address).
     pub fn from_pem(ca: &[u8], name: &str) -> Result<Self, TlsError> {
+        // The text travels to cloud threads: a key in it (a CA's, say) must not.
+        if ca.windows(b"PRIVATE KEY".len()).any(|window| window == b"PRIVATE KEY") {
+            return Err(TlsError::new("CA", "the file holds a private key: give the CA's certificates only"));
+        }
         let mut roots = rustls::RootCertStore::empty();
         for certificate in certificates(ca, "CA")? {
             roots.add(certificate).map_err(|error| TlsError::new("CA", error))?;

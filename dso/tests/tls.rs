@@ -272,13 +272,10 @@ async fn a_client_with_the_token_but_no_member_certificate_cannot_speak_as_a_mem
         identity: identity(&ca.issue(TLS_NAME_DEFAULT, Validity::Current)),
         members: Some(trust(&ca, TLS_NAME_DEFAULT)),
     };
-    let server = ServerBuilder::new()
-        .bind("127.0.0.1:0".parse().unwrap())
-        .token(token.clone())
-        .tls(tls)
-        .start()
-        .await
-        .unwrap();
+    let dir = std::env::temp_dir().join(format!("crucial-tls-member-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let discovery: Discovery = format!("file:{}", dir.join("cluster.json").display()).parse().unwrap();
+    let server = ServerBuilder::new().config(member_config(&discovery, tls, &token)).start().await.unwrap();
     // A TLS client that trusts the CA and presents no certificate, as every client does.
     let mut roots = rustls::RootCertStore::empty();
     for certificate in rustls_pki_types::CertificateDer::pem_slice_iter(ca.certificate_pem().as_bytes()) {
@@ -310,4 +307,39 @@ async fn a_client_with_the_token_but_no_member_certificate_cannot_speak_as_a_mem
         }
         other => panic!("expected the member hello to be refused, got {other:?}"),
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A member hello is for cluster members only: to a standalone server it could otherwise
+/// carry membership messages that retire the server's keys.
+#[tokio::test]
+async fn a_standalone_server_refuses_member_hellos() {
+    use crucial_dso::core::codec::{decode_frame, encode_frame};
+    use crucial_dso::core::protocol::{Request, Response, PROTOCOL_VERSION};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::embedded().await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut frame = Vec::new();
+    encode_frame(
+        &Request::PeerHello { protocol_version: PROTOCOL_VERSION, from: 7, token: None },
+        &mut frame,
+    );
+    stream.write_all(&frame).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    match decode_frame::<Response>(&answer, 1 << 20) {
+        Ok(Some((Response::Refused { reason }, _))) => {
+            assert!(reason.contains("no cluster member"), "{reason}")
+        }
+        other => panic!("expected the member hello to be refused, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_ca_file_holding_a_private_key_is_refused() {
+    let ca = TestCa::new("test CA");
+    let issued = ca.issue(TLS_NAME_DEFAULT, Validity::Current);
+    let with_key = format!("{}{}", ca.certificate_pem(), issued.key_pem);
+    let error = TlsTrust::from_pem(with_key.as_bytes(), TLS_NAME_DEFAULT).unwrap_err();
+    assert!(error.reason.contains("private key"), "{error}");
 }
