@@ -284,6 +284,8 @@ impl StopSignal {
     }
 
     /// Until Ctrl-C or SIGTERM.
+    // (Under madsim there is no SIGTERM to take over: nothing in it changes.)
+    #[cfg_attr(madsim, allow(unused_mut))]
     async fn wait(mut self) -> std::io::Result<()> {
         #[cfg(all(unix, not(madsim)))]
         tokio::select! {
