@@ -158,11 +158,6 @@ parse_args() {
   done
 }
 
-# Checks option $1's value $2 against the extended regex $3, described as $4.
-check_format() {
-  [[ $2 =~ $3 ]] || usage_error "$1 must be $4, not '$2'"
-}
-
 validate_args() {
   local item
   check_cluster_name "$CLUSTER"

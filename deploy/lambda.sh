@@ -103,17 +103,15 @@ parse_args() {
 validate_args() {
   check_cluster_name "$CLUSTER"
   # The role's name adds the region, and IAM takes 64 characters.
-  [[ $FUNCTION =~ ^[A-Za-z0-9_-]{1,48}$ ]] ||
-    usage_error "--function-name must be 1 to 48 letters, digits, '-' or '_', not '$FUNCTION'"
-  [[ $ARCH =~ ^(arm64|x86_64)$ ]] || usage_error "--arch must be arm64 or x86_64, not '$ARCH'"
+  check_format --function-name "$FUNCTION" '^[A-Za-z0-9_-]{1,48}$' "1 to 48 letters, digits, '-' or '_'"
+  check_format --arch "$ARCH" '^(arm64|x86_64)$' "arm64 or x86_64"
   check_number --memory "$MEMORY_MB" 128 10240
   check_number --timeout "$TIMEOUT_SECONDS" 1 900
-  [ -z "$DSO" ] || [[ $DSO =~ ^[^,:]+:[0-9]+(,[^,:]+:[0-9]+)*$ ]] ||
-    usage_error "--dso must be HOST:PORT,..., not '$DSO'"
-  [ -z "$SUBNETS" ] || [[ $SUBNETS =~ ^subnet-[0-9a-f]+(,subnet-[0-9a-f]+)*$ ]] ||
-    usage_error "--subnets must be subnet ids separated by commas, not '$SUBNETS'"
-  [ -z "$SECURITY_GROUPS" ] || [[ $SECURITY_GROUPS =~ ^sg-[0-9a-f]+(,sg-[0-9a-f]+)*$ ]] ||
-    usage_error "--security-groups must be security group ids separated by commas, not '$SECURITY_GROUPS'"
+  [ -z "$DSO" ] || check_format --dso "$DSO" '^[^,:]+:[0-9]+(,[^,:]+:[0-9]+)*$' "HOST:PORT,..."
+  [ -z "$SUBNETS" ] || check_format --subnets "$SUBNETS" '^subnet-[0-9a-f]+(,subnet-[0-9a-f]+)*$' \
+    "subnet ids separated by commas"
+  [ -z "$SECURITY_GROUPS" ] || check_format --security-groups "$SECURITY_GROUPS" '^sg-[0-9a-f]+(,sg-[0-9a-f]+)*$' \
+    "security group ids separated by commas"
   # Lambda takes a VPC configuration whole: subnets and security groups together.
   if [[ -n $SUBNETS && -z $SECURITY_GROUPS || -z $SUBNETS && -n $SECURITY_GROUPS ]]; then
     usage_error "--subnets and --security-groups go together"

@@ -66,6 +66,11 @@ option_value() {
   printf '%s' "$2"
 }
 
+# Checks option $1's value $2 against the extended regex $3, described as $4.
+check_format() {
+  [[ $2 =~ $3 ]] || usage_error "$1 must be $4, not '$2'"
+}
+
 # Checks that option $1's value $2 is a whole number from $3 to $4.
 check_number() {
   local option=$1 value=$2 low=$3 high=$4

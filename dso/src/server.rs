@@ -116,6 +116,21 @@ pub struct ClusterOptions {
     pub timing: ClusterTiming,
 }
 
+impl ClusterOptions {
+    /// Joins through `discovery` asking for `rf` copies of each key, with the defaults for
+    /// the rest: the bound address advertised, a random id, AWS's S3 endpoint, default timing.
+    pub fn new(discovery: Discovery, rf: usize) -> Self {
+        Self {
+            discovery,
+            s3_endpoint: None,
+            advertise: None,
+            member_id: None,
+            rf,
+            timing: ClusterTiming::default(),
+        }
+    }
+}
+
 /// Builds a server: configuration plus the object types it knows (built-ins always).
 #[derive(Debug, Default)]
 pub struct ServerBuilder {

@@ -9,7 +9,6 @@ use std::time::Duration;
 use crucial_dso::client::{member_status, ClientConfig};
 use crucial_dso::cluster::discovery::Discovery;
 use crucial_dso::core::auth::Token;
-use crucial_dso::core::node::ClusterTiming;
 use crucial_dso::server::{ClusterOptions, Server, ServerBuilder, ServerConfig};
 use crucial_dso::{Dso, DsoError};
 
@@ -114,14 +113,7 @@ async fn members_sharing_a_token_replicate_to_each_other() {
     let member = || {
         let config = ServerConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
-            cluster: Some(ClusterOptions {
-                discovery: discovery.clone(),
-                s3_endpoint: None,
-                advertise: None,
-                member_id: None,
-                rf: 2,
-                timing: ClusterTiming::default(),
-            }),
+            cluster: Some(ClusterOptions::new(discovery.clone(), 2)),
             token: Some(token("the-cluster-token-0123")),
             metrics_bind: Some("127.0.0.1:0".parse().unwrap()),
             ..ServerConfig::default()

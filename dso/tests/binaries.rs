@@ -214,27 +214,21 @@ struct SecretFiles {
     dir: std::path::PathBuf,
     ca: crucial_testkit::tls::TestCa,
     key_pem: String,
+    /// `--tls-cert`, `--tls-key` and `--tls-ca` with their files.
+    tls_args: Vec<String>,
 }
 
 impl SecretFiles {
     const TOKEN: &'static str = "a-token-long-enough-0123";
 
     fn new(name: &str) -> Self {
-        use crucial_testkit::tls::{TestCa, Validity};
-        use std::os::unix::fs::OpenOptionsExt;
+        use crucial_testkit::tls::{write_private, TestCa};
         let dir = std::env::temp_dir().join(format!("crucial-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let ca = TestCa::new("test CA");
-        let issued = ca.issue(crucial_dso::tls::TLS_NAME_DEFAULT, Validity::Current);
-        std::fs::write(dir.join("ca.crt"), ca.certificate_pem()).unwrap();
-        std::fs::write(dir.join("tls.crt"), &issued.certificate_pem).unwrap();
-        for (file, text) in [("token", format!("{}\n", Self::TOKEN)), ("tls.key", issued.key_pem.clone())] {
-            // Readable by this user only from the start.
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true).mode(0o600);
-            std::io::Write::write_all(&mut options.open(dir.join(file)).unwrap(), text.as_bytes()).unwrap();
-        }
-        Self { dir, ca, key_pem: issued.key_pem }
+        let files = ca.write_server_files(&dir, crucial_dso::tls::TLS_NAME_DEFAULT).unwrap();
+        write_private(&dir.join("token"), &format!("{}\n", Self::TOKEN)).unwrap();
+        Self { dir, ca, key_pem: files.issued.key_pem, tls_args: files.args }
     }
 
     fn path(&self, file: &str) -> String {
@@ -243,12 +237,8 @@ impl SecretFiles {
 
     /// The flags of a public server using these files.
     fn server_args(&self) -> Vec<String> {
-        let flags = ["--token-file", "--tls-cert", "--tls-key", "--tls-ca"];
-        let files = ["token", "tls.crt", "tls.key", "ca.crt"];
-        let mut args = vec!["--bind".to_string(), "0.0.0.0:0".to_string()];
-        for (flag, file) in flags.into_iter().zip(files) {
-            args.extend([flag.to_string(), self.path(file)]);
-        }
+        let mut args = vec!["--bind".into(), "0.0.0.0:0".into(), "--token-file".into(), self.path("token")];
+        args.extend(self.tls_args.iter().cloned());
         args
     }
 

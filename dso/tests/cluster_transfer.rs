@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crucial_dso::cluster::discovery::Discovery;
-use crucial_dso::core::node::{ClusterTiming, NodeConfig};
+use crucial_dso::core::node::NodeConfig;
 use crucial_dso::server::{ClusterOptions, Server, ServerBuilder, ServerConfig};
 use crucial_dso::Dso;
 
@@ -19,14 +19,7 @@ async fn member(discovery: &Discovery) -> Server {
     let config = ServerConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         node: NodeConfig { transfer_bytes_max: TRANSFER_BYTES_MAX, ..NodeConfig::default() },
-        cluster: Some(ClusterOptions {
-            discovery: discovery.clone(),
-            s3_endpoint: None,
-            advertise: None,
-            member_id: None,
-            rf: 2,
-            timing: ClusterTiming::default(),
-        }),
+        cluster: Some(ClusterOptions::new(discovery.clone(), 2)),
         ..ServerConfig::default()
     };
     ServerBuilder::new().config(config).start().await.expect("member starts")

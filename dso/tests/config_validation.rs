@@ -119,12 +119,8 @@ async fn a_server_refuses_to_start_with_settings_that_cannot_work() {
     let spinning = LinkConfig { peer_reconnect_pause_ms: 0, ..LinkConfig::default() };
     assert_eq!(refused(links(spinning)).await, "peer_reconnect_pause_ms");
     let cluster = |rf: usize, timing: ClusterTiming| ClusterOptions {
-        discovery: Discovery::File(std::env::temp_dir().join("never-written.json")),
-        s3_endpoint: None,
-        advertise: None,
-        member_id: None,
-        rf,
         timing,
+        ..ClusterOptions::new(Discovery::File(std::env::temp_dir().join("never-written.json")), rf)
     };
     let member = |rf, timing| ServerConfig { cluster: Some(cluster(rf, timing)), ..local() };
     assert_eq!(refused(member(0, ClusterTiming::default())).await, "rf");

@@ -10,12 +10,14 @@ use std::time::Duration;
 use crucial_dso::client::{member_status, ClientConfig};
 use crucial_dso::cluster::discovery::Discovery;
 use crucial_dso::core::auth::Token;
-use crucial_dso::core::node::ClusterTiming;
+use crucial_dso::core::codec::{decode_frame, encode_frame};
+use crucial_dso::core::protocol::{Request, Response, PROTOCOL_VERSION};
 use crucial_dso::server::{ClusterOptions, Server, ServerBuilder, ServerConfig, ServerTls};
 use crucial_dso::tls::{TlsIdentity, TlsTrust, TLS_NAME_DEFAULT};
 use crucial_dso::{Dso, DsoError};
 use crucial_testkit::tls::{Issued, TestCa, Validity};
 use rustls_pki_types::pem::PemObject;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 fn identity(issued: &Issued) -> TlsIdentity {
     TlsIdentity::from_pem(issued.certificate_pem.as_bytes(), issued.key_pem.as_bytes()).expect("usable PEM")
@@ -207,14 +209,7 @@ fn unusable_pem_is_refused_naming_what_is_wrong() {
 fn member_config(discovery: &Discovery, tls: ServerTls, token: &Token) -> ServerConfig {
     ServerConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
-        cluster: Some(ClusterOptions {
-            discovery: discovery.clone(),
-            s3_endpoint: None,
-            advertise: None,
-            member_id: None,
-            rf: 2,
-            timing: ClusterTiming::default(),
-        }),
+        cluster: Some(ClusterOptions::new(discovery.clone(), 2)),
         token: Some(token.clone()),
         tls: Some(tls),
         ..ServerConfig::default()
@@ -259,13 +254,25 @@ async fn members_replicate_to_each_other_over_tls() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Introduces `stream`'s end as member 7 presenting `token`; the first frame the server
+/// answered before it closed, if any.
+async fn answer_to_member_hello(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    token: Option<Token>,
+) -> Option<Response> {
+    let mut frame = Vec::new();
+    encode_frame(&Request::PeerHello { protocol_version: PROTOCOL_VERSION, from: 7, token }, &mut frame);
+    stream.write_all(&frame).await.unwrap();
+    stream.flush().await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    decode_frame::<Response>(&answer, 1 << 20).ok().flatten().map(|(response, _)| response)
+}
+
 /// The token alone, which every client holds, does not make a member: a connection that
 /// introduces itself as one must have presented a certificate the members' CA signed.
 #[tokio::test]
 async fn a_client_with_the_token_but_no_member_certificate_cannot_speak_as_a_member() {
-    use crucial_dso::core::codec::{decode_frame, encode_frame};
-    use crucial_dso::core::protocol::{Request, Response, PROTOCOL_VERSION};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let ca = TestCa::new("test CA");
     let token = Token::new("the-cluster-token-0123").unwrap();
     let tls = ServerTls {
@@ -291,18 +298,9 @@ async fn a_client_with_the_token_but_no_member_certificate_cannot_speak_as_a_mem
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from(TLS_NAME_DEFAULT).unwrap();
-    let mut stream = connector.connect(name, tcp).await.expect("the handshake needs no certificate");
-    let mut frame = Vec::new();
-    encode_frame(
-        &Request::PeerHello { protocol_version: PROTOCOL_VERSION, from: 7, token: Some(token) },
-        &mut frame,
-    );
-    stream.write_all(&frame).await.unwrap();
-    stream.flush().await.unwrap();
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
-    match decode_frame::<Response>(&answer, 1 << 20) {
-        Ok(Some((Response::Unauthenticated { reason }, _))) => {
+    let stream = connector.connect(name, tcp).await.expect("the handshake needs no certificate");
+    match answer_to_member_hello(stream, Some(token)).await {
+        Some(Response::Unauthenticated { reason }) => {
             assert!(reason.contains("a member must present a certificate"), "{reason}")
         }
         other => panic!("expected the member hello to be refused, got {other:?}"),
@@ -314,21 +312,10 @@ async fn a_client_with_the_token_but_no_member_certificate_cannot_speak_as_a_mem
 /// carry membership messages that retire the server's keys.
 #[tokio::test]
 async fn a_standalone_server_refuses_member_hellos() {
-    use crucial_dso::core::codec::{decode_frame, encode_frame};
-    use crucial_dso::core::protocol::{Request, Response, PROTOCOL_VERSION};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = Server::embedded().await.unwrap();
-    let mut stream = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
-    let mut frame = Vec::new();
-    encode_frame(
-        &Request::PeerHello { protocol_version: PROTOCOL_VERSION, from: 7, token: None },
-        &mut frame,
-    );
-    stream.write_all(&frame).await.unwrap();
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
-    match decode_frame::<Response>(&answer, 1 << 20) {
-        Ok(Some((Response::Refused { reason }, _))) => {
+    let stream = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
+    match answer_to_member_hello(stream, None).await {
+        Some(Response::Refused { reason }) => {
             assert!(reason.contains("no cluster member"), "{reason}")
         }
         other => panic!("expected the member hello to be refused, got {other:?}"),

@@ -21,7 +21,7 @@ use crucial_dso::core::protocol::Action;
 use crucial_dso::objects::{AtomicLong, AtomicLongOp, AtomicLongRet};
 use crucial_dso::tls::{TlsTrust, TLS_NAME_DEFAULT};
 use crucial_dso::{Dso, DsoError};
-use crucial_testkit::tls::{TestCa, Validity};
+use crucial_testkit::tls::TestCa;
 use crucial_testkit::{listening_addr, spawn_announcing, Announces, Process};
 use parking_lot::Mutex;
 
@@ -266,24 +266,9 @@ impl Servers {
 /// Writes a CA made for the run and a certificate it signs into `dir`, adds the flags that
 /// make a server use them to `args`, and returns what clients trust.
 fn write_certificates(dir: &Path, args: &mut Vec<String>) -> Result<TlsTrust, String> {
-    use std::os::unix::fs::OpenOptionsExt;
     let ca = TestCa::new("crucial-sim processes CA");
-    let issued = ca.issue(TLS_NAME_DEFAULT, Validity::Current);
-    let files = [
-        ("--tls-ca", "ca.crt", ca.certificate_pem()),
-        ("--tls-cert", "tls.crt", issued.certificate_pem.as_str()),
-        ("--tls-key", "tls.key", issued.key_pem.as_str()),
-    ];
-    for (flag, name, pem) in files {
-        let path = dir.join(name);
-        // Readable by this user only from the start: the server refuses a key others can read.
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true).mode(0o600);
-        let written =
-            options.open(&path).and_then(|mut file| std::io::Write::write_all(&mut file, pem.as_bytes()));
-        written.map_err(|e| format!("{}: {e}", path.display()))?;
-        args.extend([flag.to_string(), path.display().to_string()]);
-    }
+    let mut files = ca.write_server_files(dir, TLS_NAME_DEFAULT).map_err(|e| e.to_string())?;
+    args.append(&mut files.args);
     TlsTrust::from_pem(ca.certificate_pem().as_bytes(), TLS_NAME_DEFAULT).map_err(|e| e.to_string())
 }
 

@@ -7,11 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crucial_dso::client::ClientConfig;
-use crucial_dso::core::auth::Token;
-use crucial_dso::tls::TlsTrust;
 use crucial_dso::{Dso, Server, ServerBuilder};
 
+use crate::access::DsoAccess;
 use crate::invocation::{Invocation, Report};
 use crate::{ThreadError, ThreadId};
 
@@ -102,25 +100,6 @@ impl ThreadIds {
     /// The next id.
     pub fn next(&self) -> ThreadId {
         ThreadId { job: self.job, index: self.next_index.fetch_add(1, Ordering::Relaxed) }
-    }
-}
-
-/// What a client presents to the DSO: its token, if it requires one, and whom to trust over
-/// TLS, if it serves TLS.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct DsoAccess {
-    /// The cluster's token.
-    pub token: Option<Token>,
-    /// The cluster's CA and certificate name.
-    pub tls: Option<TlsTrust>,
-    /// Send the token over plain TCP to non-loopback members ([`ClientConfig::insecure`]).
-    pub insecure: bool,
-}
-
-impl DsoAccess {
-    /// `config` presenting this access.
-    pub(crate) fn client_config(&self, config: ClientConfig) -> ClientConfig {
-        ClientConfig { token: self.token.clone(), tls: self.tls.clone(), insecure: self.insecure, ..config }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::DsoAccess;
 use crate::{ThreadError, ThreadId};
 use crucial_dso::core::auth::Token;
 use crucial_dso::tls::TlsTrust;
@@ -36,6 +37,13 @@ pub struct Invocation {
     /// Whether the token may cross the network in clear text ([`crate::DsoAccess::insecure`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dso_insecure: bool,
+}
+
+impl Invocation {
+    /// What the thread presents to the DSO.
+    pub fn dso_access(&self) -> DsoAccess {
+        DsoAccess { token: self.dso_token.clone(), tls: self.dso_tls.clone(), insecure: self.dso_insecure }
+    }
 }
 
 /// How an invocation ended: the thread's output or why there is none, and its log lines.

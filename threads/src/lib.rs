@@ -54,6 +54,7 @@
 //! another (not from concurrently spawned tasks, whose order could change) and draw
 //! randomness from [`Context::rng`].
 
+mod access;
 mod context;
 mod error;
 mod executor;
@@ -69,9 +70,10 @@ pub mod simulated;
 mod thread;
 pub mod worker;
 
+pub use access::DsoAccess;
 pub use context::Context;
 pub use error::ThreadError;
-pub use executor::{BoxFuture, DsoAccess, Executor, InvokeOptions, ThreadIds};
+pub use executor::{BoxFuture, Executor, InvokeOptions, ThreadIds};
 pub use id::ThreadId;
 pub use invocation::{Invocation, Report};
 pub use local::{Local, LocalBuilder, LocalFaults};

@@ -6,15 +6,15 @@
 use std::sync::Arc;
 
 use crucial_dso::core::auth::Token;
-use crucial_dso::tls::TlsTrust;
 use crucial_dso::{Dso, Server, ServerBuilder};
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::executor::{BoxFuture, ConnectedDso, DsoAccess, DsoTarget, Executor, InvokeOptions, ThreadIds};
+use crate::executor::{BoxFuture, ConnectedDso, DsoTarget, Executor, InvokeOptions, ThreadIds};
 use crate::invocation::{Invocation, Report};
 use crate::worker::{self, Hooks};
+use crate::DsoAccess;
 use crate::{ThreadError, ThreadId};
 
 /// Faults the local executor injects, from a seed (for tests of exactly-once effects).
@@ -88,17 +88,10 @@ impl LocalBuilder {
         self
     }
 
-    /// TLS to the DSO cluster given with [`LocalBuilder::dso`], trusting `trust`; threads get
-    /// it in their invocations.
-    pub fn dso_tls(mut self, trust: TlsTrust) -> Self {
-        self.dso.access.tls = Some(trust);
-        self
-    }
-
-    /// Let threads send the token over plain TCP to non-loopback members, for a cluster that
-    /// serves without TLS on a network protected otherwise ([`crate::DsoAccess::insecure`]).
-    pub fn dso_insecure(mut self) -> Self {
-        self.dso.access.insecure = true;
+    /// Everything the DSO cluster given with [`LocalBuilder::dso`] requires (token, TLS trust,
+    /// `insecure`; replaces a [`LocalBuilder::dso_token`]); threads get it in their invocations.
+    pub fn dso_access(mut self, access: DsoAccess) -> Self {
+        self.dso.access = access;
         self
     }
 

@@ -16,9 +16,10 @@ use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::executor::{BoxFuture, DsoAccess, Executor, InvokeOptions, ThreadIds};
+use crate::executor::{BoxFuture, Executor, InvokeOptions, ThreadIds};
 use crate::invocation::{Invocation, Report};
 use crate::worker::{self, Hooks};
+use crate::DsoAccess;
 use crate::{ThreadError, ThreadId};
 
 /// The serverless faults a simulated provider injects, each per invocation.

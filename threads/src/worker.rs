@@ -159,15 +159,12 @@ async fn store(control: &Dso, thread: ThreadId, report: Report) -> (Report, bool
 
 /// The thread's own session (records retained for replays), connecting on its first call.
 fn thread_session(invocation: &Invocation, hooks: Hooks) -> Dso {
-    let config = ClientConfig {
+    let config = invocation.dso_access().client_config(ClientConfig {
         session_id: Some(invocation.session),
         session: SessionConfig { call_timeout_ms: None, retain_records: true, ..SessionConfig::default() },
         halt_at_call: hooks.kill_at_call,
-        token: invocation.dso_token.clone(),
-        tls: invocation.dso_tls.clone(),
-        insecure: invocation.dso_insecure,
         ..ClientConfig::default()
-    };
+    });
     Dso::lazy(invocation.dso.clone(), config).expect("a thread session's configuration is valid")
 }
 

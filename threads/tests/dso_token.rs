@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crucial_threads::dso::core::auth::Token;
+use crucial_threads::DsoAccess;
 use crucial_threads::{CloudThread, Context, Executor, InvokeOptions, Local, Runnable, ThreadError};
 use serde::{Deserialize, Serialize};
 
@@ -88,8 +89,11 @@ async fn threads_reach_a_tls_cluster_with_the_executors_trust() {
     let trust = TlsTrust::from_pem(ca.certificate_pem().as_bytes(), TLS_NAME_DEFAULT).unwrap();
     let executor = Local::builder()
         .dso(vec![server.local_addr().to_string()])
-        .dso_token(Token::new(SECRET).unwrap())
-        .dso_tls(trust.clone())
+        .dso_access(DsoAccess {
+            token: Some(Token::new(SECRET).unwrap()),
+            tls: Some(trust.clone()),
+            insecure: false,
+        })
         .start()
         .await
         .unwrap();

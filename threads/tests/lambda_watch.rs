@@ -176,8 +176,11 @@ async fn pi_and_kmeans_through_cargo_lambda_watch_in_both_modes() {
     let executor = Lambda::builder("crucial-lambda-handler")
         .endpoint(&emulator.endpoint)
         .dso(vec![secured.addr.clone()])
-        .dso_token(secured.token.clone())
-        .dso_tls(secured.trust.clone())
+        .dso_access(crucial_threads::DsoAccess {
+            token: Some(secured.token.clone()),
+            tls: Some(secured.trust.clone()),
+            insecure: false,
+        })
         .start()
         .await
         .unwrap();
@@ -204,29 +207,16 @@ impl Drop for TempDir {
 
 impl SecuredServer {
     fn start() -> Self {
-        use crucial_testkit::tls::{TestCa, Validity};
+        use crucial_testkit::tls::{write_private, TestCa};
         use crucial_threads::dso::tls::{TlsTrust, TLS_NAME_DEFAULT};
-        use std::os::unix::fs::OpenOptionsExt;
         let dir = TempDir(std::env::temp_dir().join(format!("crucial-secured-{}", std::process::id())));
         std::fs::create_dir_all(&dir.0).unwrap();
         let secret = "a-token-for-the-lambda-test-0123";
+        write_private(&dir.0.join("token"), secret).unwrap();
         let ca = TestCa::new("test CA");
-        let issued = ca.issue(TLS_NAME_DEFAULT, Validity::Current);
-        let files = [
-            ("--token-file", "token", secret),
-            ("--tls-cert", "tls.crt", issued.certificate_pem.as_str()),
-            ("--tls-key", "tls.key", issued.key_pem.as_str()),
-            ("--tls-ca", "ca.crt", ca.certificate_pem()),
-        ];
+        let files = ca.write_server_files(&dir.0, TLS_NAME_DEFAULT).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_crucial-apps-server"));
-        command.args(["--bind", "127.0.0.1:0"]);
-        for (flag, name, text) in files {
-            let path = dir.0.join(name);
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true).mode(0o600);
-            std::io::Write::write_all(&mut options.open(&path).unwrap(), text.as_bytes()).unwrap();
-            command.arg(flag).arg(path);
-        }
+        command.args(["--bind", "127.0.0.1:0", "--token-file"]).arg(dir.0.join("token")).args(&files.args);
         let announces = crucial_testkit::Announces::Stdout;
         let (process, addr) = crucial_testkit::spawn_announcing(
             command,

@@ -74,18 +74,11 @@ impl RunArgs {
     pub async fn executor(&self) -> Result<Arc<dyn Executor>, ThreadError> {
         match self.executor {
             ExecutorKind::Local => {
-                let mut builder = match self.dso.as_str() {
+                let builder = match self.dso.as_str() {
                     "embedded" => Local::builder().embedded_server(super::apps::server()),
                     members => Local::builder().dso(members.split(',').map(str::to_string).collect()),
                 };
-                let access = self.dso_access()?;
-                if let Some(token) = access.token {
-                    builder = builder.dso_token(token);
-                }
-                if let Some(trust) = access.tls {
-                    builder = builder.dso_tls(trust);
-                }
-                Ok(Arc::new(builder.start().await?))
+                Ok(Arc::new(builder.dso_access(self.dso_access()?).start().await?))
             }
             ExecutorKind::Lambda => self.lambda().await,
             ExecutorKind::Sim => self.simulated().await,
@@ -181,14 +174,7 @@ impl RunArgs {
             "embedded" => builder.embedded_server(super::apps::server()),
             members => builder.dso(members.split(',').map(str::to_string).collect()),
         };
-        let access = self.dso_access()?;
-        if let Some(token) = access.token {
-            builder = builder.dso_token(token);
-        }
-        if let Some(trust) = access.tls {
-            builder = builder.dso_tls(trust);
-        }
-        Ok(Arc::new(builder.start().await?))
+        Ok(Arc::new(builder.dso_access(self.dso_access()?).start().await?))
     }
 
     #[cfg(not(feature = "lambda"))]

@@ -8,13 +8,13 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{InvocationType, LogType};
 use base64::Engine;
 use crucial_dso::core::auth::Token;
-use crucial_dso::tls::TlsTrust;
 use crucial_dso::{Dso, Server, ServerBuilder};
 use rand::{Rng, SeedableRng};
 
-use crate::executor::{BoxFuture, ConnectedDso, DsoAccess, DsoTarget, Executor, InvokeOptions, ThreadIds};
+use crate::executor::{BoxFuture, ConnectedDso, DsoTarget, Executor, InvokeOptions, ThreadIds};
 use crate::invocation::{Invocation, Report};
 use crate::worker::decode_stored;
+use crate::DsoAccess;
 use crate::{ThreadError, ThreadId};
 
 /// How the executor invokes the function.
@@ -96,19 +96,13 @@ impl LambdaBuilder {
         self
     }
 
-    /// TLS to the DSO cluster, trusting `trust` (the cluster's CA and certificate name; no
-    /// secret). It travels in each invocation's payload, unless the functions find the DSO in
-    /// their environment, where `CRUCIAL_DSO_TLS_CA` (the CA's PEM text) and
+    /// Everything the DSO cluster requires (token, TLS trust, `insecure`; replaces a
+    /// [`LambdaBuilder::dso_token`]). It travels in each invocation's payload (the TLS trust is
+    /// the CA's certificates and a name, no secret), unless the functions find the DSO in their
+    /// environment, where `CRUCIAL_DSO_TOKEN`, `CRUCIAL_DSO_TLS_CA` (the CA's PEM text) and
     /// `CRUCIAL_DSO_TLS_NAME` hold it.
-    pub fn dso_tls(mut self, trust: TlsTrust) -> Self {
-        self.dso.access.tls = Some(trust);
-        self
-    }
-
-    /// Let threads send the token over plain TCP to non-loopback members, for a cluster that
-    /// serves without TLS on a network protected otherwise ([`crate::DsoAccess::insecure`]).
-    pub fn dso_insecure(mut self) -> Self {
-        self.dso.access.insecure = true;
+    pub fn dso_access(mut self, access: DsoAccess) -> Self {
+        self.dso.access = access;
         self
     }
 

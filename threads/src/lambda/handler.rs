@@ -78,15 +78,11 @@ async fn handle(control: &Control, payload: serde_json::Value) -> Result<serde_j
     if invocation.dso_tls.is_none() {
         invocation.dso_tls = tls_from_environment()?;
     }
-    let access = DsoAccess {
-        token: invocation.dso_token.clone(),
-        tls: invocation.dso_tls.clone(),
-        insecure: invocation.dso_insecure,
-    };
-    let dso = control.for_members(&invocation.dso, access).await.map_err(|error| Diagnostic {
-        error_type: THREAD_ERROR_TYPE.into(),
-        error_message: serde_json::to_string(&error).expect("a thread error is plain data"),
-    })?;
+    let dso =
+        control.for_members(&invocation.dso, invocation.dso_access()).await.map_err(|error| Diagnostic {
+            error_type: THREAD_ERROR_TYPE.into(),
+            error_message: serde_json::to_string(&error).expect("a thread error is plain data"),
+        })?;
     let report: Report = worker::run(&dso, invocation, Hooks::default()).await.expect("no hook kills it");
     Ok(serde_json::to_value(&report).expect("a report is plain data"))
 }
