@@ -541,11 +541,7 @@ async fn read_answers(
         let Some(inner) = inner.upgrade() else { return };
         match response {
             Response::Reply { id, result } => {
-                let waiting = {
-                    let mut session = inner.session.lock();
-                    session.handle_result(&result);
-                    session.handle_reply(id)
-                };
+                let waiting = inner.session.lock().handle_reply(id, &result);
                 if waiting {
                     if let Some(waiter) = inner.pending.lock().remove(&id.seq) {
                         let _ = waiter.send(result);

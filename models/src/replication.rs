@@ -11,13 +11,18 @@
 //!   members) and only then does a third start and join. The survivor alone is a minority: it
 //!   must not remove the dead member (it cannot tell death from its own deafness), so the key
 //!   stalls until the joiner makes the live members a majority, and then serves again.
+//! - [`Scenario::CutJoiner`]: two members (rf 2) serve while a third, cut from both of them
+//!   (not from the store: a member the others removed under a partition, starting over), asks
+//!   to join. It must probe first and never propose: a join the members cannot complete
+//!   would stop them from serving for nothing.
 //!
 //! The key is created by its first call. With [`ReplicationConfig::cas`], each client starts
 //! with a compare-and-set (non-commutative: the first to apply wins) instead of an add.
 //!
 //! Properties: every history linearizable; no acknowledged update missing from any replica
 //! serving the store's active configuration; no member removed by a minority (in
-//! [`Scenario::Minority`], the dead member stays listed until the joiner is); and, so that the
+//! [`Scenario::Minority`], the dead member stays listed until the joiner is); no unreachable
+//! joiner listed (in [`Scenario::CutJoiner`]); and, so that the
 //! model is not vacuous, sometimes every call answered and sometimes the membership changed as
 //! the scenario intends.
 
@@ -48,6 +53,8 @@ pub enum Scenario {
     Replace,
     /// Two members; the first crashes, then a third starts and joins.
     Minority,
+    /// Two members serve; a third, cut from both (but not from the store), asks to join.
+    CutJoiner,
 }
 
 /// The model's size and its deliberate bugs.
@@ -99,7 +106,7 @@ impl ReplicationConfig {
     fn initial_members(&self) -> Vec<Member> {
         let count = match self.scenario {
             Scenario::Crash => 3,
-            Scenario::Replace | Scenario::Minority => 2,
+            Scenario::Replace | Scenario::Minority | Scenario::CutJoiner => 2,
         };
         (0..count).map(member).collect()
     }
@@ -117,7 +124,7 @@ impl ReplicationConfig {
     pub fn key(&self) -> &'static str {
         match self.scenario {
             Scenario::Crash => "counter-2",
-            Scenario::Replace | Scenario::Minority => "counter",
+            Scenario::Replace | Scenario::Minority | Scenario::CutJoiner => "counter",
         }
     }
 
@@ -127,6 +134,8 @@ impl ReplicationConfig {
             && match self.scenario {
                 Scenario::Crash => config.members.len() < MEMBERS,
                 Scenario::Replace | Scenario::Minority => config.is_member(2) && !config.is_member(0),
+                // Nothing changes: the members go on serving.
+                Scenario::CutJoiner => !config.is_member(2),
             }
     }
 
@@ -134,6 +143,21 @@ impl ReplicationConfig {
     /// [`Scenario::Minority`], the survivor dropping the dead member before the joiner is listed.
     fn removed_by_a_minority(&self, config: &Configuration) -> bool {
         self.scenario == Scenario::Minority && !config.is_member(0) && !config.is_member(2)
+    }
+
+    /// Whether `config` lists a joiner that no member can reach ([`Scenario::CutJoiner`]).
+    fn lists_an_unreachable_joiner(&self, config: &Configuration) -> bool {
+        self.scenario == Scenario::CutJoiner && config.is_member(CUT_JOINER as MemberId)
+    }
+
+    /// The members whose messages member `index` never receives: in [`Scenario::CutJoiner`],
+    /// the joiner and the others are cut from each other.
+    fn cut_from(&self, index: usize) -> Vec<usize> {
+        match (self.scenario, index) {
+            (Scenario::CutJoiner, CUT_JOINER) => (0..MEMBERS).filter(|m| *m != CUT_JOINER).collect(),
+            (Scenario::CutJoiner, _) => vec![CUT_JOINER],
+            _ => Vec::new(),
+        }
     }
 
     /// The model checker's view: actors, network, properties, history recording.
@@ -155,6 +179,7 @@ impl ReplicationConfig {
                 registry: registry.clone(),
                 initial: config,
                 dormant: joins_later && self.scenario == Scenario::Minority,
+                cut_from: self.cut_from(index),
                 count_ticks: self.count_steps,
             });
         }
@@ -191,6 +216,10 @@ impl ReplicationConfig {
                 let ClusterState::Store(Some(stored)) = &*state.actor_states[STORE] else { return true };
                 !model.cfg.removed_by_a_minority(stored)
             })
+            .property(Expectation::Always, "no unreachable joiner listed", |model, state| {
+                let ClusterState::Store(Some(stored)) = &*state.actor_states[STORE] else { return true };
+                !model.cfg.lists_an_unreachable_joiner(stored)
+            })
             .property(Expectation::Sometimes, "every call answered", |model, state| {
                 state.actor_states.iter().all(|actor| match &**actor {
                     ClusterState::Client { next, pending, .. } => {
@@ -223,6 +252,8 @@ impl ReplicationConfig {
 const MEMBERS: usize = 3;
 const STORE: usize = MEMBERS;
 const FIRST_CLIENT: usize = MEMBERS + 2;
+/// The joiner of [`Scenario::CutJoiner`].
+const CUT_JOINER: usize = 2;
 
 fn member(index: usize) -> Member {
     Member { id: index as MemberId, addr: format!("member-{index}") }
@@ -298,6 +329,8 @@ pub enum ClusterActor {
         initial: Option<Configuration>,
         /// It starts only when the nemesis says so ([`Message::Start`]).
         dormant: bool,
+        /// Members whose messages it never receives (a partition that lasts the whole run).
+        cut_from: Vec<usize>,
         /// Count ticks in the state ([`ReplicationConfig::count_steps`]).
         count_ticks: bool,
     },
@@ -460,6 +493,8 @@ impl Actor for ClusterActor {
                     // Member 0 leaves (member 2 joins by itself at start), or crashes (and
                     // then member 2 starts).
                     Scenario::Replace | Scenario::Minority => o.set_timer(Timer::Strike(0), any_time()),
+                    // The joiner starts by itself, cut off; nothing else happens.
+                    Scenario::CutJoiner => {}
                 }
                 ClusterState::Nemesis(*crashes)
             }
@@ -486,6 +521,8 @@ impl Actor for ClusterActor {
             (ClusterActor::Member { .. }, ClusterState::Dormant, Message::Start) => {
                 *state.to_mut() = self.start_member(o);
             }
+            (ClusterActor::Member { cut_from, .. }, ClusterState::Member { .. }, _)
+                if cut_from.contains(&usize::from(src)) => {}
             (ClusterActor::Member { .. }, ClusterState::Member { .. }, msg) => {
                 let ClusterState::Member { node, .. } = state.to_mut() else { return };
                 match msg {
@@ -517,8 +554,8 @@ impl Actor for ClusterActor {
             (ClusterActor::Client { script, key, .. }, ClusterState::Client { .. }, msg) => {
                 let ClusterState::Client { session, pending, .. } = state.to_mut() else { return };
                 match msg {
-                    Message::Reply(id, _) => {
-                        if !session.handle_reply(id) {
+                    Message::Reply(id, result) => {
+                        if !session.handle_reply(id, &result) {
                             return;
                         }
                         *pending = None;
@@ -603,6 +640,7 @@ impl Actor for ClusterActor {
                         o.send(Id::from(*target), Message::Start);
                         o.send(Id::from(*target), Message::Suspect(0));
                     }
+                    Scenario::CutJoiner => {}
                 }
             }
             _ => {}

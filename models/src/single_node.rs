@@ -217,14 +217,14 @@ impl Actor for DsoActor {
                     o.send(Id::from(to as usize), Message::Reply(id, result));
                 }
             }
-            (DsoActor::Client { script, resends_max }, Message::Reply(id, _)) => {
+            (DsoActor::Client { script, resends_max }, Message::Reply(id, result)) => {
                 let ActorState::Client { session, .. } = &**state else { return };
-                if !session.clone().handle_reply(id) {
+                if !session.clone().handle_reply(id, &result) {
                     return;
                 }
                 let state = state.to_mut();
                 if let ActorState::Client { session, pending, .. } = state {
-                    session.handle_reply(id);
+                    session.handle_reply(id, &result);
                     *pending = None;
                 }
                 o.cancel_timer(Resend);

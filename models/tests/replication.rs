@@ -127,3 +127,21 @@ fn canary_walks_reject_a_minority_that_removes_the_members_it_cannot_hear() {
         walk(Scenario::Minority, Canary { remove_without_majority: true, ..Canary::default() }, WALK_STATES);
     assert!(checker.discovery("no member removed by a minority").is_some(), "the survivor removed no one");
 }
+
+/// The rejoin rule: a joiner cut from the members (not from the store) probes them and never
+/// proposes, so the members never stop serving for a join they cannot complete.
+#[test]
+fn walks_never_list_a_joiner_the_members_cannot_reach() {
+    let checker = walk(Scenario::CutJoiner, Canary::default(), WALK_STATES);
+    checker.assert_no_discovery("linearizable");
+    checker.assert_no_discovery("no unreachable joiner listed");
+    assert!(checker.discovery("every call answered after the membership changed").is_some(), "not vacuous");
+}
+
+#[cfg(crucial_canary)]
+#[test]
+fn canary_walks_reject_a_joiner_that_proposes_without_probing() {
+    let checker =
+        walk(Scenario::CutJoiner, Canary { join_without_probing: true, ..Canary::default() }, WALK_STATES);
+    assert!(checker.discovery("no unreachable joiner listed").is_some(), "the cut joiner never proposed");
+}

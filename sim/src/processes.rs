@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 
 use crate::simulation::rng::Rng;
 use crate::simulation::run::Recorded;
-use crate::simulation::workload::{keys, operation, KeySpec};
+use crate::simulation::workload::{keys, operation, KeySpec, PARKING_TYPES};
 
 /// The key whose only operation is `add_and_get(1)`: the lost-update witness.
 pub const INCREMENTS: &str = "increments";
@@ -90,6 +90,15 @@ pub struct ProcessRun {
     pub tls: bool,
     /// Seeds the workload.
     pub seed: u64,
+    /// How long members wait before they suspect a silent peer.
+    pub suspect_after_ms: u64,
+    /// Clients (of `clients`) that call only types that never park: with one call at a time
+    /// per client, clients all parked on semaphores and barriers would make no calls that
+    /// show whether the cluster serves.
+    pub steady_clients: usize,
+    /// Each server's network namespace (see [`crate::netns`]), where it serves at its own
+    /// service address; empty: every server on loopback, at a port of its own.
+    pub namespaces: Vec<String>,
 }
 
 /// What a run recorded.
@@ -124,21 +133,21 @@ impl ProcessOutcome {
 }
 
 /// The server processes, killed when dropped.
-struct Servers {
+pub(crate) struct Servers {
     /// The running processes (`None`: killed), stopped when dropped.
     children: Vec<Option<Process>>,
-    addrs: Vec<String>,
+    pub(crate) addrs: Vec<String>,
     args: Vec<String>,
     envs: Vec<(String, String)>,
     run: ProcessRun,
     /// What clients and status requests present.
-    token: Option<Token>,
+    pub(crate) token: Option<Token>,
     /// What clients and status requests trust, when the servers serve TLS.
-    tls: Option<TlsTrust>,
+    pub(crate) tls: Option<TlsTrust>,
 }
 
 impl Servers {
-    fn start(run: &ProcessRun) -> Result<Self, String> {
+    pub(crate) fn start(run: &ProcessRun) -> Result<Self, String> {
         std::fs::create_dir_all(&run.work_dir).map_err(|e| format!("{}: {e}", run.work_dir.display()))?;
         let (discovery, mut extra, envs) = match &run.store {
             Store::File => {
@@ -162,7 +171,11 @@ impl Servers {
             envs.push(("DSO_TOKEN".into(), token.clone()));
         }
         let mut args = vec!["--discovery".to_string(), discovery, "--rf".into(), run.rf.to_string()];
-        args.extend(["--suspect-after-ms".to_string(), "1000".to_string()]);
+        args.extend(["--suspect-after-ms".to_string(), run.suspect_after_ms.to_string()]);
+        if !run.namespaces.is_empty() {
+            // Not loopback: the harness's own private network, no token or TLS asked for.
+            args.push("--insecure".to_string());
+        }
         args.append(&mut extra);
         let token = run.token.clone().map(Token::new).transpose().map_err(|e| e.to_string())?;
         let tls = match run.tls {
@@ -173,7 +186,11 @@ impl Servers {
             Servers { children: Vec::new(), addrs: Vec::new(), args, envs, run: run.clone(), token, tls };
         // Each server binds a port of its own and announces it.
         for index in 0..run.servers {
-            let command = servers.command(index, "127.0.0.1:0")?;
+            let bind = match run.namespaces.is_empty() {
+                true => "127.0.0.1:0".to_string(),
+                false => crate::netns::Topology::member_addr(index),
+            };
+            let command = servers.command(index, &bind)?;
             let (process, addr) =
                 spawn_announcing(command, Announces::Stdout, listening_addr, Duration::from_secs(10))?;
             servers.children.push(Some(process));
@@ -187,7 +204,14 @@ impl Servers {
         let log = self.run.work_dir.join(format!("server-{index}.log"));
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(&log).map_err(|e| e.to_string())?;
-        let mut command = Command::new(&self.run.server);
+        let mut command = match self.run.namespaces.get(index) {
+            Some(namespace) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", namespace]).arg(&self.run.server);
+                command
+            }
+            None => Command::new(&self.run.server),
+        };
         command.args(["--bind", bind]).args(&self.args).envs(self.envs.iter().cloned());
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         Ok(command)
@@ -232,7 +256,7 @@ impl Servers {
     }
 
     /// Waits until every server reports the same active configuration listing all of them.
-    async fn settled(&self, within: Duration) -> Result<Vec<MemberStatus>, String> {
+    pub(crate) async fn settled(&self, within: Duration) -> Result<Vec<MemberStatus>, String> {
         let deadline = Instant::now() + within;
         let mut last = String::new();
         while Instant::now() < deadline {
@@ -273,10 +297,11 @@ fn write_certificates(dir: &Path, args: &mut Vec<String>) -> Result<TlsTrust, St
 }
 
 /// The shared recording of every client's operations.
-struct Recorder {
+pub(crate) struct Recorder {
     history: Mutex<Vec<Recorded>>,
     stamps: AtomicU64,
-    started: Instant,
+    /// What the recorded times (`call_ms`, `ret_ms`) count from.
+    pub(crate) started: Instant,
 }
 
 impl Recorder {
@@ -311,40 +336,7 @@ const LEAVE_WITHIN: Duration = Duration::from_secs(45);
 pub async fn run_processes(run: ProcessRun) -> Result<ProcessOutcome, String> {
     let mut servers = Servers::start(&run)?;
     let initial = servers.settled(Duration::from_secs(30)).await?;
-    let mut keys = keys(run.keys);
-    keys.push(KeySpec { key: INCREMENTS.into(), type_name: AtomicLong::TYPE_NAME.into(), initial: None });
-    let config = client(servers.token.clone(), servers.tls.clone());
-    let setup =
-        Dso::connect_with(servers.addrs[0].clone(), config.clone()).await.map_err(|e| e.to_string())?;
-    for key in &keys {
-        if let Some(state) = key.initial.clone() {
-            setup
-                .call_raw(&key.key, &key.type_name, Action::Create { state })
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-    }
-    let recorder = Arc::new(Recorder {
-        history: Mutex::new(Vec::new()),
-        stamps: AtomicU64::new(0),
-        started: Instant::now(),
-    });
-    let started = Instant::now();
-    let until = Until {
-        run: started + run.run,
-        deadline: started + run.run * 10,
-        operations_min: run.operations_min,
-    };
-    let workload = Workload {
-        clients: run.clients,
-        seed: run.seed,
-        keys: keys.clone(),
-        addrs: servers.addrs.clone(),
-        config: config.clone(),
-    };
-    let workers: Vec<_> = (0..run.clients)
-        .map(|client| tokio::spawn(client_loop(client, workload.clone(), recorder.clone(), until)))
-        .collect();
+    let workload = Running::start(&servers, &run).await?;
     let mut stopped = None;
     if let Some(stop_at) = run.stop_at {
         tokio::time::sleep(stop_at).await;
@@ -366,35 +358,95 @@ pub async fn run_processes(run: ProcessRun) -> Result<ProcessOutcome, String> {
         tokio::time::sleep(run.down_for).await;
         servers.restart(index)?;
     }
-    for worker in workers {
-        worker.await.map_err(|e| e.to_string())?;
+    let mut outcome = workload.finish(&servers).await?;
+    outcome.stopped = stopped;
+    Ok(outcome)
+}
+
+/// The workload running against a cluster: its clients and what they record.
+pub(crate) struct Running {
+    keys: Vec<KeySpec>,
+    config: ClientConfig,
+    pub(crate) recorder: Arc<Recorder>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Creates the keys that need an initial state and starts the clients, which run until
+    /// `run.run` passed and `run.operations_min` operations are recorded.
+    pub(crate) async fn start(servers: &Servers, run: &ProcessRun) -> Result<Running, String> {
+        let mut keys = keys(run.keys);
+        keys.push(KeySpec { key: INCREMENTS.into(), type_name: AtomicLong::TYPE_NAME.into(), initial: None });
+        let config = client(servers.token.clone(), servers.tls.clone());
+        let setup =
+            Dso::connect_with(servers.addrs[0].clone(), config.clone()).await.map_err(|e| e.to_string())?;
+        for key in &keys {
+            if let Some(state) = key.initial.clone() {
+                setup
+                    .call_raw(&key.key, &key.type_name, Action::Create { state })
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        let recorder = Arc::new(Recorder {
+            history: Mutex::new(Vec::new()),
+            stamps: AtomicU64::new(0),
+            started: Instant::now(),
+        });
+        let started = Instant::now();
+        let until = Until {
+            run: started + run.run,
+            deadline: started + run.run * 10,
+            operations_min: run.operations_min,
+        };
+        let workload = Workload {
+            clients: run.clients,
+            seed: run.seed,
+            keys: keys.clone(),
+            addrs: servers.addrs.clone(),
+            config: config.clone(),
+            steady_clients: run.steady_clients,
+        };
+        let workers = (0..run.clients)
+            .map(|client| tokio::spawn(client_loop(client, workload.clone(), recorder.clone(), until)))
+            .collect();
+        Ok(Running { keys, config, recorder, workers })
     }
-    let final_status = servers.settled(Duration::from_secs(30)).await?;
-    let reader = Dso::connect_with(servers.addrs[0].clone(), config).await.map_err(|e| e.to_string())?;
-    let final_increments =
-        record_call(&reader, &recorder, u64::MAX, 0, &keys[keys.len() - 1], get_op()).await;
-    let final_increments = match final_increments {
-        Some(Ok(bytes)) => match AtomicLong::decode_ret("get", &bytes) {
-            Ok(AtomicLongRet::Get(value)) => value,
-            other => return Err(format!("the final read decoded as {other:?}")),
-        },
-        other => return Err(format!("the final read failed: {other:?}")),
-    };
-    let history = std::mem::take(&mut *recorder.history.lock());
-    let witness = history.iter().filter(|op| op.key == INCREMENTS && op.method == "add_and_get");
-    let (acknowledged, unknown) = witness.fold((0, 0), |(acked, unknown), op| match &op.output {
-        Some(Ok(_)) => (acked + 1, unknown),
-        None => (acked, unknown + 1),
-        Some(Err(_)) => (acked, unknown),
-    });
-    Ok(ProcessOutcome {
-        keys,
-        history,
-        increments: (acknowledged, unknown),
-        final_increments,
-        stopped,
-        final_status,
-    })
+
+    /// Waits for the clients, reads the witness counter once the cluster settled, and returns
+    /// what was recorded.
+    pub(crate) async fn finish(self, servers: &Servers) -> Result<ProcessOutcome, String> {
+        let Running { keys, config, recorder, workers } = self;
+        for worker in workers {
+            worker.await.map_err(|e| e.to_string())?;
+        }
+        let final_status = servers.settled(Duration::from_secs(30)).await?;
+        let reader = Dso::connect_with(servers.addrs[0].clone(), config).await.map_err(|e| e.to_string())?;
+        let final_increments =
+            record_call(&reader, &recorder, u64::MAX, 0, &keys[keys.len() - 1], get_op()).await;
+        let final_increments = match final_increments {
+            Some(Ok(bytes)) => match AtomicLong::decode_ret("get", &bytes) {
+                Ok(AtomicLongRet::Get(value)) => value,
+                other => return Err(format!("the final read decoded as {other:?}")),
+            },
+            other => return Err(format!("the final read failed: {other:?}")),
+        };
+        let history = std::mem::take(&mut *recorder.history.lock());
+        let witness = history.iter().filter(|op| op.key == INCREMENTS && op.method == "add_and_get");
+        let (acknowledged, unknown) = witness.fold((0, 0), |(acked, unknown), op| match &op.output {
+            Some(Ok(_)) => (acked + 1, unknown),
+            None => (acked, unknown + 1),
+            Some(Err(_)) => (acked, unknown),
+        });
+        Ok(ProcessOutcome {
+            keys,
+            history,
+            increments: (acknowledged, unknown),
+            final_increments,
+            stopped: None,
+            final_status,
+        })
+    }
 }
 
 fn get_op() -> (String, Vec<u8>) {
@@ -426,12 +478,18 @@ struct Workload {
     keys: Vec<KeySpec>,
     addrs: Vec<String>,
     config: ClientConfig,
+    steady_clients: usize,
 }
 
 /// One client: random operations (a third of them increments of the witness) until `until`;
 /// after an unknown outcome it continues as a new process with a new session.
 async fn client_loop(client: usize, workload: Workload, recorder: Arc<Recorder>, until: Until) {
-    let Workload { clients, seed, keys, addrs, config } = workload;
+    let Workload { clients, seed, keys, addrs, config, steady_clients } = workload;
+    // The keys this client calls besides the witness (the last key).
+    let steady = client < steady_clients;
+    let callable: Vec<&KeySpec> = (keys[..keys.len() - 1].iter())
+        .filter(|key| !steady || !PARKING_TYPES.contains(&key.type_name.as_str()))
+        .collect();
     let mut rng = Rng::new(seed ^ (client as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut process = client as u64;
     let mut dso = None;
@@ -451,7 +509,7 @@ async fn client_loop(client: usize, workload: Workload, recorder: Arc<Recorder>,
             let increment = AtomicLongOp::AddAndGet { delta: 1 };
             (&keys[keys.len() - 1], (increment.method().to_string(), increment.encode_args()))
         } else {
-            let key = &keys[rng.below(keys.len() as u64 - 1) as usize];
+            let key = callable[rng.below(callable.len() as u64) as usize];
             (key, operation(&mut rng, key))
         };
         if record_call(client_dso, &recorder, process, client as u64, key, op).await.is_none() {

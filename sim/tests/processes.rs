@@ -6,33 +6,14 @@
 
 #![cfg(not(madsim))]
 
-use std::path::{Path, PathBuf};
+mod server;
+
 use std::process::Command;
 use std::time::Duration;
 
 use crucial_sim::checker::Verdict;
 use crucial_sim::processes::{run_processes, ProcessOutcome, ProcessRun, Stop, Store};
 use crucial_sim::simulation::verify::verify_history;
-
-/// The `dso-server` of this build: next to the test's own directory (`target/<profile>`),
-/// built first (with S3 discovery) if it is not there or was built without it.
-fn dso_server() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let server = profile_dir.join("dso-server");
-    let speaks_s3 = || {
-        let version = Command::new(&server).arg("--version").output();
-        version.is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains("discovery: file, s3"))
-    };
-    if !speaks_s3() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "crucial-dso", "--bin", "dso-server", "--features", "s3"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building dso-server failed");
-    }
-    server
-}
 
 /// Whether servers and clients authenticate and encrypt.
 #[derive(Clone, Copy)]
@@ -45,7 +26,7 @@ enum Security {
 fn run(store: Store, stop: Stop, security: Security, name: &str) -> ProcessOutcome {
     let secured = matches!(security, Security::TokenAndTls);
     let run = ProcessRun {
-        server: dso_server(),
+        server: server::dso_server(),
         work_dir: std::env::temp_dir().join(format!("crucial-processes-{name}-{}", std::process::id())),
         store,
         servers: 3,
@@ -60,6 +41,9 @@ fn run(store: Store, stop: Stop, security: Security, name: &str) -> ProcessOutco
         token: secured.then(|| "a-token-for-this-run-0123".to_string()),
         tls: secured,
         seed: 11,
+        suspect_after_ms: 1_000,
+        steady_clients: 0,
+        namespaces: Vec::new(),
     };
     let work_dir = run.work_dir.clone();
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -108,6 +108,9 @@ pub struct ClientSession {
     seeds: Vec<String>,
     /// The configuration learned from redirects.
     routing: Option<Routing>,
+    /// The deliberate bug of [`ClientSession::with_refusals_from_duplicates`].
+    #[cfg(crucial_canary)]
+    takes_refusals_from_duplicates: bool,
 }
 
 impl ClientSession {
@@ -123,6 +126,8 @@ impl ClientSession {
             config,
             seeds: Vec::new(),
             routing: None,
+            #[cfg(crucial_canary)]
+            takes_refusals_from_duplicates: false,
         }
     }
 
@@ -238,23 +243,34 @@ impl ClientSession {
         Ok(&self.in_flight.entry(id.seq).or_insert(in_flight).call)
     }
 
-    /// An answer arrived; whether the call was still waiting for it (duplicates are not).
-    pub fn handle_reply(&mut self, id: CallId) -> bool {
+    /// An answer arrived; whether the call was still waiting for it. Only such an answer
+    /// counts: a late copy of an answer already taken (a resend that was in flight when the
+    /// first copy was answered, then refused as already acknowledged) is not news, and must
+    /// not refuse the session. A refusal because of the session itself (a non-deterministic
+    /// replay, a call whose record was released, too many records on one key, records a
+    /// replaying session needs evicted) stops the session from starting further calls.
+    pub fn handle_reply(&mut self, id: CallId, result: &CallResult) -> bool {
         if id.session != self.session {
             return false;
         }
-        let Some(answered) = self.in_flight.remove(&id.seq) else { return false };
+        let Some(answered) = self.in_flight.remove(&id.seq) else {
+            // A session that retains its records acknowledges nothing, so no answer of it is
+            // ever refused as already acknowledged: a late one that refuses it (its records
+            // released by another run, a replay that diverged in a call it stopped waiting
+            // for) still says something true of the session.
+            if self.config.retain_records || self.takes_refusals_from_duplicates() {
+                self.note_refusal(result);
+            }
+            return false;
+        };
         if answered.call.action == Action::Release {
             self.unreleased.remove(&answered.call.key);
         }
+        self.note_refusal(result);
         true
     }
 
-    /// Notes what an answered call got: a refusal because of the session itself (a
-    /// non-deterministic replay, a call whose record was released, too many records on one
-    /// key, records a replaying session needs evicted) stops the session from starting
-    /// further calls.
-    pub fn handle_result(&mut self, result: &CallResult) {
+    fn note_refusal(&mut self, result: &CallResult) {
         let refusal = match result {
             Err(
                 error @ (CallError::Nondeterministic { .. }
@@ -268,6 +284,25 @@ impl ClientSession {
         if let Some(error) = refusal {
             self.refusal.get_or_insert_with(|| Box::new(error.clone()));
         }
+    }
+
+    #[cfg(crucial_canary)]
+    fn takes_refusals_from_duplicates(&self) -> bool {
+        self.takes_refusals_from_duplicates
+    }
+
+    #[cfg(not(crucial_canary))]
+    fn takes_refusals_from_duplicates(&self) -> bool {
+        false
+    }
+
+    /// The deliberate bug of a client that took a refusal from any answer, duplicates too
+    /// (as the async client once did): a late duplicate of an answered call, refused as
+    /// already acknowledged, then failed every later call of the session.
+    #[cfg(crucial_canary)]
+    pub fn with_refusals_from_duplicates(mut self) -> Self {
+        self.takes_refusals_from_duplicates = true;
+        self
     }
 
     /// The first call refused because of the session itself, if any.
@@ -368,8 +403,10 @@ mod tests {
             "window is full"
         );
         assert_eq!(session.handle_call_timeout(5, 2), RetryDecision::Wait);
-        assert!(session.handle_reply(first.id));
-        assert!(!session.handle_reply(first.id), "a duplicate answer is not news");
+        assert!(session.handle_reply(first.id, &Ok(Vec::new())));
+        let late = Err(CallError::StaleCall { session: 5, seq: first.id.seq });
+        assert!(!session.handle_reply(first.id, &late), "a duplicate answer is not news");
+        assert_eq!(session.refusal(), None, "a late copy refused as acknowledged refuses nothing");
         match session.handle_call_timeout(10, 2) {
             RetryDecision::Resend(call) => assert_eq!((call.id, call.acked_below), (second.id, 2)),
             other => panic!("expected a resend, got {other:?}"),
@@ -423,7 +460,7 @@ mod tests {
         let mut last = None;
         for _ in 0..5_000 {
             let call = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap().clone();
-            assert!(session.handle_reply(call.id));
+            assert!(session.handle_reply(call.id, &Ok(Vec::new())));
             last = Some(call);
         }
         let last = last.unwrap();
@@ -438,15 +475,15 @@ mod tests {
         let config = SessionConfig { retain_records: true, ..SessionConfig::default() };
         let mut session = ClientSession::new(5, config);
         let first = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap().clone();
-        assert!(session.handle_reply(first.id));
+        assert!(session.handle_reply(first.id, &Ok(Vec::new())));
         let second = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap().clone();
         assert_eq!(second.acked_below, 1, "the first answer stays recorded for replays");
-        assert!(session.handle_reply(second.id));
+        assert!(session.handle_reply(second.id, &Ok(Vec::new())));
         assert_eq!(session.unreleased_keys().collect::<Vec<_>>(), vec!["k"]);
         let release = session.start_call(0, "k".into(), String::new(), Action::Release).unwrap().clone();
         assert_eq!((release.id.seq, release.acked_below, &release.action), (3, 3, &Action::Release));
         assert_eq!(session.calls_started(), 3);
-        assert!(session.handle_reply(release.id));
+        assert!(session.handle_reply(release.id, &Ok(Vec::new())));
         assert_eq!(session.unreleased_keys().count(), 0, "an answered release frees the key");
     }
 
@@ -456,8 +493,7 @@ mod tests {
         let mut session = ClientSession::new(5, config);
         let first = session.start_call(0, "k".into(), "Counter".into(), invoke()).unwrap().clone();
         let refusal = CallError::Nondeterministic { session: 5, seq: first.id.seq };
-        assert!(session.handle_reply(first.id));
-        session.handle_result(&Err(refusal.clone()));
+        assert!(session.handle_reply(first.id, &Err(refusal.clone())));
         assert_eq!(session.refusal(), Some(&refusal));
         assert_eq!(
             session.start_call(0, "j".into(), "Counter".into(), invoke()),

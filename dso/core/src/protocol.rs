@@ -6,13 +6,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Token;
 pub use crate::call::{Action, Call};
-use crate::cluster::{Configuration, MemberId};
+use crate::cluster::{Configuration, Member, MemberId};
 use crate::object::CallId;
 use crate::shard::ShardCopy;
 use crate::CallError;
 
 /// The protocol version this build speaks; a node refuses clients that speak another.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Identifies a connected client at a node (a connection in the server, a client in a simulator).
 pub type ClientAddr = u64;
@@ -192,5 +192,21 @@ pub enum PeerMessage {
         key: String,
         /// The highest index applied.
         applied: u64,
+    },
+    /// A member that is not listed asks a member of its configuration whether they reach
+    /// each other, before it proposes to join (see the node's `probe` module).
+    Probe {
+        /// The sender's epoch.
+        epoch: u64,
+        /// The sender and where to answer it (no configuration lists it yet).
+        from: Member,
+    },
+    /// The answer to a [`PeerMessage::Probe`].
+    ProbeReply {
+        /// The answering member's epoch.
+        epoch: u64,
+        /// Whether it hears more than half of its configuration's members: a joiner may need
+        /// to outnumber a dead member only where the members cannot remove it themselves.
+        quorate: bool,
     },
 }

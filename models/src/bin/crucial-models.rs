@@ -45,6 +45,9 @@ enum ModelName {
     /// Two replicas (rf 2); the first crashes, the survivor (a minority) must wait, and serves
     /// again once a third member has joined.
     Minority,
+    /// Two replicas (rf 2) serve while a third, cut from both (not from the store), asks to
+    /// join: it must probe them first and never propose a join they cannot complete.
+    CutJoiner,
 }
 
 #[derive(Debug, Args)]
@@ -77,7 +80,8 @@ struct ModelArgs {
     cas: bool,
 
     /// A deliberate bug to switch on: skip-deduplication, stale-reads,
-    /// reply-before-backup-acks, accept-old-epochs, remove-without-majority.
+    /// reply-before-backup-acks, accept-old-epochs, remove-without-majority,
+    /// join-without-probing.
     #[arg(long)]
     canary: Option<String>,
     /// Checker threads.
@@ -107,6 +111,7 @@ impl ModelArgs {
             Some("reply-before-backup-acks") => canary.reply_before_backup_acks = true,
             Some("accept-old-epochs") => canary.accept_old_epochs = true,
             Some("remove-without-majority") => canary.remove_without_majority = true,
+            Some("join-without-probing") => canary.join_without_probing = true,
             Some(other) => return Err(format!("unknown canary {other:?}")),
         }
         Ok(canary)
@@ -153,6 +158,9 @@ impl ModelArgs {
             }
             ModelName::Minority => {
                 action.visit(bounded(self.replication(Scenario::Minority)?.into_model().checker(), depth))
+            }
+            ModelName::CutJoiner => {
+                action.visit(bounded(self.replication(Scenario::CutJoiner)?.into_model().checker(), depth))
             }
         })
     }

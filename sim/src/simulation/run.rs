@@ -9,7 +9,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use crucial_dso::cluster::{Configuration, Member, MemberId, Placement};
-use crucial_dso::core::client_session::{ClientSession, RetryDecision, SessionConfig};
+use crucial_dso::core::client_session::{ClientSession, NotStarted, RetryDecision, SessionConfig};
 use crucial_dso::core::node::{Canary, ClusterTiming, Node, NodeConfig, Output};
 use crucial_dso::core::object::CallId;
 use crucial_dso::core::protocol::{Action, Call, PeerMessage};
@@ -149,6 +149,14 @@ pub struct SimOutcome {
     pub faults_during_transfer: Vec<bool>,
     /// Store answers lost after their compare-and-swap or read applied (indeterminate).
     pub store_answers_lost: u64,
+    /// Operations whose session was evicted before they were answered (outcome unknown).
+    pub expired: BTreeSet<usize>,
+    /// Configurations stored from the first fault's start to the end of the run.
+    pub epochs_since_first_fault: u64,
+    /// Refusals of a client's whole session (already acknowledged, non-deterministic, too
+    /// many records): a plain client never earns one, so each is a protocol error that
+    /// reached a user.
+    pub session_refusals: Vec<String>,
 }
 
 impl SimOutcome {
@@ -161,7 +169,13 @@ impl SimOutcome {
                 self.replica_disagreements.len()
             ));
         }
-        self.liveness_failure()
+        if let Some(first) = self.session_refusals.first() {
+            return Some(format!(
+                "a plain client's session was refused: {first} ({} in all)",
+                self.session_refusals.len()
+            ));
+        }
+        self.liveness_failure().or_else(|| super::availability::availability_failure(self))
     }
 
     /// Why the run failed to make progress, if it did.
@@ -326,6 +340,10 @@ pub struct Simulation {
     activation_disagreements: Vec<String>,
     /// Store answers lost after their request applied.
     store_answers_lost: u64,
+    /// The store's epoch when the first fault started.
+    epoch_at_first_fault: Option<u64>,
+    /// Refusals of a plain client's whole session (see [`SimOutcome::session_refusals`]).
+    session_refusals: Vec<String>,
     /// Operations whose session expired (evicted) before they were answered: the call
     /// refused for it and the others its client had in flight. Outcome unknown.
     expired: BTreeSet<usize>,
@@ -428,6 +446,8 @@ impl Simulation {
             activations: BTreeMap::new(),
             activation_disagreements: Vec::new(),
             store_answers_lost: 0,
+            epoch_at_first_fault: None,
+            session_refusals: Vec::new(),
             expired: BTreeSet::new(),
             next_process: 0,
             hasher: DefaultHasher::new(),
@@ -561,6 +581,9 @@ impl Simulation {
             replica_disagreements,
             faults_during_transfer,
             store_answers_lost: self.store_answers_lost,
+            epochs_since_first_fault: store_epoch(&self.store) - self.epoch_at_first_fault.unwrap_or(0),
+            expired: self.expired,
+            session_refusals: self.session_refusals,
             config: self.config,
         }
     }
@@ -1051,11 +1074,17 @@ impl Simulation {
         let now = self.now_ms;
         let started =
             self.clients[client].session.start_call(now, key.key.clone(), spoken.type_name.clone(), action);
-        let Ok(call) = started.cloned() else {
-            // The session was refused for itself (see `ClientSession::handle_result`): the
-            // client starts over with a new one.
-            self.restart_client(client, false);
-            return;
+        let call = match started.cloned() {
+            Ok(call) => call,
+            Err(not_started) => {
+                // The session was refused for itself (see `ClientSession::handle_reply`): the
+                // client starts over with a new one. A plain session never should be.
+                if let NotStarted::Refused(error) = not_started {
+                    self.session_refusals.push(format!("client {client} at {now} ms: {error}"));
+                }
+                self.restart_client(client, false);
+                return;
+            }
         };
         self.clients[client].remaining -= 1;
         let stamp = self.stamp();
@@ -1098,7 +1127,12 @@ impl Simulation {
         let mut seeds = self.seeds.clone();
         let turn = client % seeds.len().max(1);
         seeds.rotate_left(turn);
-        ClientSession::new(session_id(client, restart), SESSION).with_seeds(seeds)
+        let session = ClientSession::new(session_id(client, restart), SESSION).with_seeds(seeds);
+        #[cfg(crucial_canary)]
+        if self.config.canary.client_refusals_from_duplicates {
+            return session.with_refusals_from_duplicates();
+        }
+        session
     }
     /// Sends a call where the client session routes it: to the first of its targets that
     /// accepts a connection (a slot running a member; a crashed one refuses it at once).
@@ -1172,10 +1206,9 @@ impl Simulation {
     }
 
     fn on_reply(&mut self, client: usize, id: CallId, result: CallResult) {
-        if !self.clients[client].session.handle_reply(id) {
+        if !self.clients[client].session.handle_reply(id, &result) {
             return;
         }
-        self.clients[client].session.handle_result(&result);
         let Some(op) = self.clients[client].in_flight.remove(&id.seq) else { return };
         if matches!(result, Err(CallError::SessionExpired { .. })) {
             // Refused now, but a retry may have applied before the eviction: the outcome is
@@ -1200,6 +1233,7 @@ impl Simulation {
 
     fn on_fault_start(&mut self, index: usize) {
         self.active.insert(index);
+        self.epoch_at_first_fault.get_or_insert(store_epoch(&self.store));
         if !next_active(&self.store) {
             self.transfer_overlaps.insert(index);
         }
@@ -1348,6 +1382,10 @@ fn impairing_budget(rf: usize, fault_count: usize) -> usize {
 }
 
 /// Whether the stored configuration is active (or absent).
+fn store_epoch(store: &Option<Configuration>) -> u64 {
+    store.as_ref().map_or(0, |config| config.epoch)
+}
+
 fn next_active(store: &Option<Configuration>) -> bool {
     store.as_ref().is_none_or(Configuration::is_active)
 }

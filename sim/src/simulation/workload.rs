@@ -28,6 +28,10 @@ pub struct KeySpec {
 /// (the parking ones among the first eight, so that small key counts still park).
 pub const TYPES: &[&str] = crucial_dso::objects::BUILTIN_TYPE_NAMES;
 
+/// The built-in types whose calls may park (wait for other clients): a wait on them says
+/// nothing of availability.
+pub const PARKING_TYPES: [&str; 4] = ["Future", "Semaphore", "CountDownLatch", "CyclicBarrier"];
+
 /// `count` keys, cycling through the types so every type appears once `count >= 17`.
 pub fn keys(count: usize) -> Vec<KeySpec> {
     (0..count)

@@ -30,6 +30,9 @@ const STORE_SILENCE_FACTOR: u64 = 3;
 /// new attempt, up to `2^REJOIN_DOUBLINGS_MAX` times, until it serves).
 const REJOIN_AFTER_SUSPECTS: u64 = 3;
 const REJOIN_DOUBLINGS_MAX: u32 = 6;
+/// Mixes a member id into its rejoin jitter (an odd constant: ids that differ in few bits
+/// still wait differently).
+const JITTER_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// A serving primary logs its timed parked calls' remaining time every this many ticks.
 const REMAINING_LOG_TICKS: u64 = 10;
@@ -79,6 +82,11 @@ impl Node {
         }
         if new_epoch {
             self.fence = self.fence.max(self.cluster.epoch);
+            // Only members and the source's are heard from (probers have their own bounded map).
+            let source = self.cluster.source.as_ref();
+            let listed = |id: MemberId| cluster.is_member(id) || source.is_some_and(|s| s.is_member(id));
+            self.last_heard.retain(|id, _| listed(*id));
+            self.probes.new_epoch(now_ms);
             self.stop_serving();
             self.transfer = None;
         }
@@ -243,6 +251,7 @@ impl Node {
             self.resend_transfer();
         }
         self.propose_ready();
+        self.probe_tick(now_ms, &timing);
         self.propose_membership_at(now_ms, timing.suspect_after_ms);
         // In transition a member needs the store's news every tick; serving, pulls and
         // heartbeats bring them and the poll is a safety net.
@@ -251,7 +260,7 @@ impl Node {
         }
     }
 
-    fn propose_membership(&mut self) {
+    pub(super) fn propose_membership(&mut self) {
         self.propose_membership_at(0, u64::MAX);
     }
 
@@ -263,7 +272,12 @@ impl Node {
         }
         let listed = self.cluster.is_member(self.me.id);
         let backoff = 1u64 << self.rejoins.min(REJOIN_DOUBLINGS_MAX);
-        let rejoin_after_ms = suspect_after_ms.saturating_mul(REJOIN_AFTER_SUSPECTS * backoff);
+        // Jitter (up to one more suspicion, drawn from the member's random id) keeps members
+        // left out together from asking again together.
+        let jitter_ms =
+            self.me.id.rotate_left(self.rejoins).wrapping_mul(JITTER_MIX) % suspect_after_ms.max(1);
+        let rejoin_after_ms =
+            suspect_after_ms.saturating_mul(REJOIN_AFTER_SUSPECTS * backoff).saturating_add(jitter_ms);
         let in_source = self.in_source();
         if self.phase == Phase::Joined
             && !listed
@@ -295,6 +309,12 @@ impl Node {
                 members.retain(|member| member.id != self.me.id);
             }
             Phase::Joining if !listed => {
+                // Only once the members answered its probes: a join they cannot complete
+                // would stop them for nothing (see `probe`). (A joiner with another rf goes on
+                // to be refused below, reachable or not.)
+                if self.rf == self.cluster.rf && !self.join_probed() {
+                    return;
+                }
                 self.entered = true;
                 members.push(self.me.clone());
             }
@@ -307,7 +327,12 @@ impl Node {
                             || heard.is_some_and(|heard| now_ms.saturating_sub(*heard) >= after_ms))
                 };
                 let silent = |member: &Member| silent_for(member.id, suspect_after_ms);
-                let heard = members.iter().filter(|member| !silent(member)).count();
+                // The majority must be fresh, not merely unsuspected: a member cut from all its
+                // peers at once sees them cross `suspect_after_ms` a tick or two apart, and
+                // would otherwise remove the first with a "majority" of itself and a peer it
+                // has not heard for almost as long.
+                let quorum_window_ms = self.quorum_window_ms(suspect_after_ms);
+                let heard = members.iter().filter(|member| !silent_for(member.id, quorum_window_ms)).count();
                 if heard * 2 > self.cluster.members.len() || self.removes_without_majority() {
                     members.retain(|member| !silent(member));
                 } else {
@@ -341,6 +366,18 @@ impl Node {
         }
         let next = self.cluster.next(members);
         self.outputs.push_back(Output::Propose { current: Some(self.cluster.clone()), next });
+    }
+
+    /// How recently a member must have been heard to count towards the majority that lets
+    /// this member remove others: half of `suspect_after_ms` (at least two ticks, at most all
+    /// of it), so that peers that went silent together cannot look like a majority.
+    pub(super) fn quorum_window_ms(&self, suspect_after_ms: u64) -> u64 {
+        #[cfg(crucial_canary)]
+        if self.config.canary.quorum_from_unsuspected {
+            return suspect_after_ms;
+        }
+        let tick_ms = self.timing.as_ref().map_or(0, |timing| timing.tick_ms);
+        (suspect_after_ms / 2).max(tick_ms.saturating_mul(2)).min(suspect_after_ms)
     }
 
     pub(super) fn stop_serving(&mut self) {

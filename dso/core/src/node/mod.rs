@@ -32,6 +32,7 @@
 //! a store; a new one takes effect after state transfer (module `membership`).
 
 mod membership;
+mod probe;
 mod replication;
 mod transfer;
 
@@ -115,6 +116,19 @@ pub struct Canary {
     /// not hear anyway: a survivor of `rf - 1` crashes serves alone at once, and a member on
     /// the minority side of a partition removes the live majority.
     pub remove_without_majority: bool,
+    /// A member that is not listed proposes to join without probing the members first: one
+    /// cut from its peers but not from the store rejoins again and again, and each pending
+    /// join stops the members that could serve (the flapping a real partition once caused).
+    pub join_without_probing: bool,
+    /// A member counts every peer it does not suspect yet towards the majority that lets it
+    /// remove others (no quorum window): one cut from all its peers at once removes the
+    /// first to cross `suspect_after_ms` with a "majority" of itself and a peer it has not
+    /// heard from for almost as long, and the configuration it stores can never activate.
+    pub quorum_from_unsuspected: bool,
+    /// Not the node's: a client session takes a refusal of its whole session from any
+    /// answer, duplicates too (see `ClientSession::with_refusals_from_duplicates`); the
+    /// simulator gives its clients this bug.
+    pub client_refusals_from_duplicates: bool,
 }
 
 impl Default for NodeConfig {
@@ -303,6 +317,8 @@ pub struct Node {
     /// Where to send each unanswered call's answer (volatile).
     routes: BTreeMap<CallId, ClientAddr>,
     last_heard: BTreeMap<MemberId, u64>,
+    /// Probes a joiner sent and answered, and joiners that probed this member (see `probe`).
+    probes: probe::Probes,
     /// When a pending configuration left this joined member out before it held anything.
     left_out_at_ms: Option<u64>,
     /// How often it asked to join again since it last served (each time it waits twice as
@@ -348,6 +364,7 @@ impl PartialEq for Node {
             && self.deadlines == other.deadlines
             && self.routes == other.routes
             && self.suspected == other.suspected
+            && self.probes == other.probes
             && self.outputs == other.outputs
     }
 }
@@ -359,7 +376,7 @@ impl std::hash::Hash for Node {
         (&self.config, &self.me, &self.cluster, self.fence, self.serving, &self.keys).hash(hasher);
         (&self.transfer, self.phase, self.entered, self.ready_for, &self.parked, &self.deadlines)
             .hash(hasher);
-        (&self.routes, &self.suspected, &self.outputs).hash(hasher);
+        (&self.routes, &self.suspected, &self.probes, &self.outputs).hash(hasher);
     }
 }
 
@@ -427,6 +444,7 @@ impl Node {
             deadlines: BTreeSet::new(),
             routes: BTreeMap::new(),
             last_heard: BTreeMap::new(),
+            probes: probe::Probes::default(),
             left_out_at_ms: None,
             rejoins: 0,
             suspected: BTreeSet::new(),
@@ -453,12 +471,14 @@ impl Node {
         &self.cluster
     }
 
-    /// Where member `id` listens, as the current configuration or its source lists it.
+    /// Where member `id` listens, as the current configuration or its source lists it (or,
+    /// for a joiner that probed this member recently, as its probe said).
     pub fn member_addr(&self, id: MemberId) -> Option<&str> {
         let source = self.cluster.source.iter().flat_map(|source| &source.members);
         (self.cluster.members.iter().chain(source))
             .find(|member| member.id == id)
             .map(|member| member.addr.as_str())
+            .or_else(|| self.probes.prober_addr(id))
     }
 
     /// Whether this member serves clients (listed in an active configuration it holds state for).
@@ -614,6 +634,13 @@ impl Node {
                 self.on_replicate(from, epoch, key, first, entries)
             }
             PeerMessage::Ack { epoch, key, applied } => self.on_ack(from, epoch, &key, applied),
+            PeerMessage::Probe { epoch, from: prober } if prober.id == from => {
+                self.on_probe(now_ms, prober, epoch)
+            }
+            PeerMessage::Probe { .. } => {
+                tracing::warn!(from, "a probe that names another member than its sender; ignored")
+            }
+            PeerMessage::ProbeReply { epoch, quorate } => self.on_probe_reply(now_ms, from, epoch, quorate),
         }
         self.check_invariants();
     }

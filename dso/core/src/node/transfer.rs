@@ -464,6 +464,9 @@ mod tests {
             Node::member(NodeConfig::default(), registry, member(2), 2, ClusterTiming::default()).unwrap();
         let first = Configuration::initial(vec![member(1)], 2);
         node.handle_config(0, first.clone());
+        // Member 1 answers its probe: it proposes its join (so the next configuration is its own).
+        node.handle_peer(0, 1, PeerMessage::ProbeReply { epoch: 1, quorate: true });
+        while node.poll_output().is_some() {}
         node.handle_config(1, first.next(vec![member(1), member(2)]));
         let pulls = sent(&mut node);
         assert!(

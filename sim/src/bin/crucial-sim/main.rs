@@ -8,11 +8,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+mod partitions;
+
 use clap::{Args, Parser, Subcommand};
 use crucial_dso::core::node::Canary;
 use crucial_sim::checker::Verdict;
 use crucial_sim::external::{check_text, ExternalModel};
 use crucial_sim::processes::Stop;
+use crucial_sim::simulation::availability::{partition_cost, PartitionCost};
 use crucial_sim::simulation::nemesis::FaultKind;
 use crucial_sim::simulation::report::violation_html;
 use crucial_sim::simulation::run::{HistoryFile, SimConfig, SimOutcome, Simulation};
@@ -40,6 +43,11 @@ enum Command {
     /// starts it again, then checks the history and that no acknowledged increment was lost.
     /// Exit status: 0 all good, 1 a violation, 2 the cluster could not be run.
     Processes(ProcessArgs),
+    /// Starts `dso-server` members in Linux network namespaces of their own (needs root) and
+    /// runs the recorded workload from a hub namespace while real partitions come and go
+    /// (packets dropped on chosen links); prints what each partition cost and checks the
+    /// history. Exit status: 0 all good, 1 a violation or a bound missed, 2 it could not run.
+    Partitions(partitions::PartitionArgs),
     /// Checks history files: prints `FILE<TAB>linearizable|NOT linearizable|unknown`.
     /// Exit status: 0 all linearizable, 1 any not (or unknown), 2 unreadable input.
     Check(CheckArgs),
@@ -71,9 +79,14 @@ struct Scenario {
     /// Faults per run.
     #[arg(long, default_value_t = 6)]
     faults: usize,
+    /// Faults happen within this many ms from the start, each held up to half of it (a run
+    /// with one partition fault is also judged for availability: see `availability`).
+    #[arg(long)]
+    fault_phase_ms: Option<u64>,
     /// Deliberate bugs to switch on: skip-deduplication, stale-reads, drop-timeouts,
     /// reply-before-backup-acks, accept-old-epochs, forget-leave, non-authoritative-installs,
-    /// trust-reused-ids, answer-without-silent-backups, remove-without-majority.
+    /// trust-reused-ids, answer-without-silent-backups, remove-without-majority,
+    /// join-without-probing, quorum-from-unsuspected, client-refusals-from-duplicates.
     #[arg(long, value_delimiter = ',')]
     canary: Vec<String>,
 }
@@ -98,6 +111,9 @@ impl Scenario {
                 "trust-reused-ids" => canary.trust_reused_member_ids = true,
                 "answer-without-silent-backups" => canary.answer_without_silent_backups = true,
                 "remove-without-majority" => canary.remove_without_majority = true,
+                "join-without-probing" => canary.join_without_probing = true,
+                "quorum-from-unsuspected" => canary.quorum_from_unsuspected = true,
+                "client-refusals-from-duplicates" => canary.client_refusals_from_duplicates = true,
                 other => return Err(format!("unknown canary {other:?}")),
             }
         }
@@ -116,6 +132,7 @@ impl Scenario {
             keys: self.keys,
             faults,
             fault_count: self.faults,
+            fault_phase_ms: self.fault_phase_ms.unwrap_or(defaults.fault_phase_ms),
             canary,
             ..defaults
         })
@@ -136,6 +153,9 @@ impl Scenario {
         if !self.nemesis.is_empty() {
             let names: Vec<String> = self.nemesis.iter().map(ToString::to_string).collect();
             flags += &format!(" --nemesis {}", names.join(","));
+        }
+        if let Some(fault_phase_ms) = self.fault_phase_ms {
+            flags += &format!(" --fault-phase-ms {fault_phase_ms}");
         }
         if !self.canary.is_empty() {
             flags += &format!(" --canary {}", self.canary.join(","));
@@ -237,6 +257,7 @@ fn main() -> ExitCode {
         Command::Shrink(args) => shrink(args),
         Command::Check(args) => return check(args),
         Command::Processes(args) => processes(args),
+        Command::Partitions(args) => partitions::partitions(args),
     };
     match result {
         Ok(code) => code,
@@ -330,6 +351,9 @@ fn processes(args: ProcessArgs) -> Result<ExitCode, String> {
         token: args.with_token.then(random_token),
         tls: args.with_tls,
         seed: args.seed,
+        suspect_after_ms: 1_000,
+        steady_clients: 0,
+        namespaces: Vec::new(),
     };
     let stop = run.stop;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
@@ -393,6 +417,8 @@ struct SeedResult {
     faults: BTreeMap<FaultKind, (u64, u64)>,
     /// Per (type, method): answered, refused, unknown.
     calls: BTreeMap<(String, String), [u64; 3]>,
+    /// What the run's one partition cost, if its only fault was one.
+    partition: Option<PartitionCost>,
     failure: Option<String>,
 }
 
@@ -452,6 +478,7 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
                     simulated_ms: outcome.simulated_ms,
                     faults,
                     calls,
+                    partition: partition_cost(&outcome),
                     failure,
                 });
                 progress.inc(1);
@@ -517,8 +544,39 @@ fn summarize(results: &[SeedResult], wall: Duration, args: &RunArgs) -> String {
     for ((type_name, method), [answered, refused, unknown]) in calls {
         text += &format!("| {type_name} | {method} | {answered} | {refused} | {unknown} |\n");
     }
+    text += &partition_table(results);
     for failure in failures {
         text += &format!("\n- {failure}");
+    }
+    text
+}
+
+/// Per partition kind, for runs whose only fault was one: how long the longest call waited
+/// (median and worst over the runs) and how many configurations the partition cost.
+fn partition_table(results: &[SeedResult]) -> String {
+    let mut by_kind: BTreeMap<FaultKind, Vec<PartitionCost>> = BTreeMap::new();
+    for cost in results.iter().filter_map(|result| result.partition) {
+        by_kind.entry(cost.kind).or_default().push(cost);
+    }
+    if by_kind.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from(
+        "\n| partition | runs | held (median ms) | longest wait: median / max (ms) | epochs: median / max |\n\
+         |---|---:|---:|---:|---:|\n",
+    );
+    for (kind, costs) in by_kind {
+        let median = |mut values: Vec<u64>| {
+            values.sort_unstable();
+            (values[values.len() / 2], values[values.len() - 1])
+        };
+        let (held, _) = median(costs.iter().map(|cost| cost.held_ms).collect());
+        let (wait, wait_max) = median(costs.iter().map(|cost| cost.longest_wait_ms).collect());
+        let (epochs, epochs_max) = median(costs.iter().map(|cost| cost.epochs).collect());
+        text += &format!(
+            "| {kind} | {} | {held} | {wait} / {wait_max} | {epochs} / {epochs_max} |\n",
+            costs.len()
+        );
     }
     text
 }
