@@ -4,7 +4,8 @@
 //! its loopback interface) that clients and peers dial alike. Clients (and this process's
 //! workload) live in a hub namespace, joined to each member by a link of its own; each member
 //! pair is joined by a link of its own too, and host routes with `src` send peer traffic over
-//! its pair's link. A partition silently drops every packet leaving chosen link ends (a `tbf`
+//! its pair's link. The configuration store (moto's S3 server, in the hub at `10.98.0.1`) is
+//! reached over a third link per member, so that it can be cut alone. A partition silently drops every packet leaving chosen link ends (a `tbf`
 //! qdisc of 8 bit/s with room for one byte: no RST, no error, as a real partition looks);
 //! healing removes the qdisc. Everything lives in namespaces made here and deleted on drop.
 
@@ -13,6 +14,9 @@ use std::process::Command;
 
 /// The port every member listens on (each at its own service address).
 pub const MEMBER_PORT: u16 = 7000;
+/// Where the configuration store listens, in the hub.
+pub const STORE_ENDPOINT: &str = "http://10.98.0.1:5000";
+const STORE_IP: &str = "10.98.0.1";
 
 /// Namespaces, links and routes for `members` members and a hub; deleted when dropped.
 #[derive(Debug)]
@@ -41,12 +45,20 @@ pub enum Partition {
     Isolated,
     /// The target reaches both others, which cannot reach each other (a bridge member).
     Bridge,
+    /// The target cannot reach the configuration store; everything else works.
+    StoreCut,
 }
 
 impl Partition {
     /// Every kind.
-    pub const ALL: [Partition; 5] =
-        [Partition::PairCut, Partition::OneWay, Partition::PeersCut, Partition::Isolated, Partition::Bridge];
+    pub const ALL: [Partition; 6] = [
+        Partition::PairCut,
+        Partition::OneWay,
+        Partition::PeersCut,
+        Partition::Isolated,
+        Partition::Bridge,
+        Partition::StoreCut,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -55,6 +67,7 @@ impl Partition {
             Partition::PeersCut => "peers-cut",
             Partition::Isolated => "isolated",
             Partition::Bridge => "bridge",
+            Partition::StoreCut => "store-cut",
         }
     }
 }
@@ -84,6 +97,23 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
     Err(format!("`{program} {}` failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim()))
 }
 
+/// Runs `ip` in namespace `namespace`.
+fn ip(namespace: &str, args: &[&str]) -> Result<(), String> {
+    let mut all = vec!["-n", namespace];
+    all.extend_from_slice(args);
+    run("ip", &all)
+}
+
+/// A veth pair between two namespaces, both ends up.
+fn veth((ns_a, end_a): (&str, &str), (ns_b, end_b): (&str, &str)) -> Result<(), String> {
+    run(
+        "ip",
+        &["link", "add", "name", end_a, "netns", ns_a, "type", "veth", "peer", "name", end_b, "netns", ns_b],
+    )?;
+    ip(ns_a, &["link", "set", end_a, "up"])?;
+    ip(ns_b, &["link", "set", end_b, "up"])
+}
+
 /// Whether this process may create network namespaces (root, with `ip` and the kernel's
 /// support); the error says why not.
 pub fn available() -> Result<(), String> {
@@ -111,48 +141,45 @@ impl Topology {
         topology.delete();
         let hub = topology.hub();
         run("ip", &["netns", "add", &hub])?;
-        run("ip", &["-n", &hub, "link", "set", "lo", "up"])?;
+        ip(&hub, &["link", "set", "lo", "up"])?;
+        ip(&hub, &["addr", "add", &format!("{STORE_IP}/32"), "dev", "lo"])?;
         for member in 0..members {
             let ns = topology.member(member);
             run("ip", &["netns", "add", &ns])?;
-            run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
-            let service = format!("{}/32", Topology::service_ip(member));
-            run("ip", &["-n", &ns, "addr", "add", &service, "dev", "lo"])?;
-            // The member's client link: hub side 10.77.N.1, member side 10.77.N.2.
-            let hub_end = format!("c{member}");
-            run(
-                "ip",
+            ip(&ns, &["link", "set", "lo", "up"])?;
+            ip(&ns, &["addr", "add", &format!("{}/32", Topology::service_ip(member)), "dev", "lo"])?;
+            // The client link (`c`, hub side `cN`: 10.77.N.1 and .2) and the store link (`s`,
+            // `sN`: 10.78.N.1 and .2).
+            for (link, subnet) in [("c", 77), ("s", 78)] {
+                let hub_end = format!("{link}{member}");
+                veth((&ns, link), (&hub, &hub_end))?;
+                ip(&ns, &["addr", "add", &format!("10.{subnet}.{member}.2/30"), "dev", link])?;
+                ip(&hub, &["addr", "add", &format!("10.{subnet}.{member}.1/30"), "dev", &hub_end])?;
+            }
+            let service = Topology::service_ip(member);
+            ip(
+                &hub,
                 &[
-                    "link", "add", "name", "c", "netns", &ns, "type", "veth", "peer", "name", &hub_end,
-                    "netns", &hub,
+                    "route",
+                    "add",
+                    &service,
+                    "via",
+                    &format!("10.77.{member}.2"),
+                    "dev",
+                    &format!("c{member}"),
                 ],
             )?;
-            run("ip", &["-n", &ns, "addr", "add", &format!("10.77.{member}.2/30"), "dev", "c"])?;
-            run("ip", &["-n", &hub, "addr", "add", &format!("10.77.{member}.1/30"), "dev", &hub_end])?;
-            run("ip", &["-n", &ns, "link", "set", "c", "up"])?;
-            run("ip", &["-n", &hub, "link", "set", &hub_end, "up"])?;
-            let via = format!("10.77.{member}.2");
-            run(
-                "ip",
-                &["-n", &hub, "route", "add", &Topology::service_ip(member), "via", &via, "dev", &hub_end],
-            )?;
+            ip(&ns, &["route", "add", STORE_IP, "via", &format!("10.78.{member}.1"), "dev", "s"])?;
         }
         for a in 0..members {
             for b in a + 1..members {
                 // Pair link: `pB` in A's namespace, `pA` in B's; no addresses, host routes.
                 let (ns_a, ns_b) = (topology.member(a), topology.member(b));
                 let (end_a, end_b) = (format!("p{b}"), format!("p{a}"));
-                run(
-                    "ip",
-                    &[
-                        "link", "add", "name", &end_a, "netns", &ns_a, "type", "veth", "peer", "name",
-                        &end_b, "netns", &ns_b,
-                    ],
-                )?;
+                veth((&ns_a, &end_a), (&ns_b, &end_b))?;
                 for (ns, end, me, peer) in [(&ns_a, &end_a, a, b), (&ns_b, &end_b, b, a)] {
-                    run("ip", &["-n", ns, "link", "set", end, "up"])?;
                     let (to, src) = (Topology::service_ip(peer), Topology::service_ip(me));
-                    run("ip", &["-n", ns, "route", "add", &to, "dev", end, "src", &src])?;
+                    ip(ns, &["route", "add", &to, "dev", end, "src", &src])?;
                 }
             }
         }
@@ -211,8 +238,13 @@ impl Topology {
                 let mut ends = self.cut_ends(Partition::PeersCut, target);
                 ends.push(LinkEnd { namespace: self.member(target), interface: "c".into() });
                 ends.push(LinkEnd { namespace: self.hub(), interface: format!("c{target}") });
+                ends.extend(self.cut_ends(Partition::StoreCut, target));
                 ends
             }
+            Partition::StoreCut => vec![
+                LinkEnd { namespace: self.member(target), interface: "s".into() },
+                LinkEnd { namespace: self.hub(), interface: format!("s{target}") },
+            ],
             Partition::Bridge => {
                 let others: Vec<usize> = (0..n).filter(|m| *m != target).collect();
                 (0..others.len())
@@ -262,6 +294,29 @@ impl Topology {
             )?;
         }
         Ok(())
+    }
+
+    /// Starts moto's S3 server in the hub at [`STORE_ENDPOINT`] with `bucket` in it; it stops
+    /// when the returned process is dropped.
+    pub fn start_store(&self, bucket: &str) -> Result<crucial_testkit::Process, String> {
+        let hub = self.hub();
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &hub, "python3", "-m", "moto.server", "-H", STORE_IP, "-p", "5000"]);
+        command.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+        let parse = |line: &str| line.contains("Running on ").then(String::new);
+        let (process, _) = crucial_testkit::spawn_announcing(
+            command,
+            crucial_testkit::Announces::Stderr,
+            parse,
+            std::time::Duration::from_secs(30),
+        )
+        .map_err(|error| format!("{error} (moto: pip install \"moto[server]\")"))?;
+        let create = format!(
+            "import boto3; boto3.client('s3', endpoint_url='{STORE_ENDPOINT}', region_name='us-east-1', \
+             aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket='{bucket}')"
+        );
+        run("ip", &["netns", "exec", &hub, "python3", "-c", &create])?;
+        Ok(process)
     }
 
     fn delete(&self) {

@@ -1,7 +1,7 @@
 //! Real partitions between real processes: three `dso-server` members (rf 3) in network
-//! namespaces of their own, the recorded workload running from a hub namespace, and one
-//! partition of every kind (pair cut, one direction, a member cut from its peers, from
-//! everything, a bridge member), each held past suspicion and healed, while waves of cloud
+//! namespaces of their own, the recorded workload running from a hub namespace, the
+//! configuration in moto's S3 server there, and one partition of every kind (pair cut, one
+//! direction, a member cut from its peers, from everything, a bridge member, from the store), each held past suspicion and healed, while waves of cloud
 //! threads (killed, retried, raced by backups) move amounts between accounts. The history must
 //! be linearizable, no acknowledged increment lost, no call refused for its session, every
 //! cloud thread and plain call done with every movement applied once, and the cluster whole
@@ -32,6 +32,8 @@ fn every_kind_of_partition_heals_with_nothing_lost() {
     }
     let prefix = format!("crt{}", std::process::id() % 10_000);
     let topology = Topology::create(&prefix, 3).unwrap();
+    // The configuration store: moto's S3 server in the hub, so that it can be cut.
+    let _store = topology.start_store("crucial").unwrap();
     let plan = PartitionPlan {
         kinds: Partition::ALL.to_vec(),
         rounds: Partition::ALL.len(),
@@ -43,7 +45,7 @@ fn every_kind_of_partition_heals_with_nothing_lost() {
     let run = ProcessRun {
         server: server::dso_server(),
         work_dir: std::env::temp_dir().join(format!("crucial-partitions-{}", std::process::id())),
-        store: Store::File,
+        store: Store::S3 { endpoint: netns::STORE_ENDPOINT.into(), bucket: "crucial".into() },
         servers: 3,
         rf: 3,
         clients: 6,

@@ -35,7 +35,7 @@ pub struct PartitionArgs {
     #[arg(long, default_value_t = 3)]
     rf: usize,
     /// Partition kinds, used in turn, comma-separated: pair-cut, one-way, peers-cut, isolated,
-    /// bridge (default: all).
+    /// bridge, store-cut (default: all; store-cut needs `--store s3`).
     #[arg(long, value_delimiter = ',')]
     kinds: Vec<Partition>,
     /// Partitions in all.
@@ -65,6 +65,10 @@ pub struct PartitionArgs {
     /// Keys of the mixed workload (the counter comes on top).
     #[arg(long, default_value_t = 8)]
     keys: usize,
+    /// The configuration store: `s3` (moto's server in the hub, reached by each member over a
+    /// link of its own; needs a dso-server built with `--features s3`) or `file`.
+    #[arg(long, value_enum, default_value_t = StoreKind::S3)]
+    store: StoreKind,
     /// Names the namespaces (`PREFIX-hub`, `PREFIX-m0`, ...); any of that name are replaced.
     #[arg(long, default_value = "crp")]
     prefix: String,
@@ -85,18 +89,40 @@ pub struct PartitionArgs {
     rounds_out: Option<PathBuf>,
 }
 
+/// Where the members keep their configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// moto's S3 server in the hub namespace.
+    S3,
+    /// A file all namespaces share (it cannot be cut).
+    File,
+}
+
 pub fn partitions(args: PartitionArgs) -> Result<ExitCode, String> {
     netns::available().map_err(|error| format!("cannot create network namespaces (root needed): {error}"))?;
     let server = match args.server {
         Some(server) => server,
         None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("dso-server"),
     };
-    let kinds = if args.kinds.is_empty() { Partition::ALL.to_vec() } else { args.kinds.clone() };
+    let mut kinds = if args.kinds.is_empty() { Partition::ALL.to_vec() } else { args.kinds.clone() };
+    if args.store == StoreKind::File {
+        kinds.retain(|kind| *kind != Partition::StoreCut);
+    }
+    if kinds.is_empty() {
+        return Err("no partition kind to run (store-cut needs --store s3)".into());
+    }
     let topology = Topology::create(&args.prefix, args.servers)?;
+    let (_store_process, store) = match args.store {
+        StoreKind::S3 => {
+            let process = topology.start_store("crucial")?;
+            (Some(process), Store::S3 { endpoint: netns::STORE_ENDPOINT.into(), bucket: "crucial".into() })
+        }
+        StoreKind::File => (None, Store::File),
+    };
     let run = ProcessRun {
         server,
         work_dir: std::path::absolute(&args.work_dir).map_err(|e| e.to_string())?,
-        store: Store::File,
+        store,
         servers: args.servers,
         rf: args.rf,
         clients: args.clients,
