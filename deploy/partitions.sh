@@ -35,7 +35,7 @@ command -v ip >/dev/null && command -v tc >/dev/null || {
   apt-get install -y -q iproute2 >/dev/null 2>&1 || { echo "ip and tc (iproute2) are needed" >&2; exit 2; }
 }
 mkdir -p "$out"
-cargo build --release --quiet -p crucial-dso --bin dso-server -p crucial-sim --bin crucial-sim
+cargo build --release --quiet -p crucial-dso --bin dso-server -p crucial-sim --bin crucial-sim --features crucial-dso/s3
 server=$PWD/target/release/dso-server
 label="this checkout ($(git rev-parse --short HEAD))"
 if [ -n "$before" ]; then
@@ -47,7 +47,7 @@ if [ -n "$before" ]; then
   version=$(sed -n 's/^pub const PROTOCOL_VERSION: u32 = \([0-9]*\);/\1/p' dso/core/src/protocol.rs)
   sed -i "s/^pub const PROTOCOL_VERSION: u32 = [0-9]*;/pub const PROTOCOL_VERSION: u32 = $version;/" \
     "$tree/dso/core/src/protocol.rs"
-  (cd "$tree" && cargo build --release --quiet -p crucial-dso --bin dso-server \
+  (cd "$tree" && cargo build --release --quiet -p crucial-dso --bin dso-server --features s3 \
     --target-dir "$OLDPWD/target/partitions-before/target")
   server=$PWD/target/partitions-before/target/release/dso-server
   label="commit $(git rev-parse --short "$before")"

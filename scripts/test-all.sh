@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: the normal suite (with the simulation harnesses, the S3 store against moto's
-# local S3 server, installed from PyPI here if missing, and the load generator against
+# local S3 server, installed from PyPI here if missing, real partitions between members in
+# network namespaces (iproute2, installed here if missing; root), and the load generator against
 # redis-server, installed from Debian here if missing and possible), the deliberate bugs each checker must
 # catch (canaries: only builds with `--cfg crucial_canary` have them), the Lambda executor
 # through `cargo lambda watch` (cargo-lambda installed from PyPI if missing), and the madsim
@@ -16,6 +17,10 @@ command -v openssl >/dev/null || apt-get install -y -q openssl >/dev/null 2>&1 |
   { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q openssl >/dev/null 2>&1; } ||
   echo "openssl could not be installed: the deployment tests will say so" >&2
 cargo lambda --version >/dev/null 2>&1 || python3 -m pip install --quiet cargo-lambda
+# The real-partition test builds network namespaces with ip and tc (iproute2).
+command -v tc >/dev/null || apt-get install -y -q iproute2 >/dev/null 2>&1 ||
+  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q iproute2 >/dev/null 2>&1; } ||
+  echo "iproute2 could not be installed: the partition test will say so" >&2
 command -v redis-server >/dev/null || {
   apt-get install -y -q redis-server >/dev/null 2>&1 ||
     { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q redis-server >/dev/null 2>&1; } ||

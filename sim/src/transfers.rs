@@ -60,8 +60,8 @@ impl Runnable for Transfers {
 
     async fn run(self, ctx: &Context) -> Result<i64, DsoError> {
         for (from, to, amount) in self.plan() {
-            ctx.dso().counter(&account(from)).add(-amount).await?;
-            ctx.dso().counter(&account(to)).add(amount).await?;
+            ctx.dso().counter(account(from)).add(-amount).await?;
+            ctx.dso().counter(account(to)).add(amount).await?;
         }
         ctx.dso().counter(DONE).add(self.transfers as i64).await
     }
@@ -97,6 +97,21 @@ pub struct TransferOutcome {
     pub wrong_balances: Vec<String>,
     /// Transfers counted, and planned (by the threads that succeeded).
     pub done: (i64, i64),
+}
+
+impl std::fmt::Display for TransferOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} started, {} failed, {} plain calls failed, {} of {} transfers counted, {} balances wrong",
+            self.threads,
+            self.failed.len(),
+            self.plain_failures.len(),
+            self.done.0,
+            self.done.1,
+            self.wrong_balances.len()
+        )
+    }
 }
 
 /// Runs waves of threads until `until`, then checks every balance.
@@ -153,7 +168,7 @@ pub async fn run_waves(workload: TransferWorkload, until: Instant) -> Result<Tra
         wave += 1;
     }
     for index in 0..workload.accounts {
-        let balance = executor.dso().counter(&account(index)).get().await.map_err(|e| e.to_string())?;
+        let balance = executor.dso().counter(account(index)).get().await.map_err(|e| e.to_string())?;
         let planned = expected.get(&index).copied().unwrap_or(0);
         if balance != planned {
             outcome.wrong_balances.push(format!("{}: {balance}, planned {planned}", account(index)));

@@ -268,17 +268,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// The real-process cluster's shape.
 #[derive(Debug, Args)]
-struct ProcessArgs {
+struct ClusterArgs {
     /// The `dso-server` executable (default: the one next to this executable).
     #[arg(long)]
     server: Option<PathBuf>,
-    /// Servers to start.
+    /// Servers to start (each in a namespace of its own for `partitions`).
     #[arg(long, default_value_t = 3)]
     servers: usize,
     /// Copies of each key.
     #[arg(long, default_value_t = 3)]
     rf: usize,
+}
+
+#[derive(Debug, Args)]
+struct ProcessArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Client tasks.
     #[arg(long, default_value_t = 4)]
     clients: usize,
@@ -327,7 +334,7 @@ fn random_token() -> String {
 
 fn processes(args: ProcessArgs) -> Result<ExitCode, String> {
     use crucial_sim::processes::{run_processes, ProcessRun, Store};
-    let server = match args.server {
+    let server = match args.cluster.server {
         Some(server) => server,
         None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("dso-server"),
     };
@@ -339,8 +346,8 @@ fn processes(args: ProcessArgs) -> Result<ExitCode, String> {
         server,
         work_dir: args.work_dir,
         store,
-        servers: args.servers,
-        rf: args.rf,
+        servers: args.cluster.servers,
+        rf: args.cluster.rf,
         clients: args.clients,
         keys: args.keys,
         run: Duration::from_millis(args.run_ms),

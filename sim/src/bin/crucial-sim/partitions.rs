@@ -25,15 +25,8 @@ const EPOCHS_GOAL: u64 = 4;
 
 #[derive(Debug, Args)]
 pub struct PartitionArgs {
-    /// The `dso-server` executable (default: the one next to this executable).
-    #[arg(long)]
-    server: Option<PathBuf>,
-    /// Members (each in a namespace of its own).
-    #[arg(long, default_value_t = 3)]
-    servers: usize,
-    /// Copies of each key.
-    #[arg(long, default_value_t = 3)]
-    rf: usize,
+    #[command(flatten)]
+    cluster: super::ClusterArgs,
     /// Partition kinds, used in turn, comma-separated: pair-cut, one-way, peers-cut, isolated,
     /// bridge, store-cut (default: all; store-cut needs `--store s3`).
     #[arg(long, value_delimiter = ',')]
@@ -100,7 +93,7 @@ pub enum StoreKind {
 
 pub fn partitions(args: PartitionArgs) -> Result<ExitCode, String> {
     netns::available().map_err(|error| format!("cannot create network namespaces (root needed): {error}"))?;
-    let server = match args.server {
+    let server = match args.cluster.server {
         Some(server) => server,
         None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("dso-server"),
     };
@@ -111,7 +104,7 @@ pub fn partitions(args: PartitionArgs) -> Result<ExitCode, String> {
     if kinds.is_empty() {
         return Err("no partition kind to run (store-cut needs --store s3)".into());
     }
-    let topology = Topology::create(&args.prefix, args.servers)?;
+    let topology = Topology::create(&args.prefix, args.cluster.servers)?;
     let (_store_process, store) = match args.store {
         StoreKind::S3 => {
             let process = topology.start_store("crucial")?;
@@ -123,8 +116,8 @@ pub fn partitions(args: PartitionArgs) -> Result<ExitCode, String> {
         server,
         work_dir: std::path::absolute(&args.work_dir).map_err(|e| e.to_string())?,
         store,
-        servers: args.servers,
-        rf: args.rf,
+        servers: args.cluster.servers,
+        rf: args.cluster.rf,
         clients: args.clients,
         keys: args.keys,
         run: Duration::from_millis((args.hold_ms + args.healed_ms) * args.rounds as u64 + 3_000),
@@ -137,7 +130,7 @@ pub fn partitions(args: PartitionArgs) -> Result<ExitCode, String> {
         seed: args.seed,
         suspect_after_ms: args.suspect_after_ms,
         steady_clients: args.steady_clients,
-        namespaces: (0..args.servers).map(|member| topology.member(member)).collect(),
+        namespaces: (0..args.cluster.servers).map(|member| topology.member(member)).collect(),
     };
     let plan = PartitionPlan {
         kinds,
@@ -174,18 +167,8 @@ pub fn partitions(args: PartitionArgs) -> Result<ExitCode, String> {
     );
     println!("calls refused for their session: {}", refusals.len());
     let threads_failure = outcome.threads.as_ref().and_then(threads_failure);
-    if let Some(threads) = &outcome.threads {
-        println!(
-            "cloud threads: {} started, {} failed, {} plain calls failed, {} transfers counted of {} planned, \
-             {} balances wrong",
-            threads.threads,
-            threads.failed.len(),
-            threads.plain_failures.len(),
-            threads.done.0,
-            threads.done.1,
-            threads.wrong_balances.len()
-        );
-    }
+    let threads = outcome.threads.as_ref().map_or_else(|| "none".to_string(), ToString::to_string);
+    println!("cloud threads: {threads}");
     if let Some(failure) = &threads_failure {
         println!("CLOUD THREADS: {failure}");
     }
@@ -193,23 +176,11 @@ pub fn partitions(args: PartitionArgs) -> Result<ExitCode, String> {
     if let Some(path) = &args.summary {
         let text = format!(
             "{summary}\noperations recorded: {}; calls refused for their session: {}; history: {:?}; \
-             lost update: {}; cloud threads: {}\n",
+             lost update: {}; cloud threads: {threads}\n",
             outcome.run.history.len(),
             refusals.len(),
             verdict.verdict,
             outcome.run.lost_update().unwrap_or_else(|| "none".into()),
-            match &outcome.threads {
-                Some(threads) => format!(
-                    "{} started, {} failed, {} plain calls failed, {} of {} transfers counted, {} balances wrong",
-                    threads.threads,
-                    threads.failed.len(),
-                    threads.plain_failures.len(),
-                    threads.done.0,
-                    threads.done.1,
-                    threads.wrong_balances.len()
-                ),
-                None => "none".into(),
-            },
         );
         std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     }

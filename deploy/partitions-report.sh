@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Writes reports/partitions.md: what real partitions cost the cluster, before and after the
+# rules that keep a cut-off member from disturbing the others (issue 26), and the simulator's
+# availability sweep with its canaries. Needs root (network namespaces) and moto's server
+# (pip install "moto[server]").
+#
+# Usage: deploy/partitions-report.sh [ROUNDS] [ROUNDS_BEFORE] [SEEDS]
+#   ROUNDS         partitions of the long run on this checkout (default 200)
+#   ROUNDS_BEFORE  partitions of the run on the server before the fix (default 12)
+#   SEEDS          seeds of the simulator's availability sweep (default 10000)
+# BEFORE=REV names the commit before the fix (default f92aa10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-200}
+rounds_before=${2:-12}
+seeds=${3:-10000}
+before=${BEFORE:-f92aa10}
+hold_ms=4000 healed_ms=3000
+out=target/partitions
+mkdir -p "$out"
+commit=$(git rev-parse --short HEAD)
+
+deploy/partitions.sh --before "$before" --rounds "$rounds_before" --hold-ms "$hold_ms" \
+  --healed-ms "$healed_ms" --out "$out/before" || echo "the run before the fix failed (status $?)" >&2
+deploy/partitions.sh --rounds "$rounds" --hold-ms "$hold_ms" --healed-ms "$healed_ms" --seed 2 \
+  --out "$out/after"
+
+sim=./target/release/crucial-sim
+kinds=isolate,isolate-peers,peer-one-way,store-cut,halves,bridge
+$sim run --seeds "$seeds" --faults 1 --fault-phase-ms 6000 --nemesis "$kinds" \
+  --summary "$out/sweep.md" >/dev/null
+# The canaries' code is only in builds with `--cfg crucial_canary`.
+canary() {
+  cargo canaryrun --quiet -p crucial-sim --features sim -- run --seeds 300 --nodes 3 --rf 3 --faults 1 \
+    --fault-phase-ms 6000 --nemesis isolate-peers --canary "$1" --summary "$out/canary-$1.md" >/dev/null || true
+}
+canary join-without-probing
+canary quorum-from-unsuspected
+cargo canaryrun --quiet -p crucial-sim --features sim -- run --seeds 100 --nemesis delay,reorder,duplication,client-retry \
+  --canary client-refusals-from-duplicates --summary "$out/canary-client-refusals-from-duplicates.md" >/dev/null || true
+
+section() { sed -n "/^| $1 |/,/^$/p" "$2"; }
+failures() { grep -E '^\| failures \|' "$1" | sed 's/.*| \([0-9]*\) |/\1/'; }
+{
+  echo "# Real partitions: what they cost the cluster"
+  echo
+  echo "Measured $(date -u +%Y-%m-%d) at commit $commit on this project's 2-core / 24 GiB machine with"
+  echo "\`deploy/partitions-report.sh $rounds $rounds_before $seeds\` (release builds)."
+  echo
+  echo "**Setup** (\`deploy/partitions.sh\`, \`crucial-sim partitions\`): three \`dso-server\` members (rf 3,"
+  echo "\`--suspect-after-ms 400\`, the configuration in moto's S3 server) in Linux network namespaces of"
+  echo "their own. Each member pair is joined by a veth link of its own (host routes with \`src\`),"
+  echo "each member has a link of its own to a hub namespace for clients and another to the store."
+  echo "A partition drops every packet leaving chosen link ends (\`tc qdisc replace ... root tbf rate"
+  echo "8bit burst 1 limit 1\`: no RST, no error, as a real partition looks) and is held $hold_ms ms, then"
+  echo "healed and left healed $healed_ms ms (longer if the cluster is not whole yet). Kinds, in turn, each"
+  echo "targeting a member drawn from the seed: a member pair cut both ways (\`pair-cut\`), one"
+  echo "direction of a pair (\`one-way\`), a member cut from its peers while clients and the store still"
+  echo "reach it (\`peers-cut\`), a member cut from everything (\`isolated\`), the two others cut from each"
+  echo "other while the target reaches both (\`bridge\`), a member cut from the store (\`store-cut\`)."
+  echo
+  echo "**Workload**, from the hub, for the whole run: 6 client tasks recording every call (4 of them"
+  echo "calling only types that never park, so that their waits measure the cluster and not a"
+  echo "semaphore; a third of all calls increment a witness counter), and waves of 8 cloud threads on"
+  echo "the local executor, each moving amounts between 8 accounts along a plan drawn from its seed,"
+  echo "half of them raced by a backup started at once, every first attempt killed at a random DSO"
+  echo "call and retried; between waves the program's own plain calls set and read a marker."
+  echo
+  echo "**Figures per partition**: the longest wait of a call that does not park, in flight from the"
+  echo "cut to the end of the round (goal: at most 1.5 s, a suspicion and a reconfiguration); the"
+  echo "longest time without any answer while such a call waited; how long after the heal every"
+  echo "member served in one configuration listing all of them (goal: 2 s); configurations stored"
+  echo "from the cut until then (goal: at most 4). Medians and worst cases per kind."
+  echo
+  echo "## After: this checkout ($commit), $rounds partitions"
+  echo
+  cat "$out/after/summary.md"
+  echo
+  echo "## Before: the server of commit $before, $rounds_before partitions"
+  echo
+  echo "The same harness and clients against the \`dso-server\` of commit $before (built in a worktree,"
+  echo "announcing this checkout's protocol version: the client frames did not change)."
+  echo
+  if [ -s "$out/before/summary.md" ]; then cat "$out/before/summary.md"; else echo "(the run did not finish)"; fi
+  echo
+  echo "## The simulator: one partition per run, $seeds seeds"
+  echo
+  echo "\`crucial-sim run --seeds $seeds --faults 1 --fault-phase-ms 6000 --nemesis $kinds\`:"
+  echo "3 to 5 members, rf 2 or 3, one partition per run held 50 ms to 3 s; a run fails if a call of"
+  echo "a client that reaches the majority waits more than 1.5 s (five suspicions of 300 ms) while one"
+  echo "member is cut off, or a partition costs more than 4 configurations (besides linearizability,"
+  echo "replica agreement and liveness). \`halves\` and \`bridge\` put clients on both sides, so only"
+  echo "their configurations are judged. Failures: $(failures "$out/sweep.md")."
+  echo
+  section partition "$out/sweep.md"
+  echo "Canaries (debug canary build, \`cargo canaryrun -p crucial-sim --features sim -- run ...\`), each"
+  echo "run must fail for some seeds:"
+  echo
+  echo "| canary | scenario | failing seeds | first failure |"
+  echo "|---|---|---:|---|"
+  for name in join-without-probing quorum-from-unsuspected client-refusals-from-duplicates; do
+    file="$out/canary-$name.md"
+    scenario="300 seeds, 3 members, rf 3, one isolate-peers"
+    [ "$name" = client-refusals-from-duplicates ] && scenario="100 seeds, delay, reorder, duplication, client retries"
+    first=$(grep -m1 '^- seed' "$file" | sed 's/^- //; s/|/\\|/g')
+    echo "| \`$name\` | $scenario | $(failures "$file") | $first |"
+  done
+} >reports/partitions.md
+echo "wrote reports/partitions.md" >&2
