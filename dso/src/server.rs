@@ -408,6 +408,13 @@ impl Membership {
 
 /// Reacts to this member's removal: after a requested leave, reports it; otherwise (it was
 /// suspected, or came back under a crashed member's id) starts over as a new member.
+///
+/// The new member takes a new id rather than keeping the old one: the removed member dropped
+/// its keys (they are nobody's copy once the configuration without it is active), and under a
+/// new id nothing meant for the old one (installs and log entries of the epochs it served,
+/// the others' record of what it held) can be taken for the new, empty one. It costs nothing
+/// while it cannot reach the others: it probes them and asks to join only once they answer
+/// (`crucial_dso_core` node's `probe`), so a partition costs its removal and one join.
 async fn run_membership(host: Arc<Host>, membership: Arc<Membership>, mut shutdown: watch::Receiver<bool>) {
     let Some(cluster) = &host.cluster else { return };
     loop {

@@ -202,6 +202,14 @@ pub fn longest_silence_ms(history: &[Recorded], window: &std::ops::Range<u64>) -
         .unwrap_or(0)
 }
 
+/// Calls that do not park and got no answer (their client gave up or lost its connection):
+/// the cluster failed them.
+pub fn unanswered(history: &[Recorded]) -> usize {
+    (history.iter())
+        .filter(|op| op.output.is_none() && !PARKING_TYPES.contains(&op.type_name.as_str()))
+        .count()
+}
+
 /// Calls refused for their session (already acknowledged, non-deterministic): a protocol
 /// error that must never reach a user.
 pub fn session_refusals(history: &[Recorded]) -> Vec<&Recorded> {

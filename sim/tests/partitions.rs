@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crucial_sim::checker::Verdict;
 use crucial_sim::netns::{self, Partition, Topology};
-use crucial_sim::partitions::{run_partitions, session_refusals, PartitionPlan};
+use crucial_sim::partitions::{run_partitions, session_refusals, unanswered, PartitionPlan};
 use crucial_sim::processes::{ProcessRun, Stop, Store};
 use crucial_sim::simulation::verify::verify_history;
 
@@ -75,6 +75,7 @@ fn every_kind_of_partition_heals_with_nothing_lost() {
     assert!(removals >= 3, "partitions held past suspicion must cost removals: {:?}", outcome.rounds);
     assert!(outcome.run.history.len() > 500, "only {} operations ran", outcome.run.history.len());
     assert_eq!(session_refusals(&outcome.run.history), Vec::<&_>::new());
+    assert_eq!(unanswered(&outcome.run.history), 0, "every call that does not park was answered");
     assert_eq!(outcome.run.lost_update(), None);
     let threads = outcome.threads.expect("the cloud threads ran");
     assert!(threads.threads >= 12, "only {} cloud threads ran", threads.threads);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use crucial_sim::checker::Verdict;
 use crucial_sim::netns::{self, Partition, Topology};
-use crucial_sim::partitions::{run_partitions, session_refusals, PartitionPlan, PartitionRound};
+use crucial_sim::partitions::{run_partitions, session_refusals, unanswered, PartitionPlan, PartitionRound};
 use crucial_sim::processes::{ProcessRun, Stop, Store};
 use crucial_sim::simulation::run::HistoryFile;
 use crucial_sim::simulation::verify::verify_history;
@@ -166,6 +166,8 @@ pub fn partitions(args: PartitionArgs) -> Result<ExitCode, String> {
         outcome.run.final_increments
     );
     println!("calls refused for their session: {}", refusals.len());
+    let unanswered = unanswered(&outcome.run.history);
+    println!("calls that do not park left without an answer: {unanswered}");
     let threads_failure = outcome.threads.as_ref().and_then(threads_failure);
     let threads = outcome.threads.as_ref().map_or_else(|| "none".to_string(), ToString::to_string);
     println!("cloud threads: {threads}");
@@ -175,8 +177,8 @@ pub fn partitions(args: PartitionArgs) -> Result<ExitCode, String> {
     println!("history: {:?}", verdict.verdict);
     if let Some(path) = &args.summary {
         let text = format!(
-            "{summary}\noperations recorded: {}; calls refused for their session: {}; history: {:?}; \
-             lost update: {}; cloud threads: {threads}\n",
+            "{summary}\noperations recorded: {}; calls refused for their session: {}; calls that do not park \
+             left without an answer: {unanswered}; history: {:?}; lost update: {}; cloud threads: {threads}\n",
             outcome.run.history.len(),
             refusals.len(),
             verdict.verdict,
@@ -204,6 +206,7 @@ pub fn partitions(args: PartitionArgs) -> Result<ExitCode, String> {
     let good = verdict.verdict == Verdict::Linearizable
         && lost.is_none()
         && refusals.is_empty()
+        && unanswered == 0
         && never_whole == 0
         && threads_failure.is_none();
     Ok(if good { ExitCode::SUCCESS } else { ExitCode::from(1) })
