@@ -6,7 +6,8 @@
 #
 # Usage: deploy/partitions-report.sh [ROUNDS] [ROUNDS_BEFORE] [SEEDS]
 #   ROUNDS         partitions of the long run on this checkout (default 200)
-#   ROUNDS_BEFORE  partitions of the run on the server before the fix (default 12)
+#   ROUNDS_BEFORE  partitions of the run on the server before the fix (default 12; 0 keeps the
+#                  last one's summary)
 #   SEEDS          seeds of the simulator's availability sweep (default 10000)
 # BEFORE=REV names the commit before the fix (default f92aa10).
 set -euo pipefail
@@ -20,8 +21,11 @@ out=target/partitions
 mkdir -p "$out"
 commit=$(git rev-parse --short HEAD)
 
-deploy/partitions.sh --before "$before" --rounds "$rounds_before" --hold-ms "$hold_ms" \
-  --healed-ms "$healed_ms" --out "$out/before" || echo "the run before the fix failed (status $?)" >&2
+# ROUNDS_BEFORE=0 keeps the last run before the fix ($out/before).
+if [ "$rounds_before" != 0 ]; then
+  deploy/partitions.sh --before "$before" --rounds "$rounds_before" --hold-ms "$hold_ms" \
+    --healed-ms "$healed_ms" --out "$out/before" || echo "the run before the fix failed (status $?)" >&2
+fi
 deploy/partitions.sh --rounds "$rounds" --hold-ms "$hold_ms" --healed-ms "$healed_ms" --seed 2 \
   --out "$out/after"
 
@@ -76,7 +80,7 @@ failures() { grep -E '^\| failures \|' "$1" | sed 's/.*| \([0-9]*\) |/\1/'; }
   echo
   cat "$out/after/summary.md"
   echo
-  echo "## Before: the server of commit $before, $rounds_before partitions"
+  echo "## Before: the server of commit $before"
   echo
   echo "The same harness and clients against the \`dso-server\` of commit $before (built in a worktree,"
   echo "announcing this checkout's protocol version: the client frames did not change)."

@@ -137,9 +137,12 @@ impl Host {
         read(&self.node.lock())
     }
 
-    /// Replaces the node (a removed member starting over under a new identity).
+    /// Replaces the node (a removed member starting over under a new identity). The timer task
+    /// is woken: the retired node had no deadline, so it sleeps until told, and the new one's
+    /// first tick (which probes the members before it may join) would otherwise never come.
     pub(crate) fn replace_node(&self, node: Node) {
         *self.node.lock() = node;
+        self.deadline_moved.notify_one();
     }
 
     /// The node's next deadline.
