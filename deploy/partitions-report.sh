@@ -6,9 +6,10 @@
 #
 # Usage: deploy/partitions-report.sh [ROUNDS] [ROUNDS_BEFORE] [SEEDS]
 #   ROUNDS         partitions of the long run on this checkout (default 200)
-#   ROUNDS_BEFORE  partitions of the run on the server before the fix (default 12; 0 keeps the
-#                  last one's summary)
+#   ROUNDS_BEFORE  partitions of the run on the server before the fix (default 12)
 #   SEEDS          seeds of the simulator's availability sweep (default 10000)
+# A 0 keeps that part's last results (under target/partitions) and rewrites the report; each
+# section names the command behind it.
 # BEFORE=REV names the commit before the fix (default f92aa10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ rounds=${1:-200}
 rounds_before=${2:-12}
 seeds=${3:-10000}
 before=${BEFORE:-f92aa10}
-hold_ms=4000 healed_ms=3000
+hold_ms=3500 healed_ms=3000
 out=target/partitions
 mkdir -p "$out"
 commit=$(git rev-parse --short HEAD)
@@ -26,30 +27,38 @@ if [ "$rounds_before" != 0 ]; then
   deploy/partitions.sh --before "$before" --rounds "$rounds_before" --hold-ms "$hold_ms" \
     --healed-ms "$healed_ms" --out "$out/before" || echo "the run before the fix failed (status $?)" >&2
 fi
-deploy/partitions.sh --rounds "$rounds" --hold-ms "$hold_ms" --healed-ms "$healed_ms" --seed 2 \
-  --out "$out/after"
+if [ "$rounds" != 0 ]; then
+  deploy/partitions.sh --rounds "$rounds" --hold-ms "$hold_ms" --healed-ms "$healed_ms" --seed 2 \
+    --out "$out/after"
+fi
 
 sim=./target/release/crucial-sim
 kinds=isolate,isolate-peers,peer-one-way,store-cut,halves,bridge
-$sim run --seeds "$seeds" --faults 1 --fault-phase-ms 6000 --nemesis "$kinds" \
-  --summary "$out/sweep.md" >/dev/null
+if [ "$seeds" != 0 ]; then
+  $sim run --seeds "$seeds" --faults 1 --fault-phase-ms 6000 --nemesis "$kinds" \
+    --summary "$out/sweep.md" >/dev/null || true
+fi
 # The canaries' code is only in builds with `--cfg crucial_canary`.
 canary() {
   cargo canaryrun --quiet -p crucial-sim --features sim -- run --seeds 300 --nodes 3 --rf 3 --faults 1 \
     --fault-phase-ms 6000 --nemesis isolate-peers --canary "$1" --summary "$out/canary-$1.md" >/dev/null || true
 }
-canary join-without-probing
-canary quorum-from-unsuspected
-cargo canaryrun --quiet -p crucial-sim --features sim -- run --seeds 100 --nemesis delay,reorder,duplication,client-retry \
-  --canary client-refusals-from-duplicates --summary "$out/canary-client-refusals-from-duplicates.md" >/dev/null || true
+if [ "$seeds" != 0 ]; then
+  canary join-without-probing
+  canary quorum-from-unsuspected
+  cargo canaryrun --quiet -p crucial-sim --features sim -- run --seeds 100 \
+    --nemesis delay,reorder,duplication,client-retry --canary client-refusals-from-duplicates \
+    --summary "$out/canary-client-refusals-from-duplicates.md" >/dev/null || true
+fi
 
 section() { sed -n "/^| $1 |/,/^$/p" "$2"; }
 failures() { grep -E '^\| failures \|' "$1" | sed 's/.*| \([0-9]*\) |/\1/'; }
 {
   echo "# Real partitions: what they cost the cluster"
   echo
-  echo "Measured $(date -u +%Y-%m-%d) at commit $commit on this project's 2-core / 24 GiB machine with"
-  echo "\`deploy/partitions-report.sh $rounds $rounds_before $seeds\` (release builds)."
+  echo "Measured $(date -u +%Y-%m-%d) on this project's 2-core / 24 GiB machine, assembled by"
+  echo "\`deploy/partitions-report.sh\` at commit $commit (release builds); each section names the command"
+  echo "behind it (\`deploy/partitions-report.sh 200 12 10000\` runs them all, about 40 minutes)."
   echo
   echo "**Setup** (\`deploy/partitions.sh\`, \`crucial-sim partitions\`): three \`dso-server\` members (rf 3,"
   echo "\`--suspect-after-ms 400\`, the configuration in moto's S3 server) in Linux network namespaces of"
@@ -66,7 +75,8 @@ failures() { grep -E '^\| failures \|' "$1" | sed 's/.*| \([0-9]*\) |/\1/'; }
   echo "**Workload**, from the hub, for the whole run: 6 client tasks recording every call (4 of them"
   echo "calling only types that never park, so that their waits measure the cluster and not a"
   echo "semaphore; a third of all calls increment a witness counter), and waves of 8 cloud threads on"
-  echo "the local executor, each moving amounts between 8 accounts along a plan drawn from its seed,"
+  echo "the local executor (a wave a second at most: each thread leaves its stored outcome behind,"
+  echo "issue 20), each moving amounts between 8 accounts along a plan drawn from its seed,"
   echo "half of them raced by a backup started at once, every first attempt killed at a random DSO"
   echo "call and retried; between waves the program's own plain calls set and read a marker."
   echo
@@ -76,7 +86,7 @@ failures() { grep -E '^\| failures \|' "$1" | sed 's/.*| \([0-9]*\) |/\1/'; }
   echo "member served in one configuration listing all of them (goal: 2 s); configurations stored"
   echo "from the cut until then (goal: at most 4). Medians and worst cases per kind."
   echo
-  echo "## After: this checkout ($commit), $rounds partitions"
+  echo "## After: this checkout"
   echo
   cat "$out/after/summary.md"
   echo
@@ -87,9 +97,9 @@ failures() { grep -E '^\| failures \|' "$1" | sed 's/.*| \([0-9]*\) |/\1/'; }
   echo
   if [ -s "$out/before/summary.md" ]; then cat "$out/before/summary.md"; else echo "(the run did not finish)"; fi
   echo
-  echo "## The simulator: one partition per run, $seeds seeds"
+  echo "## The simulator: one partition per run"
   echo
-  echo "\`crucial-sim run --seeds $seeds --faults 1 --fault-phase-ms 6000 --nemesis $kinds\`:"
+  echo "\`$(grep -m1 '^| scenario' "$out/sweep.md" | sed 's/^| scenario | `\(.*\)` |$/crucial-sim run \1/')\`, $(grep -m1 '^| seeds' "$out/sweep.md" | sed 's/^| seeds | \(.*\) |$/\1/') seeds:"
   echo "3 to 5 members, rf 2 or 3, one partition per run held 50 ms to 3 s; a run fails if a call of"
   echo "a client that reaches the majority waits more than 1.5 s (five suspicions of 300 ms) while one"
   echo "member is cut off, or a partition costs more than 4 configurations (besides linearizability,"

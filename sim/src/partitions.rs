@@ -35,6 +35,8 @@ pub struct PartitionPlan {
     /// Cloud threads per wave of the transfer workload (0: none), which runs beside the
     /// plain clients for the whole schedule.
     pub threads_per_wave: u64,
+    /// A wave starts at most this often.
+    pub wave_interval: Duration,
 }
 
 /// What one partition cost.
@@ -92,6 +94,7 @@ pub async fn run_partitions(
             accounts: 8,
             transfers: 5,
             seed: plan.seed,
+            wave_interval: plan.wave_interval,
         };
         let schedule = (plan.hold + plan.healed) * plan.rounds as u32;
         tokio::spawn(run_waves(workload, Instant::now() + schedule))

@@ -82,6 +82,9 @@ pub struct TransferWorkload {
     pub transfers: u64,
     /// Seeds the plans and the kills.
     pub seed: u64,
+    /// A wave starts at most this often (each thread leaves its stored outcome behind, so an
+    /// unpaced run grows the cluster's keys by thousands a minute).
+    pub wave_interval: Duration,
 }
 
 /// What the waves did.
@@ -128,6 +131,7 @@ pub async fn run_waves(workload: TransferWorkload, until: Instant) -> Result<Tra
     let mut expected: BTreeMap<u64, i64> = BTreeMap::new();
     let mut wave = 0u64;
     while Instant::now() < until {
+        let wave_started = Instant::now();
         let marker = executor.dso().atomic_long(WAVE);
         if let Err(error) = marker.set(wave as i64).await {
             outcome.plain_failures.push(format!("setting the wave marker before wave {wave}: {error}"));
@@ -166,6 +170,7 @@ pub async fn run_waves(workload: TransferWorkload, until: Instant) -> Result<Tra
             }
         }
         wave += 1;
+        tokio::time::sleep(workload.wave_interval.saturating_sub(wave_started.elapsed())).await;
     }
     for index in 0..workload.accounts {
         let balance = executor.dso().counter(account(index)).get().await.map_err(|e| e.to_string())?;

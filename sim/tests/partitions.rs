@@ -41,6 +41,7 @@ fn every_kind_of_partition_heals_with_nothing_lost() {
         healed: Duration::from_millis(2_500),
         seed: 3,
         threads_per_wave: 6,
+        wave_interval: Duration::from_millis(500),
     };
     let run = ProcessRun {
         server: server::dso_server(),

@@ -55,6 +55,10 @@ pub struct PartitionArgs {
     /// call and retried.
     #[arg(long, default_value_t = 8)]
     threads_per_wave: u64,
+    /// A wave of cloud threads starts at most this often, in ms (each thread leaves its
+    /// stored outcome behind: unpaced waves grow the cluster by thousands of keys a minute).
+    #[arg(long, default_value_t = 1_000)]
+    wave_interval_ms: u64,
     /// Keys of the mixed workload (the counter comes on top).
     #[arg(long, default_value_t = 8)]
     keys: usize,
@@ -139,6 +143,7 @@ pub fn partitions(args: PartitionArgs) -> Result<ExitCode, String> {
         healed: Duration::from_millis(args.healed_ms),
         seed: args.seed,
         threads_per_wave: args.threads_per_wave,
+        wave_interval: Duration::from_millis(args.wave_interval_ms),
     };
     // This thread, and the runtime's threads it starts, live in the hub: they reach the
     // members as clients do.
