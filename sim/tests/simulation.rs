@@ -234,7 +234,12 @@ fn canary_remove_without_majority_is_caught() {
     let found = first_failing_seed(canary, 200, isolate_then_crash);
     let (seed, reason) =
         found.expect("a minority removing the members it cannot hear went unnoticed for 200 seeds");
-    assert!(reason.contains("still pending"), "seed {seed} failed for another reason: {reason}");
+    // Every copy of a key lost: its configuration never activates, and the calls on it never
+    // complete (which the liveness check may see first, now that joiners probe before asking).
+    assert!(
+        reason.contains("still pending") || reason.starts_with("liveness"),
+        "seed {seed} failed for another reason: {reason}"
+    );
     assert_eq!(
         first_failing_seed(Canary::default(), 200, isolate_then_crash),
         None,
