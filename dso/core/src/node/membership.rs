@@ -469,15 +469,20 @@ impl Node {
     /// Whether this member heard, within the last `suspect_after_ms`, some of the
     /// configuration's members but not more than half of them.
     fn hears_a_minority_of_the_members(&self, now_ms: u64, suspect_after_ms: u64) -> bool {
-        let members = &self.cluster.members;
-        let heard = (members.iter())
-            .filter(|member| !self.suspected.contains(&member.id))
-            .filter(|member| {
-                let heard_at = self.last_heard.get(&member.id);
-                heard_at.is_some_and(|at| now_ms.saturating_sub(*at) < suspect_after_ms)
-            })
-            .count();
-        heard > 0 && heard * 2 <= members.len()
+        let heard = self.members_heard(now_ms, suspect_after_ms, false);
+        heard > 0 && heard * 2 <= self.cluster.members.len()
+    }
+
+    /// How many of the configuration's members this member heard within `window_ms` and does
+    /// not suspect; itself among them if `counting_itself` (and it is listed).
+    pub(super) fn members_heard(&self, now_ms: u64, window_ms: u64, counting_itself: bool) -> usize {
+        let heard = |member: &&Member| {
+            !self.suspected.contains(&member.id)
+                && (self.last_heard.get(&member.id)).is_some_and(|at| now_ms.saturating_sub(*at) < window_ms)
+        };
+        (self.cluster.members.iter())
+            .filter(|member| (counting_itself && member.id == self.me.id) || heard(member))
+            .count()
     }
 
     /// Whether the configuration lists this member's id (as a member or in its source) while

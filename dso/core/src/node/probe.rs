@@ -164,16 +164,7 @@ impl Node {
     fn hears_a_majority(&self, now_ms: u64) -> bool {
         let Some(timing) = &self.timing else { return true };
         let window_ms = self.quorum_window_ms(timing.suspect_after_ms);
-        let members = &self.cluster.members;
-        let heard = (members.iter())
-            .filter(|member| {
-                member.id == self.me.id
-                    || (!self.suspected.contains(&member.id)
-                        && (self.last_heard.get(&member.id))
-                            .is_some_and(|at| now_ms.saturating_sub(*at) < window_ms))
-            })
-            .count();
-        heard * 2 > members.len()
+        self.members_heard(now_ms, window_ms, true) * 2 > self.cluster.members.len()
     }
 
     #[cfg(crucial_canary)]
