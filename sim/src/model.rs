@@ -21,7 +21,9 @@ pub trait Model: Sync {
     fn init(&self) -> Self::State;
 
     /// The state after `input` if it can produce `output` from `state` (`None` output: unknown,
-    /// anything goes); `None` if it cannot.
+    /// anything goes); `None` if it cannot. With a `None` output it must always give a state:
+    /// the checker leaves a call of unknown outcome unplaced where nothing observes it, which
+    /// is the same as placing it last only if it can be placed anywhere.
     fn step(
         &self,
         state: &Self::State,

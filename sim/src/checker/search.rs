@@ -17,8 +17,13 @@ use crate::model::Model;
 pub(super) enum Goal {
     /// One way to place every operation that returned.
     First,
-    /// Every distinct end (state, unknown operations left unplaced), up to this many.
-    Every(usize),
+    /// Every end that matters (see [`keep_maximal`]), within bounds.
+    Every {
+        /// At most this many ends.
+        ends: usize,
+        /// At most this many steps.
+        steps: u64,
+    },
 }
 
 /// One way the chosen operations can end.
@@ -42,7 +47,7 @@ pub(super) enum Found<S> {
     Stuck { best: Vec<usize>, stuck: usize },
     /// The deadline passed, or another search found a violation.
     OutOfTime,
-    /// More ends than [`Goal::Every`] allows.
+    /// More ends or steps than [`Goal::Every`] allows.
     TooMany,
 }
 
@@ -134,7 +139,6 @@ pub(super) fn search<M: Model>(
     let mut stack: Vec<(usize, M::State)> = Vec::new();
     let mut state = start;
     let mut ends: Vec<End<M::State>> = Vec::new();
-    let mut distinct_ends: HashSet<(M::State, Vec<usize>)> = HashSet::new();
     // The longest prefix after which some operation's return was reached unplaced, and that
     // operation: the clearest evidence once the search fails.
     let mut best: Vec<usize> = Vec::new();
@@ -143,6 +147,9 @@ pub(super) fn search<M: Model>(
     let mut steps: u64 = 0;
     loop {
         steps += 1;
+        if matches!(goal, Goal::Every { steps: most, .. } if steps > most) {
+            return Found::TooMany;
+        }
         if steps.is_multiple_of(4096) && (Instant::now() >= deadline || stop.load(Ordering::Relaxed)) {
             return Found::OutOfTime;
         }
@@ -154,18 +161,20 @@ pub(super) fn search<M: Model>(
             let end = End { state: state.clone(), unplaced, order };
             match goal {
                 Goal::First => return Found::Ends(vec![end]),
-                Goal::Every(most) => {
-                    if distinct_ends.insert((end.state.clone(), end.unplaced.clone())) {
-                        ends.push(end);
-                        if ends.len() > most {
-                            return Found::TooMany;
-                        }
+                Goal::Every { ends: most, .. } => {
+                    keep_maximal(&mut ends, end, |end| (&end.state, &end.unplaced));
+                    if ends.len() > most {
+                        return Found::TooMany;
                     }
                 }
             }
         } else if current.is_call {
             let operation = &operations[chosen[current.operation]];
             let next_state = model.step(&state, &operation.input, operation.output.as_ref());
+            // An operation of unknown outcome that would change nothing here is better left
+            // unplaced: anything placing it could leave it out.
+            let changes_nothing = operation.ret == u64::MAX && next_state.as_ref() == Some(&state);
+            let next_state = next_state.filter(|_| !changes_nothing);
             linearized.set(current.operation);
             let placed =
                 next_state.filter(|next_state| cache.insert((linearized.clone(), next_state.clone())));
@@ -191,6 +200,24 @@ pub(super) fn search<M: Model>(
         unlift(&mut entries, call_entry);
         entry = entries[call_entry].next;
     }
+}
+
+/// Adds `new` to `ends` unless an end in the same state leaves every operation it leaves
+/// unplaced and more (an operation of unknown outcome may also never take effect, so that end
+/// can go wherever this one can), and drops the ends `new` covers that way.
+pub(super) fn keep_maximal<T, S: Eq>(ends: &mut Vec<T>, new: T, key: impl Fn(&T) -> (&S, &[usize])) {
+    let (state, unplaced) = key(&new);
+    if ends.iter().any(|end| key(end).0 == state && is_subset(unplaced, key(end).1)) {
+        return;
+    }
+    ends.retain(|end| !(key(end).0 == state && is_subset(key(end).1, unplaced)));
+    ends.push(new);
+}
+
+/// Whether ascending `small` is within ascending `large`.
+fn is_subset(small: &[usize], large: &[usize]) -> bool {
+    let mut large = large.iter();
+    small.iter().all(|item| large.any(|other| other == item))
 }
 
 /// The operations whose returns are still listed from `entry` on (all of unknown outcome),
