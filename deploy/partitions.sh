@@ -35,6 +35,7 @@ command -v ip >/dev/null && command -v tc >/dev/null || {
   apt-get install -y -q iproute2 >/dev/null 2>&1 || { echo "ip and tc (iproute2) are needed" >&2; exit 2; }
 }
 mkdir -p "$out"
+rm -rf "$out/work" # the members append to their logs: one run per directory
 cargo build --release --quiet -p crucial-dso --bin dso-server -p crucial-sim --bin crucial-sim --features crucial-dso/s3
 server=$PWD/target/release/dso-server
 label="this checkout ($(git rev-parse --short HEAD))"
