@@ -40,9 +40,13 @@ fn walk(scenario: Scenario, canary: Canary, states: usize) -> impl Checker<Clust
 }
 
 fn walk_with(config: ReplicationConfig, states: usize) -> impl Checker<Cluster> {
+    walk_deep(config, states, WALK_DEPTH)
+}
+
+fn walk_deep(config: ReplicationConfig, states: usize, depth: usize) -> impl Checker<Cluster> {
     let builder = config.into_model().checker();
     // One thread: which paths are walked then depends on the seed alone.
-    let bounded = builder.target_max_depth(WALK_DEPTH).target_state_count(states).threads(1);
+    let bounded = builder.target_max_depth(depth).target_state_count(states).threads(1);
     bounded.spawn_simulation(1, UniformChooser).join()
 }
 
@@ -85,18 +89,29 @@ fn walks_cross_a_replacement_and_keep_every_property() {
 
 #[cfg(crucial_canary)]
 #[test]
-#[ignore = "since joiners probe before they ask (issue 26), walks of 600k to 1.8M states no longer reach the deposed primary's window; the simulator's accept-old-epochs canary still catches it; to be restored with a scenario that reaches it"]
 fn canary_walks_reject_a_deposed_primary_that_keeps_answering() {
-    // Two members and the store at the start: the joiner probes before it asks, so the walk
-    // reaches the deposed primary's window through the compare-and-set clients.
+    // The joiner probes before it asks (issue 26), so the membership changes later in a walk:
+    // walks four times as long, with a second call per client still to come once the state
+    // has moved, reach the deposed primary's window.
     let canary = Canary { accept_old_epochs: true, ..Canary::default() };
-    let config = ReplicationConfig { cas: true, ..config(Scenario::Replace, canary, true) };
-    let checker = walk_with(config, 4 * WALK_STATES);
+    let config = ReplicationConfig { ops_per_client: 2, ..config(Scenario::Replace, canary, true) };
+    let checker = walk_deep(config, 4 * WALK_STATES, 4 * WALK_DEPTH);
     assert!(
         checker.discovery("no acknowledged update lost").is_some()
             || checker.discovery("linearizable").is_some(),
         "operations acknowledged in the old epoch after the state moved must be caught"
     );
+}
+
+#[test]
+fn long_walks_with_two_calls_per_client_keep_every_property_across_a_replacement() {
+    // The canary's walks above, on the correct cluster: what they catch is the canary's.
+    let config =
+        ReplicationConfig { ops_per_client: 2, ..config(Scenario::Replace, Canary::default(), true) };
+    let checker = walk_deep(config, 4 * WALK_STATES, 4 * WALK_DEPTH);
+    checker.assert_no_discovery("linearizable");
+    checker.assert_no_discovery("no acknowledged update lost");
+    assert!(checker.discovery("every call answered after the membership changed").is_some(), "not vacuous");
 }
 
 #[test]
