@@ -49,6 +49,18 @@ pub struct CheckResult<S> {
     pub counterexample: Option<Counterexample<S>>,
 }
 
+impl<S> CheckResult<S> {
+    /// A verdict that needs no evidence.
+    fn plain(verdict: Verdict) -> Self {
+        Self { verdict, counterexample: None }
+    }
+}
+
+/// Whether the time budget ran out or another check found a violation.
+fn out_of_budget(deadline: Instant, stop: &AtomicBool) -> bool {
+    Instant::now() >= deadline || stop.load(Ordering::Relaxed)
+}
+
 /// Checks each partition (in parallel across the machine's cores); stops early on the first
 /// violation; gives `Unknown` if `budget` passes first.
 pub fn check_partitions<M: Model>(
@@ -67,7 +79,7 @@ pub fn check_partitions<M: Model>(
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(|| {
-                    let mut worst = CheckResult { verdict: Verdict::Linearizable, counterexample: None };
+                    let mut worst = CheckResult::plain(Verdict::Linearizable);
                     loop {
                         let index = next.fetch_add(1, Ordering::Relaxed);
                         if index >= partitions.len() || stop.load(Ordering::Relaxed) {
@@ -94,7 +106,7 @@ pub fn check_partitions<M: Model>(
     let pick = |verdict: Verdict| results.iter().find(|r| r.verdict == verdict).cloned();
     pick(Verdict::NotLinearizable)
         .or_else(|| pick(Verdict::Unknown))
-        .unwrap_or(CheckResult { verdict: Verdict::Linearizable, counterexample: None })
+        .unwrap_or(CheckResult::plain(Verdict::Linearizable))
 }
 
 /// Checks one partition: in the segments it splits into where no operation is in flight
@@ -121,9 +133,9 @@ pub fn check_one<M: Model>(
     }
     let all: Vec<usize> = (0..operations.len()).collect();
     match search(model, operations, &all, model.init(), Goal::First, deadline, stop) {
-        Found::Ends(_) => CheckResult { verdict: Verdict::Linearizable, counterexample: None },
+        Found::Ends(_) => CheckResult::plain(Verdict::Linearizable),
         Found::Stuck { best, stuck } => not_linearizable(model, operations, best, stuck),
-        Found::OutOfTime | Found::TooMany => CheckResult { verdict: Verdict::Unknown, counterexample: None },
+        Found::OutOfTime | Found::TooMany => CheckResult::plain(Verdict::Unknown),
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use crate::history::Operation;
@@ -150,7 +150,7 @@ pub(super) fn search<M: Model>(
         if matches!(goal, Goal::Every { steps: most, .. } if steps > most) {
             return Found::TooMany;
         }
-        if steps.is_multiple_of(4096) && (Instant::now() >= deadline || stop.load(Ordering::Relaxed)) {
+        if steps.is_multiple_of(4096) && super::out_of_budget(deadline, stop) {
             return Found::OutOfTime;
         }
         let current = entries[entry];

@@ -6,11 +6,11 @@
 //! segment's operations, where a single search over a history of millions of operations on
 //! one key needs a bit set of millions per cache entry.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use super::search::{keep_maximal, search, Found, Goal};
-use super::{not_linearizable, CheckResult, Verdict};
+use super::{not_linearizable, out_of_budget, CheckResult, Verdict};
 use crate::history::Operation;
 use crate::model::Model;
 
@@ -64,8 +64,8 @@ pub(super) fn first_way_through<M: Model>(
     let mut state = model.init();
     let mut unplaced: Vec<usize> = Vec::new();
     for segment in segments {
-        if Instant::now() >= deadline || stop.load(Ordering::Relaxed) {
-            return Some(CheckResult { verdict: Verdict::Unknown, counterexample: None });
+        if out_of_budget(deadline, stop) {
+            return Some(CheckResult::plain(Verdict::Unknown));
         }
         let chosen: Vec<usize> = unplaced.iter().chain(segment).copied().collect();
         match search(model, operations, &chosen, state, Goal::First, deadline, stop) {
@@ -74,12 +74,10 @@ pub(super) fn first_way_through<M: Model>(
                 (state, unplaced) = (end.state, end.unplaced);
             }
             Found::Stuck { .. } => return None,
-            Found::OutOfTime | Found::TooMany => {
-                return Some(CheckResult { verdict: Verdict::Unknown, counterexample: None })
-            }
+            Found::OutOfTime | Found::TooMany => return Some(CheckResult::plain(Verdict::Unknown)),
         }
     }
-    Some(CheckResult { verdict: Verdict::Linearizable, counterexample: None })
+    Some(CheckResult::plain(Verdict::Linearizable))
 }
 
 /// A way the segments so far can end, and how it was reached.
@@ -111,23 +109,19 @@ pub(super) fn check_segments<M: Model>(
         let previous = layers.last().expect("the first layer is the start");
         for (parent, carried) in previous.iter().enumerate() {
             // Each search counts its own steps: the budget is checked between them too.
-            if Instant::now() >= deadline || stop.load(Ordering::Relaxed) {
-                return Some(CheckResult { verdict: Verdict::Unknown, counterexample: None });
+            if out_of_budget(deadline, stop) {
+                return Some(CheckResult::plain(Verdict::Unknown));
             }
             let chosen: Vec<usize> = carried.unplaced.iter().chain(segment).copied().collect();
             let steps = (chosen.len() as u64 * MOST_STEPS_PER_OPERATION).max(MOST_STEPS_MIN);
             let goal = if last { Goal::First } else { Goal::Every { ends: MOST_CARRIED, steps } };
             match search(model, operations, &chosen, carried.state.clone(), goal, deadline, stop) {
-                Found::OutOfTime => {
-                    return Some(CheckResult { verdict: Verdict::Unknown, counterexample: None })
-                }
+                Found::OutOfTime => return Some(CheckResult::plain(Verdict::Unknown)),
                 Found::TooMany => return None,
                 Found::Stuck { best, stuck } => {
                     first_failure.get_or_insert((parent, best, stuck));
                 }
-                Found::Ends(_) if last => {
-                    return Some(CheckResult { verdict: Verdict::Linearizable, counterexample: None })
-                }
+                Found::Ends(_) if last => return Some(CheckResult::plain(Verdict::Linearizable)),
                 Found::Ends(ends) => {
                     for end in ends {
                         let carried =
@@ -148,7 +142,7 @@ pub(super) fn check_segments<M: Model>(
         }
         layers.push(next);
     }
-    Some(CheckResult { verdict: Verdict::Linearizable, counterexample: None })
+    Some(CheckResult::plain(Verdict::Linearizable))
 }
 
 /// The order of every operation placed on the way to the `index`th end of the last layer.
