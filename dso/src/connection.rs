@@ -289,7 +289,7 @@ impl Connection {
     fn on_peer_messages(&mut self) {
         let Some(from) = self.peer.filter(|_| !self.messages.is_empty()) else { return };
         let messages = &mut self.messages;
-        self.host.drive(|node, now_ms| {
+        self.host.drive("peer messages", |node, now_ms| {
             for message in messages.drain(..) {
                 node.handle_peer(now_ms, from, message);
             }
@@ -321,7 +321,7 @@ impl Connection {
                 metrics.call_arrived(call.id, &call.type_name, addr);
             }
         }
-        self.host.drive(|node, now_ms| {
+        self.host.drive("calls", |node, now_ms| {
             for call in calls.drain(..) {
                 node.handle_request(now_ms, addr, call);
             }

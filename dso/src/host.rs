@@ -22,6 +22,9 @@ use crate::outbox::Outbox;
 use crate::peers::PeerLinks;
 use crate::tls::TlsAcceptor;
 
+/// How long one input may hold the node before the host logs it.
+const SLOW_DRIVE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// A cluster member's links: to the other members, to the store task, and the signal that
 /// an active configuration no longer lists this member.
 pub(crate) struct ClusterLinks {
@@ -150,14 +153,16 @@ impl Host {
         self.node.lock().poll_timeout()
     }
 
-    /// Feeds the node with `input`, then routes every output. Frames are queued on their
-    /// connection's or member's outbox while the node is locked (so each outbox gets them in
-    /// the node's order) and flushed after it is released, one write per outbox.
-    pub(crate) fn drive(&self, input: impl FnOnce(&mut Node, u64)) {
+    /// Feeds the node with `input` (`what`, for the log when it holds the node long), then
+    /// routes every output. Frames are queued on their connection's or member's outbox while
+    /// the node is locked (so each outbox gets them in the node's order) and flushed after it
+    /// is released, one write per outbox.
+    pub(crate) fn drive(&self, what: &'static str, input: impl FnOnce(&mut Node, u64)) {
         let mut touched: Vec<Arc<Outbox>> = Vec::new();
         let mut to_members: Vec<Arc<Outbox>> = Vec::new();
         let (before, after) = {
             let mut node = self.node.lock();
+            let locked_at = std::time::Instant::now();
             let before = node.poll_timeout();
             input(&mut node, self.now_ms());
             while let Some(output) = node.poll_output() {
@@ -190,6 +195,11 @@ impl Host {
                         list.push(outbox);
                     }
                 }
+            }
+            let held = locked_at.elapsed();
+            if held >= SLOW_DRIVE {
+                // Peers and clients wait meanwhile: a member busy this long may be suspected.
+                tracing::warn!(input = what, held_ms = held.as_millis() as u64, "the node was busy");
             }
             (before, node.poll_timeout())
         };

@@ -283,7 +283,7 @@ impl ServerBuilder {
                     shutdown_rx.clone(),
                 )));
                 // The new member's first output asks for the configuration.
-                host.drive(|_, _| {});
+                host.drive("start", |_, _| {});
                 (host, Some(membership))
             }
         };
@@ -432,7 +432,7 @@ async fn run_membership(host: Arc<Host>, membership: Arc<Membership>, mut shutdo
             Ok(node) => {
                 host.replace_node(node);
                 cluster.peers.retain(id, |_| false);
-                host.drive(|_, _| {});
+                host.drive("rejoin", |_, _| {});
             }
             Err(error) => tracing::error!(%error, "cannot start a new member"),
         }
@@ -500,7 +500,7 @@ impl Server {
         let Some(membership) = &self.membership else { return true };
         membership.leaving.store(true, Ordering::Relaxed);
         let left = membership.left.notified();
-        self.host.drive(|node, _| node.leave());
+        self.host.drive("leave", |node, _| node.leave());
         tokio::time::timeout(within, left).await.is_ok()
     }
 
@@ -600,7 +600,7 @@ async fn run_timer(host: Arc<Host>, mut shutdown: watch::Receiver<bool>) {
             }
         };
         tokio::select! {
-            _ = sleep => host.drive(|node, now_ms| node.handle_timeout(now_ms)),
+            _ = sleep => host.drive("timer", |node, now_ms| node.handle_timeout(now_ms)),
             _ = host.deadline_moved.notified() => {}
             _ = shutdown.changed() => return,
         }

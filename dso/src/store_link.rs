@@ -77,7 +77,7 @@ async fn propose(
 
 /// Gives the node what the store holds, and stops writing to members it no longer knows.
 fn feed(host: &Host, record: Option<Configuration>) {
-    host.drive(|node, now_ms| match record {
+    host.drive("store", |node, now_ms| match record {
         Some(config) => node.handle_config(now_ms, config),
         None => node.handle_empty_store(),
     });

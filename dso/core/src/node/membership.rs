@@ -345,6 +345,9 @@ impl Node {
                     let joiner = |member: &Member| source.is_some_and(|source| !source.is_member(member.id));
                     members.retain(|member| !(silent(member) && joiner(member)));
                 }
+                if members.len() < self.cluster.members.len() {
+                    self.log_removal(now_ms, &members);
+                }
             }
             _ => {}
         }
@@ -464,6 +467,29 @@ impl Node {
     /// Whether the source of a pending configuration lists this member.
     fn in_source(&self) -> bool {
         self.cluster.source.as_ref().is_some_and(|source| source.is_member(self.me.id))
+    }
+
+    /// Says which members this one is about to propose removing and how long ago it heard
+    /// each member: what an operator needs to tell a dead member from a slow one.
+    fn log_removal(&self, now_ms: u64, kept: &[Member]) {
+        let removed: Vec<MemberId> = self
+            .cluster
+            .members
+            .iter()
+            .map(|m| m.id)
+            .filter(|id| !kept.iter().any(|m| m.id == *id))
+            .collect();
+        let heard_ms_ago: Vec<(MemberId, Option<u64>)> = (self.cluster.members.iter())
+            .filter(|member| member.id != self.me.id)
+            .map(|member| (member.id, self.last_heard.get(&member.id).map(|at| now_ms.saturating_sub(*at))))
+            .collect();
+        tracing::info!(
+            member = self.me.id,
+            epoch = self.cluster.epoch,
+            ?removed,
+            ?heard_ms_ago,
+            "proposing to remove silent members"
+        );
     }
 
     /// Whether this member heard, within the last `suspect_after_ms`, some of the

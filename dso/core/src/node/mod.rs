@@ -67,7 +67,9 @@ pub struct NodeConfig {
     /// messages a member decodes up to 64 MiB). Every member of a cluster must use the same.
     pub object_bytes_max: usize,
     /// About how many bytes of shards one state-transfer message carries (a key's image is
-    /// never split, so a part holds at least one key).
+    /// never split, so a part holds at least one key). A part is encoded, decoded and taken
+    /// in while the member handles nothing else, heartbeats included: parts must stay far
+    /// quicker than `suspect_after_ms`, or a transfer gets its own members suspected.
     pub transfer_bytes_max: usize,
     /// Deliberate bugs for checkers to catch; all off by default, and refused by
     /// [`NodeConfig::validate`] unless the build has them (see [`Canary`]).
@@ -138,7 +140,7 @@ impl Default for NodeConfig {
             sessions_max: 1 << 20,
             key_bytes_max: 4096,
             object_bytes_max: 16 << 20,
-            transfer_bytes_max: 8 << 20,
+            transfer_bytes_max: 256 << 10,
             canary: Canary::default(),
         }
     }
