@@ -355,11 +355,21 @@ impl Inner {
     /// it (its primary, then the others: any member redirects). An error (the last address
     /// tried and why) is left to the retry timer.
     async fn send(self: &Arc<Inner>, id: CallId, frame: Vec<u8>) -> Result<(), (String, DsoError)> {
-        let targets = self.session.lock().targets(id.seq);
+        let (targets, also) = {
+            let session = self.session.lock();
+            (session.targets(id.seq), session.also_ask(id.seq))
+        };
         let mut failure: Option<(String, DsoError)> = None;
         for addr in targets {
             match self.send_to(&addr, &frame, id).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    // Another member too, once the primary went unanswered for a while: any
+                    // member redirects (what it cannot reach is another resend's business).
+                    if let Some(other) = also.filter(|other| *other != addr) {
+                        let _ = self.send_to(&other, &frame, id).await;
+                    }
+                    return Ok(());
+                }
                 // A refusal is the error to report, whichever target refused.
                 Err(error) => {
                     if !failure.as_ref().is_some_and(|(_, failed)| failed.is_refusal()) {

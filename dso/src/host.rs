@@ -160,7 +160,7 @@ impl Host {
     pub(crate) fn drive(&self, what: &'static str, input: impl FnOnce(&mut Node, u64)) {
         let mut touched: Vec<Arc<Outbox>> = Vec::new();
         let mut to_members: Vec<Arc<Outbox>> = Vec::new();
-        let (before, after) = {
+        let (before, after, held) = {
             let mut node = self.node.lock();
             let locked_at = std::time::Instant::now();
             let before = node.poll_timeout();
@@ -196,13 +196,12 @@ impl Host {
                     }
                 }
             }
-            let held = locked_at.elapsed();
-            if held >= SLOW_DRIVE {
-                // Peers and clients wait meanwhile: a member busy this long may be suspected.
-                tracing::warn!(input = what, held_ms = held.as_millis() as u64, "the node was busy");
-            }
-            (before, node.poll_timeout())
+            (before, node.poll_timeout(), locked_at.elapsed())
         };
+        if held >= SLOW_DRIVE {
+            // Peers and clients waited meanwhile: a member busy this long may be suspected.
+            tracing::warn!(input = what, held_ms = held.as_millis() as u64, "the node was busy");
+        }
         for outbox in touched {
             outbox.flush();
         }

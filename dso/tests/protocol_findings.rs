@@ -279,7 +279,7 @@ fn a_member_that_cannot_hold_a_transferred_key_leaves_instead_of_serving_without
 #[test]
 fn a_lagging_backup_gets_its_tail_in_bounded_parts_and_catches_up() {
     let bytes_max = 2_048;
-    let config = crucial_dso::core::node::NodeConfig { transfer_bytes_max: bytes_max, ..Default::default() };
+    let config = crucial_dso::core::node::NodeConfig { resend_bytes_max: bytes_max, ..Default::default() };
     let mut cluster = Harness::with_config(2, 2, config);
     let key = "busy".to_string();
     let primary = Placement::new(cluster.stored()).primary(&key);

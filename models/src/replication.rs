@@ -458,18 +458,20 @@ impl ClusterActor {
             .clone();
         *next += 1;
         *pending = Some((call.id.seq, resends));
-        if let Some(target) = target(session, call.id.seq) {
-            o.send(target, Message::Call(call));
+        for target in targets(session, call.id.seq) {
+            o.send(target, Message::Call(call.clone()));
         }
         o.set_timer(Timer::Resend, any_time());
     }
 }
 
-/// The member the session sends call `seq` to next (see [`ClientSession::targets`]).
-fn target(session: &ClientSession, seq: u64) -> Option<Id> {
-    let addr = session.targets(seq).into_iter().next()?;
-    let index: usize = addr.strip_prefix("member-")?.parse().ok()?;
-    Some(Id::from(index))
+/// The members the session sends call `seq` to next: its first target, and past the first
+/// resends another member too (see [`ClientSession::targets`], [`ClientSession::also_ask`]).
+fn targets(session: &ClientSession, seq: u64) -> Vec<Id> {
+    let member = |addr: String| addr.strip_prefix("member-")?.parse::<usize>().ok().map(Id::from);
+    let first = session.targets(seq).into_iter().next().and_then(member);
+    let also = session.also_ask(seq).and_then(member).filter(|also| Some(*also) != first);
+    first.into_iter().chain(also).collect()
 }
 
 impl Actor for ClusterActor {
@@ -567,8 +569,8 @@ impl Actor for ClusterActor {
                             return;
                         }
                         for call in session.unanswered() {
-                            if let Some(target) = target(session, call.id.seq) {
-                                o.send(target, Message::Call(call));
+                            for target in targets(session, call.id.seq) {
+                                o.send(target, Message::Call(call.clone()));
                             }
                         }
                     }
@@ -602,8 +604,8 @@ impl Actor for ClusterActor {
                 // Each firing is one resend interval later in the session's clock.
                 let now = 1_000 * u64::from(RESENDS_MAX - left + 1);
                 if let RetryDecision::Resend(call) = session.handle_call_timeout(now, seq) {
-                    if let Some(target) = target(session, seq) {
-                        o.send(target, Message::Call(call));
+                    for target in targets(session, seq) {
+                        o.send(target, Message::Call(call.clone()));
                     }
                 }
                 if left > 1 {

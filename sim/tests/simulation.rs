@@ -293,7 +293,7 @@ fn sessions_keep_several_calls_in_flight_and_keys_are_created_while_faults_last(
     use crucial_dso::core::object::decode;
     use crucial_sim::simulation::workload::CREATE;
     let (mut overlapping, mut created, mut found_existing) = (0, 0, 0);
-    for seed in 0..10 {
+    for seed in 0..16 {
         let outcome = Simulation::new(SimConfig::new(seed)).run();
         let history = &outcome.history;
         let during_faults = |call_ms: u64| call_ms < outcome.config.fault_phase_ms;

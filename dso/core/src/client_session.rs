@@ -58,13 +58,13 @@ struct InFlight {
     resend_at_ms: u64,
     give_up_at_ms: Option<u64>,
     /// Resends since the session last learned a configuration: after [`RESENDS_TO_PRIMARY`]
-    /// unanswered ones, every other resend goes to another member in turn (a primary cut off
+    /// unanswered ones, each resend also goes to another member in turn (a primary cut off
     /// from this client, or a former one that never learns the new configuration, answers no
     /// resend; any member redirects).
     resends: u32,
 }
 
-/// Unanswered resends to a key's primary before the call tries the other members in turn.
+/// Unanswered resends to a key's primary before each resend also tries another member.
 pub const RESENDS_TO_PRIMARY: u32 = 2;
 
 /// What to do about an unanswered call whose timer fired.
@@ -168,9 +168,8 @@ impl ClientSession {
     }
 
     /// Where to send unanswered call `seq`, in order: the key's primary, then the other
-    /// members and seeds (a connection refused moves on to the next). After
-    /// [`RESENDS_TO_PRIMARY`] unanswered resends, every other resend starts with another
-    /// member, each in turn (any member redirects). Empty for a call not in flight.
+    /// members and seeds (a connection refused moves on to the next). Empty for a call not in
+    /// flight. See [`ClientSession::also_ask`] for the member a resend also goes to.
     pub fn targets(&self, seq: u64) -> Vec<String> {
         let Some(in_flight) = self.in_flight.get(&seq) else { return Vec::new() };
         let members =
@@ -186,15 +185,19 @@ impl ClientSession {
                 targets.push(addr.to_string());
             }
         }
-        // Past the first resends, every other one goes to the next of the others in turn (the
-        // primary still gets the rest).
-        if let Some(turns) = in_flight.resends.checked_sub(RESENDS_TO_PRIMARY) {
-            if turns % 2 == 1 && targets.len() > 1 {
-                let next = 1 + (turns as usize / 2) % (targets.len() - 1);
-                targets.swap(0, next);
-            }
-        }
         targets
+    }
+
+    /// Where unanswered call `seq` also goes, besides its first reachable target: after
+    /// [`RESENDS_TO_PRIMARY`] unanswered resends, each resend also asks the next of the other
+    /// members and seeds in turn. The primary keeps getting every resend (it may only be
+    /// slow), and a member that is not the key's primary answers with a redirect, so a
+    /// client whose primary was cut off learns the new configuration at its next resend
+    /// after one exists, not a resend later.
+    pub fn also_ask(&self, seq: u64) -> Option<String> {
+        let turns = self.in_flight.get(&seq)?.resends.checked_sub(RESENDS_TO_PRIMARY + 1)?;
+        let targets = self.targets(seq);
+        (targets.len() > 1).then(|| targets[1 + turns as usize % (targets.len() - 1)].clone())
     }
 
     /// The session id.
@@ -416,7 +419,7 @@ mod tests {
     }
 
     #[test]
-    fn calls_go_to_the_primary_learned_from_redirects_then_to_the_others_in_turn() {
+    fn calls_go_to_the_primary_learned_from_redirects_and_resends_also_to_the_others_in_turn() {
         use crate::cluster::{Member, Placement};
         let config = SessionConfig { resend_after_ms: 10, call_timeout_ms: None, ..SessionConfig::default() };
         let mut session = ClientSession::new(5, config).with_seeds(vec!["seed".into()]);
@@ -429,27 +432,26 @@ mod tests {
         let primary = format!("m{}", Placement::new(&cluster).primary("k"));
         let first = session.targets(call.id.seq);
         assert_eq!((first[0].as_str(), first.len()), (primary.as_str(), 4), "primary, two others, the seed");
-        let mut firsts = Vec::new();
+        let mut asked = Vec::new();
         for round in 1..=8 {
             assert!(matches!(session.handle_call_timeout(round * 10, call.id.seq), RetryDecision::Resend(_)));
-            firsts.push(session.targets(call.id.seq)[0].clone());
+            assert_eq!(session.targets(call.id.seq)[0], primary, "every resend goes to the primary");
+            asked.push(session.also_ask(call.id.seq));
         }
-        assert_eq!(&firsts[..2], &[primary.clone(), primary.clone()], "resends go to the primary first");
-        let tried: std::collections::BTreeSet<&String> = firsts[2..].iter().step_by(2).collect();
-        assert_eq!(tried.len(), 3, "then every other resend to another member or the seed: {firsts:?}");
-        assert!(!tried.contains(&primary));
-        assert!(
-            firsts[3..].iter().step_by(2).all(|first| *first == primary),
-            "the rest to the primary: {firsts:?}"
+        assert_eq!(&asked[..2], &[None, None], "the first resends go to the primary only");
+        let others: Vec<String> = asked[2..].iter().map(|other| other.clone().expect("asked")).collect();
+        let tried: std::collections::BTreeSet<&String> = others.iter().collect();
+        assert_eq!(
+            tried.len(),
+            3,
+            "then each resend also to another member or the seed, in turn: {others:?}"
         );
+        assert!(!tried.contains(&primary));
+        assert_eq!(others[..3], others[3..], "round after round");
         let newer = cluster.next(cluster.members.clone());
         assert!(session.handle_redirect(call.id, newer));
-        let mut firsts_after = Vec::new();
-        for round in 9..=10 {
-            assert!(matches!(session.handle_call_timeout(round * 10, call.id.seq), RetryDecision::Resend(_)));
-            firsts_after.push(session.targets(call.id.seq)[0].clone());
-        }
-        assert_eq!(firsts_after, vec![primary.clone(), primary], "a new configuration starts the turns over");
+        assert!(matches!(session.handle_call_timeout(90, call.id.seq), RetryDecision::Resend(_)));
+        assert_eq!(session.also_ask(call.id.seq), None, "a new configuration starts the turns over");
     }
 
     #[test]

@@ -136,6 +136,14 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
         .expect("encoding an in-memory value into a Vec cannot fail")
 }
 
+/// How many bytes [`encode`] would give for `value`, counted without building them.
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, bincode_config())
+        .expect("encoding an in-memory value cannot fail");
+    size.bytes_written
+}
+
 /// The most a decoded value may claim to allocate (64 MiB), checked before allocating: a
 /// length prefix inside a frame can say anything, so without a bound one small frame could make
 /// the decoder ask for exabytes. It also bounds `frame_bytes_max`.

@@ -107,6 +107,23 @@ pub struct ShardImage {
     pub parked: BTreeMap<CallId, Option<u64>>,
 }
 
+/// A [`ShardCopy`] borrowed from its shard: encodes to the same bytes (serde encodes a
+/// reference as what it refers to, and the fields come in the same order).
+#[derive(Serialize)]
+struct ShardCopyView<'a> {
+    key: &'a str,
+    image: ShardImageView<'a>,
+    position: LogPosition,
+}
+
+/// A [`ShardImage`] borrowed from its shard (see [`ShardCopyView`]).
+#[derive(Serialize)]
+struct ShardImageView<'a> {
+    object: Option<(&'a str, &'a Vec<u8>)>,
+    sessions: &'a SessionTable,
+    parked: &'a BTreeMap<CallId, Option<u64>>,
+}
+
 impl Shard {
     /// Client sessions with records on this key.
     pub fn sessions_held(&self) -> usize {
@@ -291,6 +308,33 @@ impl Shard {
         self.object.as_ref()
     }
 
+    /// `key`'s copy at `position`, if `fits` its encoded size, and that size. The size is
+    /// counted from the shard itself, so a transfer sizes its parts without copying session
+    /// tables it will not send; the object's state is encoded once either way.
+    pub fn copy_if(
+        &self,
+        key: &str,
+        position: LogPosition,
+        fits: impl FnOnce(usize) -> bool,
+    ) -> (usize, Option<ShardCopy>) {
+        let object = (self.object.as_ref()).map(|object| (object.0.type_name(), object.0.encode_state()));
+        let image = ShardImageView {
+            object: object.as_ref().map(|(type_name, state)| (*type_name, state)),
+            sessions: &self.sessions,
+            parked: &self.parked,
+        };
+        let size = crate::object::encoded_len(&ShardCopyView { key, image, position });
+        if !fits(size) {
+            return (size, None);
+        }
+        let image = ShardImage {
+            object: object.map(|(type_name, state)| (type_name.to_string(), state)),
+            sessions: self.sessions.clone(),
+            parked: self.parked.clone(),
+        };
+        (size, Some(ShardCopy { key: key.to_string(), image, position }))
+    }
+
     /// The shard as it travels between replicas.
     pub fn image(&self) -> ShardImage {
         ShardImage {
@@ -409,6 +453,33 @@ mod tests {
         assert_eq!(shard.admit(&release, LIMITS), Admission::Apply);
         assert_eq!(shard.apply(&registry, &release).answers, vec![(release.id, Ok(Vec::new()))]);
         assert_eq!(shard.admit(&first, LIMITS), Admission::Stale);
+    }
+
+    #[test]
+    fn a_copy_is_sized_as_it_encodes_and_made_only_if_it_fits() {
+        let registry = Registry::default();
+        let mut shard = Shard::default();
+        let position = LogPosition { epoch: 7, applied: 300 };
+        let sized = |shard: &Shard| {
+            let (size, copy) = shard.copy_if("k", position, |_| true);
+            let copy = copy.expect("everything fits");
+            assert_eq!(copy, ShardCopy { key: "k".into(), image: shard.image(), position });
+            (size, encode(&copy).len())
+        };
+        let (counted, encoded) = sized(&shard);
+        assert_eq!(counted, encoded, "no object, no sessions");
+        for seq in 1..=5 {
+            let add = Call { id: CallId { session: seq * 1_000_003, seq }, ..call(seq, 0, add()) };
+            assert_eq!(shard.admit(&add, LIMITS), Admission::Apply);
+            shard.apply(&registry, &add);
+        }
+        shard.parked.insert(CallId { session: 9, seq: 1 }, Some(1_500));
+        shard.parked.insert(CallId { session: 10, seq: 2 }, None);
+        let (counted, encoded) = sized(&shard);
+        assert!(shard.object.is_some() && shard.sessions.len() == 5);
+        assert_eq!(counted, encoded, "an object, five sessions with records, two parked calls");
+        let (size, copy) = shard.copy_if("k", position, |size| size < counted);
+        assert_eq!((size, copy), (counted, None), "sized, not copied");
     }
 
     #[test]

@@ -45,8 +45,13 @@ pub fn frames(data: &[u8]) {
 pub fn node_inputs(data: &[u8]) {
     let member = |id| Member { id, addr: format!("m{id}") };
     let timing = ClusterTiming { tick_ms: 10, suspect_after_ms: 100, poll_every_ticks: 1 };
-    let config =
-        NodeConfig { sessions_max: 4, session_calls_max: 8, transfer_bytes_max: 256, ..Default::default() };
+    let config = NodeConfig {
+        sessions_max: 4,
+        session_calls_max: 8,
+        transfer_bytes_max: 256,
+        resend_bytes_max: 256,
+        ..Default::default()
+    };
     let Ok(mut node) = Node::member(config, registry(), member(1), 2, timing) else {
         return;
     };

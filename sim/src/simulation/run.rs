@@ -894,10 +894,12 @@ impl Simulation {
     fn start_member_as(&mut self, slot: usize, id: MemberId) {
         let state = &mut self.slots[slot];
         let member = Member { id, addr: format!("sim-{slot}") };
-        // Small transfer parts: every state transfer here travels in several.
+        // Small transfer parts and resends: every state transfer and long tail here travels
+        // in several.
         let node_config = NodeConfig {
             canary: self.config.canary.clone(),
             transfer_bytes_max: TRANSFER_BYTES_MAX,
+            resend_bytes_max: TRANSFER_BYTES_MAX,
             sessions_max: SESSIONS_MAX,
             ..NodeConfig::default()
         };
@@ -1136,15 +1138,19 @@ impl Simulation {
     }
     /// Sends a call where the client session routes it: to the first of its targets that
     /// accepts a connection (a slot running a member; a crashed one refuses it at once).
+    /// Past the first resends it goes to another member too (see `ClientSession::also_ask`).
     fn send_call(&mut self, client: usize, call: Call) {
-        let targets = self.clients[client].session.targets(call.id.seq);
-        let accepting = targets
-            .iter()
-            .filter_map(|addr| addr.strip_prefix("sim-").and_then(|slot| slot.parse::<usize>().ok()))
-            .find(|slot| self.slots.get(*slot).is_some_and(|state| state.node.is_some()));
-        let Some(slot) = accepting else { return };
+        let session = &self.clients[client].session;
+        let (targets, also) = (session.targets(call.id.seq), session.also_ask(call.id.seq));
+        let slot_of = |addr: &str| addr.strip_prefix("sim-").and_then(|slot| slot.parse::<usize>().ok());
+        let running = |slot: &usize| self.slots.get(*slot).is_some_and(|state| state.node.is_some());
+        let Some(slot) = targets.iter().filter_map(|addr| slot_of(addr)).find(running) else { return };
         let from = self.endpoint_of_client(client);
-        self.send(from, slot, Message::Call(call));
+        let other = also.as_deref().and_then(slot_of).filter(|other| *other != slot && running(other));
+        self.send(from, slot, Message::Call(call.clone()));
+        if let Some(other) = other {
+            self.send(from, other, Message::Call(call));
+        }
     }
     fn arm_client_timer(&mut self, client: usize, seq: u64) {
         let session = &self.clients[client].session;

@@ -346,7 +346,7 @@ impl Node {
                     members.retain(|member| !(silent(member) && joiner(member)));
                 }
                 if members.len() < self.cluster.members.len() {
-                    self.log_removal(now_ms, &members);
+                    self.log_removal(now_ms, suspect_after_ms, &members);
                 }
             }
             _ => {}
@@ -470,18 +470,25 @@ impl Node {
     }
 
     /// Says which members this one is about to propose removing and how long ago it heard
-    /// each member: what an operator needs to tell a dead member from a slow one.
-    fn log_removal(&self, now_ms: u64, kept: &[Member]) {
-        let removed: Vec<MemberId> = self
-            .cluster
-            .members
-            .iter()
-            .map(|m| m.id)
-            .filter(|id| !kept.iter().any(|m| m.id == *id))
+    /// each member: what an operator needs to tell a dead member from a slow one. Said on the
+    /// tick a removed member's silence crosses `suspect_after_ms` (or for a reported death),
+    /// not on every tick the proposal waits for the store.
+    fn log_removal(&self, now_ms: u64, suspect_after_ms: u64, kept: &[Member]) {
+        let age = |id: MemberId| self.last_heard.get(&id).map(|at| now_ms.saturating_sub(*at));
+        let removed: Vec<MemberId> = (self.cluster.members.iter().map(|member| member.id))
+            .filter(|id| !kept.iter().any(|member| member.id == *id))
             .collect();
+        let tick_ms = self.timing.as_ref().map_or(0, |timing| timing.tick_ms);
+        let just_silent = |id: &MemberId| {
+            self.suspected.contains(id)
+                || age(*id).is_none_or(|ms| ms < suspect_after_ms.saturating_add(tick_ms))
+        };
+        if !removed.iter().any(just_silent) {
+            return;
+        }
         let heard_ms_ago: Vec<(MemberId, Option<u64>)> = (self.cluster.members.iter())
             .filter(|member| member.id != self.me.id)
-            .map(|member| (member.id, self.last_heard.get(&member.id).map(|at| now_ms.saturating_sub(*at))))
+            .map(|member| (member.id, age(member.id)))
             .collect();
         tracing::info!(
             member = self.me.id,

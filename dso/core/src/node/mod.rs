@@ -67,10 +67,14 @@ pub struct NodeConfig {
     /// messages a member decodes up to 64 MiB). Every member of a cluster must use the same.
     pub object_bytes_max: usize,
     /// About how many bytes of shards one state-transfer message carries (a key's image is
-    /// never split, so a part holds at least one key). A part is encoded, decoded and taken
-    /// in while the member handles nothing else, heartbeats included: parts must stay far
-    /// quicker than `suspect_after_ms`, or a transfer gets its own members suspected.
+    /// never split, so a part holds at least one key). A member builds a part, and takes one
+    /// in, while it handles nothing else, heartbeats included: a part must take far less
+    /// than `suspect_after_ms`, or a transfer gets its own members suspected. (One key with
+    /// a large object or session table still goes whole.)
     pub transfer_bytes_max: usize,
+    /// About how many bytes of log entries one resend to a lagging backup carries (a long
+    /// tail goes in parts, one per tick; at least one entry each).
+    pub resend_bytes_max: usize,
     /// Deliberate bugs for checkers to catch; all off by default, and refused by
     /// [`NodeConfig::validate`] unless the build has them (see [`Canary`]).
     pub canary: Canary,
@@ -141,6 +145,7 @@ impl Default for NodeConfig {
             key_bytes_max: 4096,
             object_bytes_max: 16 << 20,
             transfer_bytes_max: 256 << 10,
+            resend_bytes_max: 8 << 20,
             canary: Canary::default(),
         }
     }
@@ -168,13 +173,17 @@ impl NodeConfig {
                  and its session records move in one message)"
             ),
         )?;
-        let transfer_max = crate::object::DECODE_BYTES_MAX / 2;
-        ConfigError::check(
-            (1..=transfer_max).contains(&self.transfer_bytes_max),
-            "transfer_bytes_max",
-            self.transfer_bytes_max,
-            &format!("must be in 1..={transfer_max} (half of what a member decodes)"),
-        )?;
+        let message_max = crate::object::DECODE_BYTES_MAX / 2;
+        for (name, value) in
+            [("transfer_bytes_max", self.transfer_bytes_max), ("resend_bytes_max", self.resend_bytes_max)]
+        {
+            ConfigError::check(
+                (1..=message_max).contains(&value),
+                name,
+                value,
+                &format!("must be in 1..={message_max} (half of what a member decodes)"),
+            )?;
+        }
         ConfigError::check(
             cfg!(crucial_canary) || self.canary == Canary::default(),
             "canary",

@@ -235,7 +235,7 @@ impl Node {
     }
 
     /// Sends every backup that lags behind the entries it lacks (lost or reordered messages),
-    /// at most about `transfer_bytes_max` of them per message.
+    /// at most about `resend_bytes_max` of them per message.
     pub(super) fn resend_lagging(&mut self) {
         let epoch = self.cluster.epoch;
         let mut messages = Vec::new();
@@ -253,8 +253,8 @@ impl Node {
                 let entries: Vec<Entry> = (log.unacked.iter().skip(skip))
                     .take_while(|entry| {
                         let first = bytes == 0;
-                        bytes += crate::object::encode(*entry).len();
-                        first || bytes <= self.config.transfer_bytes_max
+                        bytes += crate::object::encoded_len(*entry);
+                        first || bytes <= self.config.resend_bytes_max
                     })
                     .cloned()
                     .collect();

@@ -161,11 +161,10 @@ impl Node {
             if !wanted(key) {
                 continue;
             }
-            let copy = ShardCopy { key: key.clone(), image: state.shard.image(), position: state.position };
-            let size = crate::object::encode(&copy).len();
-            if !shards.is_empty() && bytes + size > self.config.transfer_bytes_max {
-                return (shards, true);
-            }
+            let room = self.config.transfer_bytes_max.saturating_sub(bytes);
+            let (size, copy) =
+                state.shard.copy_if(key, state.position, |size| shards.is_empty() || size <= room);
+            let Some(copy) = copy else { return (shards, true) };
             bytes += size;
             shards.push(copy);
         }
