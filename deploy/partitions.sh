@@ -8,7 +8,10 @@
 # cost; checks the history, the witness counter, every cloud thread and every balance.
 #
 # Usage: deploy/partitions.sh [--rounds N] [--hold-ms MS] [--healed-ms MS] [--seed S]
+#                             [--threads-per-wave N] [--wave-interval-ms MS]
 #                             [--before REV] [--out DIR]
+#   --threads-per-wave, --wave-interval-ms  the cloud-thread workload (default 8 threads a
+#                 second at most; each leaves its stored outcome behind, issue 20)
 #   --before REV  measures the dso-server of commit REV instead (built in a worktree under
 #                 target/partitions-before; the harness and its clients are this checkout's,
 #                 so the old server is built announcing this checkout's protocol version).
@@ -18,15 +21,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=10 hold_ms=5000 healed_ms=4000 seed=1 before="" out=target/partitions
+threads_per_wave=8 wave_interval_ms=1000
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
     --hold-ms) hold_ms=$2; shift 2 ;;
     --healed-ms) healed_ms=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
+    --threads-per-wave) threads_per_wave=$2; shift 2 ;;
+    --wave-interval-ms) wave_interval_ms=$2; shift 2 ;;
     --before) before=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -56,9 +62,11 @@ fi
 echo "partitions: $rounds of them, held $hold_ms ms, then $healed_ms ms healed; server: $label" >&2
 set +e
 ./target/release/crucial-sim partitions --server "$server" --rounds "$rounds" --hold-ms "$hold_ms" \
-  --healed-ms "$healed_ms" --seed "$seed" --work-dir "$out/work" --summary "$out/summary.md" \
+  --healed-ms "$healed_ms" --seed "$seed" --threads-per-wave "$threads_per_wave" \
+  --wave-interval-ms "$wave_interval_ms" --work-dir "$out/work" --summary "$out/summary.md" \
   --rounds-out "$out/rounds.txt" | tee "$out/output.txt"
 status=${PIPESTATUS[0]}
 set -e
-echo "server: $label; command: deploy/partitions.sh --rounds $rounds --hold-ms $hold_ms --healed-ms $healed_ms --seed $seed${before:+ --before $before}" >>"$out/summary.md"
+waves="--threads-per-wave $threads_per_wave --wave-interval-ms $wave_interval_ms"
+echo "server: $label; command: deploy/partitions.sh --rounds $rounds --hold-ms $hold_ms --healed-ms $healed_ms --seed $seed $waves${before:+ --before $before}" >>"$out/summary.md"
 exit "$status"

@@ -315,6 +315,10 @@ impl Dso {
     }
 }
 
+/// How long a copy of a call sent to another member may wait for its link's socket (see
+/// [`Inner::also_send`]).
+const ALSO_SEND_WRITE: Duration = Duration::from_millis(100);
+
 /// `call` as a frame.
 fn call_frame(call: &Call) -> Vec<u8> {
     let mut frame = Vec::new();
@@ -363,10 +367,8 @@ impl Inner {
         for addr in targets {
             match self.send_to(&addr, &frame, id).await {
                 Ok(()) => {
-                    // Another member too, once the primary went unanswered for a while: any
-                    // member redirects (what it cannot reach is another resend's business).
                     if let Some(other) = also.filter(|other| *other != addr) {
-                        let _ = self.send_to(&other, &frame, id).await;
+                        self.also_send(other, frame);
                     }
                     return Ok(());
                 }
@@ -380,6 +382,32 @@ impl Inner {
         }
         // No target: the call was answered meanwhile.
         failure.map_or(Ok(()), Err)
+    }
+
+    /// Sends a call's frame to member `addr` too (past the first resends any member may know
+    /// the configuration the call needs), without holding up this or any other call: in the
+    /// background, over the live link if there is one (a write that does not go at once drops
+    /// that link: the member may be cut off), else over a new link connected without holding
+    /// the links. Whatever fails here is left to the next resend.
+    fn also_send(self: &Arc<Inner>, addr: String, frame: Vec<u8>) {
+        let inner = self.clone();
+        tokio::spawn(async move {
+            {
+                let mut links = inner.links.lock().await;
+                if let Some(live) = links.get_mut(&addr) {
+                    match tokio::time::timeout(ALSO_SEND_WRITE, write_and_flush(&mut live.writer, &frame))
+                        .await
+                    {
+                        Ok(Ok(())) => return,
+                        _ => links.remove(&addr),
+                    };
+                }
+            }
+            let Ok(mut fresh) = Inner::open_link(&inner, &addr).await else { return };
+            if write_and_flush(&mut fresh.writer, &frame).await.is_ok() {
+                inner.links.lock().await.entry(addr).or_insert(fresh);
+            }
+        });
     }
 
     /// Writes the frame of call `id` to `addr`, connecting first if needed; on a new

@@ -8,8 +8,8 @@ pub struct LinkConfig {
     pub client_backlog_bytes_max: usize,
     /// Bytes queued for one member past which further messages to it are dropped (the protocol
     /// resends what matters): a slow member costs this one no more memory. Must exceed the
-    /// node's `transfer_bytes_max`, `resend_bytes_max` and `object_bytes_max`, or a state
-    /// transfer's parts (a whole key at least) or a resend could never be queued.
+    /// node's `transfer_bytes_max` and `resend_bytes_max`, so that a state transfer's part or
+    /// a resend fits behind what is queued.
     pub peer_backlog_bytes_max: usize,
     /// How long to wait for a connection to another member.
     pub peer_connect_timeout_ms: u64,

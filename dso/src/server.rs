@@ -328,16 +328,14 @@ impl ServerConfig {
         let positive = "must be positive";
         let client_backlog = links.client_backlog_bytes_max;
         ConfigError::check(client_backlog > 0, "client_backlog_bytes_max", client_backlog, positive)?;
-        // A transfer part holds at least one whole key, so a part can be as large as an object.
-        let node = &self.node;
-        let message_max = node.transfer_bytes_max.max(node.resend_bytes_max).max(node.object_bytes_max);
+        let message_max = self.node.transfer_bytes_max.max(self.node.resend_bytes_max);
         ConfigError::check(
             links.peer_backlog_bytes_max > message_max,
             "peer_backlog_bytes_max",
             links.peer_backlog_bytes_max,
             &format!(
-                "must exceed transfer_bytes_max, resend_bytes_max and object_bytes_max ({message_max}): \
-                 a transfer part or a resend must fit"
+                "must exceed transfer_bytes_max and resend_bytes_max ({message_max}): a transfer \
+                 part or a resend must fit"
             ),
         )?;
         let connect = links.peer_connect_timeout_ms;

@@ -47,7 +47,8 @@ pub(super) enum Found<S> {
     Stuck { best: Vec<usize>, stuck: usize },
     /// The deadline passed, or another search found a violation.
     OutOfTime,
-    /// More ends or steps than [`Goal::Every`] allows.
+    /// More ends or steps than [`Goal::Every`] allows, or a memo cache past
+    /// [`MEMO_BYTES_MAX`].
     TooMany,
 }
 
@@ -87,6 +88,11 @@ impl Hasher for FastHasher {
         self.write_u64(value as u64);
     }
 }
+
+/// The most memory a search's memo cache may take: each entry holds a bit per operation, so a
+/// search over millions of operations that cannot be split fills the machine within seconds;
+/// past this the search gives up (an unknown verdict) instead of being killed.
+pub(super) const MEMO_BYTES_MAX: usize = 4 << 30;
 
 /// The memo cache: (linearized set, state) pairs already explored.
 type Cache<S> = HashSet<(Bits, S), BuildHasherDefault<FastHasher>>;
@@ -145,6 +151,8 @@ pub(super) fn search<M: Model>(
     let mut stuck = 0;
     let mut entry = entries[head].next;
     let mut steps: u64 = 0;
+    let entry_bytes = chosen.len().div_ceil(64) * 8 + std::mem::size_of::<(Bits, M::State)>();
+    let memo_entries_max = MEMO_BYTES_MAX / entry_bytes;
     loop {
         steps += 1;
         if matches!(goal, Goal::Every { steps: most, .. } if steps > most) {
@@ -178,6 +186,9 @@ pub(super) fn search<M: Model>(
             linearized.set(current.operation);
             let placed =
                 next_state.filter(|next_state| cache.insert((linearized.clone(), next_state.clone())));
+            if cache.len() > memo_entries_max {
+                return Found::TooMany;
+            }
             if let Some(next_state) = placed {
                 stack.push((entry, std::mem::replace(&mut state, next_state)));
                 lift(&mut entries, entry);
