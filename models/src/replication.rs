@@ -399,8 +399,10 @@ pub enum Timer {
     Strike(usize),
 }
 
-/// Resends per call: enough to outlast a lost message and a failover.
-const RESENDS_MAX: u8 = 3;
+/// Resends per call: enough to outlast a lost message and a failover, and for the resends
+/// past [`crucial_dso_core::client_session::RESENDS_TO_PRIMARY`] to ask each other member
+/// once (a client learns a configuration only from a redirect).
+const RESENDS_MAX: u8 = 5;
 const SESSION: SessionConfig =
     SessionConfig { resend_after_ms: 1, call_timeout_ms: None, in_flight_max: 1, retain_records: false };
 /// Ticks carry heartbeats, resends, polls; suspicion comes only from the nemesis.

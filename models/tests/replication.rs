@@ -13,6 +13,8 @@ const SEARCH_DEPTH: usize = 6;
 /// States the random walks visit, and their length.
 const WALK_STATES: usize = 150_000;
 const WALK_DEPTH: usize = 300;
+/// States the long walks with two calls per client visit.
+const LONG_WALK_STATES: usize = 8 * WALK_STATES;
 
 fn config(scenario: Scenario, canary: Canary, walks: bool) -> ReplicationConfig {
     ReplicationConfig {
@@ -92,10 +94,12 @@ fn walks_cross_a_replacement_and_keep_every_property() {
 fn canary_walks_reject_a_deposed_primary_that_keeps_answering() {
     // The joiner probes before it asks (issue 26), so the membership changes later in a walk:
     // walks four times as long, with a second call per client still to come once the state
-    // has moved, reach the deposed primary's window.
+    // has moved, reach the deposed primary's window. Only a resend that also asks another
+    // member (from the third on) learns the new primary, so the walks visit eight times the
+    // states.
     let canary = Canary { accept_old_epochs: true, ..Canary::default() };
     let config = ReplicationConfig { ops_per_client: 2, ..config(Scenario::Replace, canary, true) };
-    let checker = walk_deep(config, 4 * WALK_STATES, 4 * WALK_DEPTH);
+    let checker = walk_deep(config, LONG_WALK_STATES, 4 * WALK_DEPTH);
     assert!(
         checker.discovery("no acknowledged update lost").is_some()
             || checker.discovery("linearizable").is_some(),
@@ -108,7 +112,7 @@ fn long_walks_with_two_calls_per_client_keep_every_property_across_a_replacement
     // The canary's walks above, on the correct cluster: what they catch is the canary's.
     let config =
         ReplicationConfig { ops_per_client: 2, ..config(Scenario::Replace, Canary::default(), true) };
-    let checker = walk_deep(config, 4 * WALK_STATES, 4 * WALK_DEPTH);
+    let checker = walk_deep(config, LONG_WALK_STATES, 4 * WALK_DEPTH);
     checker.assert_no_discovery("linearizable");
     checker.assert_no_discovery("no acknowledged update lost");
     assert!(checker.discovery("every call answered after the membership changed").is_some(), "not vacuous");
