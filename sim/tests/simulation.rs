@@ -220,28 +220,41 @@ fn canary_answer_without_silent_backups_needs_member_partitions_and_is_caught() 
 }
 
 /// Finding 4's rule: a member hearing fewer than half of its configuration removes no one.
-/// Without it, an isolation and a crash (the `rf - 1` faults a run may have) lose every copy.
+/// Without it, an isolation and a crash (the `rf - 1` faults a run may have) lose every copy:
+/// one member is cut from its peers while they are cut from the store, so only it can propose;
+/// it removes both, then crashes before the heal. A drawn schedule makes that race rare (the
+/// two sides suspect each other together and the store takes one proposal), so the schedule is
+/// written out.
 #[cfg(crucial_canary)]
 #[test]
 fn canary_remove_without_majority_is_caught() {
-    let canary = Canary { remove_without_majority: true, ..Canary::default() };
+    use crucial_sim::simulation::nemesis::Fault;
+    let fault = |kind, target, start_ms, end_ms| Fault { kind, start_ms, end_ms, target, amount: 0 };
     let isolate_then_crash = |config: SimConfig| SimConfig {
         nodes: 3,
         rf: 3,
-        faults: [FaultKind::IsolatePeers, FaultKind::Crash].into(),
+        fault_override: Some(vec![
+            fault(FaultKind::IsolatePeers, 2, 500, 2_500),
+            fault(FaultKind::StoreCut, 0, 500, 2_500),
+            fault(FaultKind::StoreCut, 1, 500, 2_500),
+            fault(FaultKind::Crash, 2, 1_500, 2_600),
+        ]),
         ..config
     };
-    let found = first_failing_seed(canary, 200, isolate_then_crash);
-    let (seed, reason) =
-        found.expect("a minority removing the members it cannot hear went unnoticed for 200 seeds");
-    // Every copy of a key lost: its configuration never activates, and the calls on it never
-    // complete (which the liveness check may see first, now that joiners probe before asking).
+    let canary = Canary { remove_without_majority: true, ..Canary::default() };
+    let found = first_failing_seed(canary, 5, isolate_then_crash);
+    let (seed, reason) = found.expect("a minority removing the members it cannot hear went unnoticed");
+    // Every copy of a key lost: its configuration never activates and the calls on it never
+    // complete, or they start again from nothing.
     assert!(
-        reason.contains("still pending") || reason.starts_with("liveness"),
+        reason.contains("still pending")
+            || reason.starts_with("liveness")
+            || reason.starts_with("not linearizable"),
         "seed {seed} failed for another reason: {reason}"
     );
+    eprintln!("remove_without_majority caught: seed {seed}: {reason}");
     assert_eq!(
-        first_failing_seed(Canary::default(), 200, isolate_then_crash),
+        first_failing_seed(Canary::default(), 20, isolate_then_crash),
         None,
         "the correct rule survives it"
     );
