@@ -33,8 +33,9 @@ if [ "$rounds_before" != 0 ]; then
     --healed-ms "$healed_ms" --out "$out/before" || echo "the run before the fix failed (status $?)" >&2
 fi
 if [ "$rounds" != 0 ]; then
+  # The history is kept (1-2 GB) so that the check can be rerun on its own.
   deploy/partitions.sh --rounds "$rounds" --hold-ms "$hold_ms" --healed-ms "$healed_ms" --seed 2 \
-    --out "$out/after"
+    --out "$out/after" --history-out "$out/after/history.json"
 fi
 
 # The stress run: thread outcomes pile up thirty times faster (issue 20), so the keys every

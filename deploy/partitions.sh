@@ -9,7 +9,7 @@
 #
 # Usage: deploy/partitions.sh [--rounds N] [--hold-ms MS] [--healed-ms MS] [--seed S]
 #                             [--threads-per-wave N] [--wave-interval-ms MS]
-#                             [--before REV] [--out DIR]
+#                             [--before REV] [--out DIR] [--history-out FILE]
 #   --threads-per-wave, --wave-interval-ms  the cloud-thread workload (default 8 threads a
 #                 second at most; each leaves its stored outcome behind, issue 20)
 #   --before REV  measures the dso-server of commit REV instead (built in a worktree under
@@ -17,11 +17,13 @@
 #                 so the old server is built announcing this checkout's protocol version).
 #   --out DIR     where the summary, the per-partition lines and the logs go
 #                 (default target/partitions).
+#   --history-out FILE  also keeps the recorded history (JSON, for `crucial-sim check --model
+#                 dso`; written before the check, about 100 bytes per operation).
 # Exit status: 0 all good, 1 a violation, 2 it could not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=10 hold_ms=5000 healed_ms=4000 seed=1 before="" out=target/partitions
-threads_per_wave=8 wave_interval_ms=1000
+threads_per_wave=8 wave_interval_ms=1000 history_out=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -32,7 +34,8 @@ while [ $# -gt 0 ]; do
     --wave-interval-ms) wave_interval_ms=$2; shift 2 ;;
     --before) before=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --history-out) history_out=(--history-out "$2"); shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -64,7 +67,7 @@ set +e
 ./target/release/crucial-sim partitions --server "$server" --rounds "$rounds" --hold-ms "$hold_ms" \
   --healed-ms "$healed_ms" --seed "$seed" --threads-per-wave "$threads_per_wave" \
   --wave-interval-ms "$wave_interval_ms" --work-dir "$out/work" --summary "$out/summary.md" \
-  --rounds-out "$out/rounds.txt" | tee "$out/output.txt"
+  --rounds-out "$out/rounds.txt" "${history_out[@]}" | tee "$out/output.txt"
 status=${PIPESTATUS[0]}
 set -e
 waves="--threads-per-wave $threads_per_wave --wave-interval-ms $wave_interval_ms"

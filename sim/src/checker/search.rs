@@ -94,6 +94,22 @@ impl Hasher for FastHasher {
 /// past this the search gives up (an unknown verdict) instead of being killed.
 pub(super) const MEMO_BYTES_MAX: usize = 4 << 30;
 
+#[cfg(not(test))]
+fn memo_bytes_max() -> usize {
+    MEMO_BYTES_MAX
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests lower the memo bound to see the search give up.
+    static MEMO_BYTES_MAX_IN_TESTS: std::cell::Cell<usize> = const { std::cell::Cell::new(MEMO_BYTES_MAX) };
+}
+
+#[cfg(test)]
+fn memo_bytes_max() -> usize {
+    MEMO_BYTES_MAX_IN_TESTS.get()
+}
+
 /// The memo cache: (linearized set, state) pairs already explored.
 type Cache<S> = HashSet<(Bits, S), BuildHasherDefault<FastHasher>>;
 
@@ -152,7 +168,7 @@ pub(super) fn search<M: Model>(
     let mut entry = entries[head].next;
     let mut steps: u64 = 0;
     let entry_bytes = chosen.len().div_ceil(64) * 8 + std::mem::size_of::<(Bits, M::State)>();
-    let memo_entries_max = MEMO_BYTES_MAX / entry_bytes;
+    let memo_entries_max = memo_bytes_max() / entry_bytes;
     loop {
         steps += 1;
         if matches!(goal, Goal::Every { steps: most, .. } if steps > most) {
@@ -303,5 +319,47 @@ fn unlift(entries: &mut [Entry], call: usize) {
         let Entry { previous, next, .. } = entries[position];
         entries[previous].next = position;
         entries[next].previous = position;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CasRegister, RegisterInput, RegisterOutput};
+
+    /// Fourteen concurrent writes, then a read of a value none wrote: the search must try
+    /// every subset of the writes before it can say so.
+    fn unsplittable_violation() -> Vec<Operation<RegisterInput, RegisterOutput>> {
+        let write = |value: i64| Operation {
+            process: value as u64,
+            input: RegisterInput::Write(value),
+            output: Some(RegisterOutput::Written),
+            call: 0,
+            ret: 100,
+        };
+        let read = Operation {
+            process: 99,
+            input: RegisterInput::Read,
+            output: Some(RegisterOutput::Read(Some(999))),
+            call: 200,
+            ret: 300,
+        };
+        (1..=14).map(write).chain([read]).collect()
+    }
+
+    fn run(operations: &[Operation<RegisterInput, RegisterOutput>]) -> Found<Option<i64>> {
+        let all: Vec<usize> = (0..operations.len()).collect();
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        search(&CasRegister, operations, &all, None, Goal::First, deadline, &AtomicBool::new(false))
+    }
+
+    #[test]
+    fn a_search_whose_memo_outgrows_its_bound_gives_up_instead_of_growing_on() {
+        let operations = unsplittable_violation();
+        assert!(matches!(run(&operations), Found::Stuck { .. }), "within the bound the violation is found");
+        MEMO_BYTES_MAX_IN_TESTS.set(64 << 10);
+        let bounded = run(&operations);
+        MEMO_BYTES_MAX_IN_TESTS.set(MEMO_BYTES_MAX);
+        assert!(matches!(bounded, Found::TooMany), "past 64 KiB of memo the search gives up: {bounded:?}");
     }
 }

@@ -114,6 +114,23 @@ pub struct HistoryFile {
     pub history: Vec<Recorded>,
 }
 
+impl HistoryFile {
+    /// Writes `keys` and `history` to `path` in this file's JSON form, streaming (a long real
+    /// run records millions of operations: no copy of them, no whole-file string).
+    pub fn write(keys: &[KeySpec], history: &[Recorded], path: &std::path::Path) -> Result<(), String> {
+        #[derive(serde::Serialize)]
+        struct Borrowed<'a> {
+            keys: &'a [KeySpec],
+            history: &'a [Recorded],
+        }
+        let error = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+        let file = std::fs::File::create(path).map_err(|e| error(&e))?;
+        let mut writer = std::io::BufWriter::new(file);
+        serde_json::to_writer(&mut writer, &Borrowed { keys, history }).map_err(|e| error(&e))?;
+        std::io::Write::flush(&mut writer).map_err(|e| error(&e))
+    }
+}
+
 /// What a run produced.
 #[derive(Clone, Debug)]
 pub struct SimOutcome {

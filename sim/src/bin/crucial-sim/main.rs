@@ -595,9 +595,7 @@ fn replay(args: SeedArgs) -> Result<ExitCode, String> {
         println!("{line}");
     }
     if let Some(path) = &args.history_out {
-        let file = HistoryFile { keys: outcome.keys.clone(), history: outcome.history.clone() };
-        let json = serde_json::to_string(&file).map_err(|e| e.to_string())?;
-        std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+        HistoryFile::write(&outcome.keys, &outcome.history, path)?;
     }
     let verdict = verify(&outcome, CHECK_BUDGET);
     let replay = replay_command(args.seed, &args.scenario);

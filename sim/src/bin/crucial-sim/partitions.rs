@@ -160,6 +160,14 @@ pub fn partitions(args: PartitionArgs) -> Result<ExitCode, String> {
     progress.finish_and_clear();
     drop(topology);
     let outcome = outcome?;
+    // The measurements first: a check that runs out of memory or time keeps them.
+    if let Some(path) = &args.history_out {
+        HistoryFile::write(&outcome.run.keys, &outcome.run.history, path)?;
+    }
+    if let Some(path) = &args.rounds_out {
+        let lines: Vec<String> = outcome.rounds.iter().map(|round| format!("{round:?}")).collect();
+        std::fs::write(path, lines.join("\n") + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     let verdict = verify_history(&outcome.run.keys, &outcome.run.history, Duration::from_secs(120));
     let refusals = session_refusals(&outcome.run.history);
     let summary = summarize(&outcome.rounds);
@@ -190,15 +198,6 @@ pub fn partitions(args: PartitionArgs) -> Result<ExitCode, String> {
             outcome.run.lost_update().unwrap_or_else(|| "none".into()),
         );
         std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    if let Some(path) = &args.history_out {
-        let file = HistoryFile { keys: outcome.run.keys.clone(), history: outcome.run.history.clone() };
-        let json = serde_json::to_string(&file).map_err(|e| e.to_string())?;
-        std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    if let Some(path) = &args.rounds_out {
-        let lines: Vec<String> = outcome.rounds.iter().map(|round| format!("{round:?}")).collect();
-        std::fs::write(path, lines.join("\n") + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let lost = outcome.run.lost_update();
     if let Some(lost) = &lost {
