@@ -220,7 +220,17 @@ impl Dso {
 
     /// A handle to the `T` under `key`, without contacting the server.
     pub fn handle<T: SharedObject>(&self, key: impl Into<String>) -> Shared<T> {
-        Shared { handle: T::Handle::from(ObjectRef::new(Arc::new(self.clone()), key.into().into())) }
+        let key: String = key.into();
+        let handle = T::Handle::from(ObjectRef::new(Arc::new(self.clone()), key.clone().into()));
+        Shared { handle, dso: self.clone(), key }
+    }
+
+    /// Deletes the object under `key`, whatever its type: the key becomes absent, as if never
+    /// created, and a later call creates the default again. Answers whether the key held an
+    /// object. Calls parked on it fail with [`crate::CallError::ObjectDeleted`].
+    pub async fn delete(&self, key: &str) -> Result<bool, DsoError> {
+        let existed = self.call_raw(key, "", Action::Delete).await?;
+        decode::<bool>(&existed).map_err(DsoError::Codec)
     }
 
     /// Creates the `T` under `key` with `initial` unless the key holds one (then that one is
@@ -673,6 +683,16 @@ impl Caller for Dso {
 #[derive(Clone, Debug)]
 pub struct Shared<T: SharedObject> {
     handle: T::Handle,
+    dso: Dso,
+    key: String,
+}
+
+impl<T: SharedObject> Shared<T> {
+    /// Deletes the object (see [`Dso::delete`]); answers whether the key held one. (A type's
+    /// own method named `delete` stays reachable through the handle: `(*shared).delete()`.)
+    pub async fn delete(&self) -> Result<bool, DsoError> {
+        self.dso.delete(&self.key).await
+    }
 }
 
 impl<T: SharedObject> Deref for Shared<T> {

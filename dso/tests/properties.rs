@@ -17,6 +17,7 @@ fn action() -> impl Strategy<Value = Action> {
         ("[a-z_]{1,12}", proptest::collection::vec(any::<u8>(), 0..64))
             .prop_map(|(method, args)| Action::Invoke { method, args }),
         Just(Action::Release),
+        Just(Action::Delete),
     ]
 }
 

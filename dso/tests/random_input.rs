@@ -49,6 +49,8 @@ fn random_calls_get_answers_not_panics() {
     for seq in 1..=20_000u64 {
         let action = if random.below(10) == 0 {
             Action::Create { state: random.vec(12) }
+        } else if random.below(25) == 0 {
+            Action::Delete
         } else {
             Action::Invoke { method: METHODS[random.below(8) as usize].into(), args: random.vec(12) }
         };

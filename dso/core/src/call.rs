@@ -45,6 +45,12 @@ pub enum Action {
     /// records on this key. A cloud thread sends one to each key it used once its result is
     /// stored (until then its records are kept for replays); it needs no object at the key.
     Release,
+    /// Deletes the object: the key becomes absent, as if never created, and a later call
+    /// creates the default again; answers an encoded `bool`: whether the key held an object.
+    /// Calls parked on the object are answered [`crate::CallError::ObjectDeleted`]. The key's
+    /// session records stay, so a retry of a call made before the delete is answered from
+    /// them instead of applied to whatever the key holds next.
+    Delete,
 }
 
 impl Call {
@@ -66,6 +72,7 @@ impl Call {
                 hash.field(args);
             }
             Action::Release => hash.field(b"release"),
+            Action::Delete => hash.field(b"delete"),
         }
         hash.0
     }

@@ -117,6 +117,12 @@ pub enum CallError {
         /// The limit.
         limit: u64,
     },
+    /// The object this call waited on was deleted while it was parked.
+    #[error("the object at key `{key}` was deleted while this call waited on it")]
+    ObjectDeleted {
+        /// The key.
+        key: String,
+    },
 }
 
 /// What a client call can fail with.

@@ -12,7 +12,7 @@ use crate::shard::ShardCopy;
 use crate::CallError;
 
 /// The protocol version this build speaks; a node refuses clients that speak another.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// Identifies a connected client at a node (a connection in the server, a client in a simulator).
 pub type ClientAddr = u64;

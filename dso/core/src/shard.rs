@@ -169,6 +169,13 @@ impl Shard {
         let result = match &call.action {
             Action::Create { state } => self.create(registry, &call.key, &call.type_name, state),
             Action::Release => Ok(Vec::new()),
+            Action::Delete => {
+                let result: CallResult = Ok(encode(&self.object.take().is_some()));
+                self.sessions.record(call.id, fingerprint, CallRecord::Done(result.clone()));
+                effects.answers.push((call.id, result));
+                self.refuse_parked(&call.key, &mut effects);
+                return effects;
+            }
             Action::Invoke { method, args } => {
                 match self.invoke(registry, call.id, &call.key, &call.type_name, method, args) {
                     Ok(Invoked { result: Some(result), wakeups, .. }) => {
@@ -401,6 +408,15 @@ impl Shard {
         Ok(Invoked::from(object.0.apply_encoded(id, method, args)?))
     }
 
+    /// Answers every parked call [`CallError::ObjectDeleted`]: their object is gone.
+    fn refuse_parked(&mut self, key: &str, effects: &mut Effects) {
+        for waiter in std::mem::take(&mut self.parked).into_keys() {
+            let result: CallResult = Err(CallError::ObjectDeleted { key: key.into() });
+            self.sessions.complete(waiter, result.clone());
+            effects.answers.push((waiter, result));
+        }
+    }
+
     /// Completes parked calls with their answers, in order.
     fn complete(&mut self, completed: Vec<(CallId, Vec<u8>)>, effects: &mut Effects) {
         for (waiter, answer) in completed {
@@ -453,6 +469,67 @@ mod tests {
         assert_eq!(shard.admit(&release, LIMITS), Admission::Apply);
         assert_eq!(shard.apply(&registry, &release).answers, vec![(release.id, Ok(Vec::new()))]);
         assert_eq!(shard.admit(&first, LIMITS), Admission::Stale);
+    }
+
+    #[test]
+    fn a_delete_empties_the_key_and_a_retry_from_before_it_is_answered_not_applied_again() {
+        let registry = Registry::default();
+        let mut shard = Shard::default();
+        let first = call(1, 1, add());
+        assert_eq!(shard.admit(&first, LIMITS), Admission::Apply);
+        let added = shard.apply(&registry, &first).answers[0].1.clone();
+        let delete = call(2, 1, Action::Delete);
+        assert_eq!(shard.admit(&delete, LIMITS), Admission::Apply);
+        assert_eq!(shard.apply(&registry, &delete).answers, vec![(delete.id, Ok(encode(&true)))]);
+        assert!(shard.object().is_none(), "the key is absent");
+        assert_eq!(
+            shard.admit(&first, LIMITS),
+            Admission::Answered(added),
+            "a retry is answered from the records"
+        );
+        assert!(shard.object().is_none(), "and does not bring the object back");
+        let again = call(3, 1, Action::Delete);
+        assert_eq!(shard.admit(&again, LIMITS), Admission::Apply);
+        assert_eq!(shard.apply(&registry, &again).answers, vec![(again.id, Ok(encode(&false)))]);
+        let next = call(4, 1, add());
+        assert_eq!(shard.admit(&next, LIMITS), Admission::Apply);
+        assert_eq!(shard.apply(&registry, &next).answers, vec![(next.id, Ok(added_to_default()))]);
+    }
+
+    /// What `add(1)` answers on a new `Counter`.
+    fn added_to_default() -> Vec<u8> {
+        let registry = Registry::default();
+        let mut shard = Shard::default();
+        let first = call(1, 1, add());
+        shard.admit(&first, LIMITS);
+        shard.apply(&registry, &first).answers.remove(0).1.expect("add applies")
+    }
+
+    #[test]
+    fn a_delete_answers_the_calls_parked_on_the_object() {
+        let registry = Registry::default();
+        let mut shard = Shard::default();
+        let latch =
+            |seq: u64, action: Action| Call { type_name: "CountDownLatch".into(), ..call(seq, 1, action) };
+        let create = latch(1, Action::Create { state: encode(&crate::objects::CountDownLatch::new(1)) });
+        shard.admit(&create, LIMITS);
+        shard.apply(&registry, &create);
+        let wait = latch(2, Action::Invoke { method: "wait".into(), args: encode(&(None::<u64>,)) });
+        shard.admit(&wait, LIMITS);
+        assert!(shard.apply(&registry, &wait).parked.is_some(), "the wait parks");
+        let delete = latch(3, Action::Delete);
+        shard.admit(&delete, LIMITS);
+        let deleted = Err(CallError::ObjectDeleted { key: "k".into() });
+        assert_eq!(
+            shard.apply(&registry, &delete).answers,
+            vec![(delete.id, Ok(encode(&true))), (wait.id, deleted.clone())]
+        );
+        assert_eq!(shard.parked().count(), 0);
+        assert_eq!(
+            shard.admit(&wait, LIMITS),
+            Admission::Answered(deleted),
+            "a retry of the wait gets the same"
+        );
     }
 
     #[test]
