@@ -157,7 +157,7 @@ impl Model for KvModel {
 
 /// A DSO object type's own `apply` as the model, for one key that may start absent. A call
 /// on an absent key creates the type's default object first (as a member does); a `Create`
-/// sets the state it carries only if the key is absent. A call that would park linearizes
+/// sets the state it carries only if the key is absent; a `Delete` makes the key absent. A call that would park linearizes
 /// when it completes: it can be placed only where `apply` completes it at once, or, if it
 /// returned its timeout answer, where it would park (the answer is what `expire` gives).
 pub struct ObjectModel<T> {
@@ -188,6 +188,8 @@ pub enum ObjectAction<T: SharedObject> {
     Create(T),
     /// Applies an operation (to the default object if the key is absent).
     Invoke(T::Op),
+    /// Deletes the object: the key becomes absent.
+    Delete,
 }
 
 /// What an object call answered.
@@ -195,6 +197,8 @@ pub enum ObjectAction<T: SharedObject> {
 pub enum ObjectAnswer<R> {
     /// Whether a `Create` created the object.
     Created(bool),
+    /// Whether a `Delete` found an object to delete.
+    Deleted(bool),
     /// An operation's result.
     Ret(R),
 }
@@ -219,6 +223,10 @@ impl<T: SharedObject + Default> Model for ObjectModel<T> {
                 let answer = ObjectAnswer::Created(state.is_none());
                 let next = state.clone().unwrap_or_else(|| created.clone());
                 return output.is_none_or(|seen| *seen == answer).then_some(Some(next));
+            }
+            ObjectAction::Delete => {
+                let answer = ObjectAnswer::Deleted(state.is_some());
+                return output.is_none_or(|seen| *seen == answer).then_some(None);
             }
             ObjectAction::Invoke(op) => op,
         };
@@ -310,5 +318,35 @@ mod tests {
             op(2, 3, 4, get(), ObjectAnswer::Ret(CounterRet::Get(0))),
         ];
         assert_eq!(verdict(state_lost), Verdict::NotLinearizable);
+    }
+
+    #[test]
+    fn a_delete_leaves_the_key_absent_and_reads_after_it_see_the_default() {
+        let get =
+            |value| (ObjectAction::Invoke(CounterOp::Get {}), ObjectAnswer::Ret(CounterRet::Get(value)));
+        let read = |process, call, value| {
+            let (action, answer) = get(value);
+            op(process, call, call + 1, action, answer)
+        };
+        let deleted = |process, call, found| {
+            op(process, call, call + 1, ObjectAction::Delete, ObjectAnswer::Deleted(found))
+        };
+        let deleted_then_default = vec![
+            op(1, 1, 2, create(5), ObjectAnswer::Created(true)),
+            deleted(2, 3, true),
+            deleted(3, 5, false),
+            read(1, 7, 0),
+            op(2, 9, 10, create(7), ObjectAnswer::Created(false)),
+        ];
+        assert_eq!(verdict(deleted_then_default), Verdict::Linearizable);
+        let read_after_the_delete_sees_the_old_state =
+            vec![op(1, 1, 2, create(5), ObjectAnswer::Created(true)), deleted(2, 3, true), read(1, 5, 5)];
+        assert_eq!(verdict(read_after_the_delete_sees_the_old_state), Verdict::NotLinearizable);
+        let two_deletes_found_it = vec![
+            op(1, 1, 2, create(5), ObjectAnswer::Created(true)),
+            deleted(2, 3, true),
+            deleted(3, 5, true),
+        ];
+        assert_eq!(verdict(two_deletes_found_it), Verdict::NotLinearizable);
     }
 }

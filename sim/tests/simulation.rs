@@ -62,6 +62,16 @@ fn first_failing_seed(
     })
 }
 
+/// Deleting a key keeps its session records (a tombstone): without them, a retry of a call
+/// made before the delete applies again to the key's next object.
+#[cfg(crucial_canary)]
+#[test]
+fn canary_forget_records_on_delete_is_caught() {
+    let found = first_failing_seed(Canary { forget_records_on_delete: true, ..Canary::default() }, 50, |c| c);
+    let (seed, reason) = found.expect("a retry applied again after a delete went unnoticed for 50 seeds");
+    assert!(reason.starts_with("not linearizable"), "seed {seed} failed for another reason: {reason}");
+}
+
 #[cfg(crucial_canary)]
 #[test]
 fn canary_skip_deduplication_is_caught() {

@@ -408,6 +408,15 @@ impl Shard {
         Ok(Invoked::from(object.0.apply_encoded(id, method, args)?))
     }
 
+    /// The `forget_records_on_delete` canary: after a logged delete, the session records go
+    /// too.
+    #[cfg(crucial_canary)]
+    pub fn forget_records_on_delete(&mut self, entry: &crate::protocol::Entry) {
+        if matches!(entry, crate::protocol::Entry::Call(call) if call.action == Action::Delete) {
+            self.sessions = SessionTable::default();
+        }
+    }
+
     /// Answers every parked call [`CallError::ObjectDeleted`]: their object is gone.
     fn refuse_parked(&mut self, key: &str, effects: &mut Effects) {
         for waiter in std::mem::take(&mut self.parked).into_keys() {

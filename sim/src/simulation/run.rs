@@ -21,7 +21,7 @@ use crucial_dso::CallError;
 use super::nemesis::{schedule, Fault, FaultKind};
 use super::rng::Rng;
 use super::user_type::Stack;
-use super::workload::{initial_state, keys, operation, waits_forever, KeySpec, CREATE};
+use super::workload::{initial_state, keys, operation, waits_forever, KeySpec, CREATE, DELETE};
 
 /// A run's configuration; everything random derives from `seed`.
 #[derive(Clone, Debug)]
@@ -393,6 +393,9 @@ const MISMATCH_SHARE: f64 = 0.03;
 const YOUNG_KEY_SHARE: f64 = 0.25;
 /// The share of operations on young keys that create them with a state of their own.
 const CREATE_SHARE: f64 = 0.2;
+/// The share of operations on young keys that delete them (a later call creates the key
+/// again: its default, or a state of its own).
+const DELETE_SHARE: f64 = 0.06;
 /// A new generation of young keys this often.
 const YOUNG_KEY_MS: u64 = 300;
 /// The types of young keys: created by their first call, with non-commuting operations.
@@ -1086,6 +1089,8 @@ impl Simulation {
         let (method, args, action) = if young && self.workload_rng.chance(CREATE_SHARE) {
             let state = initial_state(&mut self.workload_rng, &self.registry, &key.type_name);
             (CREATE.to_string(), state.clone(), Action::Create { state })
+        } else if young && self.workload_rng.chance(DELETE_SHARE) {
+            (DELETE.to_string(), Vec::new(), Action::Delete)
         } else {
             let (method, args) = operation(&mut self.workload_rng, &spoken);
             (method.clone(), args.clone(), Action::Invoke { method, args })

@@ -10,7 +10,7 @@ use crucial_dso::objects::CyclicBarrier;
 
 use super::run::{Recorded, SimOutcome};
 use super::user_type::Stack;
-use super::workload::{KeySpec, CREATE};
+use super::workload::{KeySpec, CREATE, DELETE};
 use crate::checker::{check_partitions, Verdict};
 use crate::history::Operation;
 use crate::model::{ObjectAction, ObjectAnswer, ObjectCall, ObjectModel};
@@ -206,7 +206,10 @@ fn check_key<T: SharedObject + Default>(
             Some(Ok(bytes)) => Some(bytes),
             None => None,
         };
-        let (action, output) = if record.method == CREATE {
+        let (action, output) = if record.method == DELETE {
+            let deleted = |bytes: &Vec<u8>| decode::<bool>(bytes).expect("a delete answers a bool");
+            (ObjectAction::Delete, answer.map(|bytes| ObjectAnswer::Deleted(deleted(bytes))))
+        } else if record.method == CREATE {
             let state = decode::<T>(&record.args).expect("the workload creates valid states");
             let created = |bytes: &Vec<u8>| decode::<bool>(bytes).expect("a create answers a bool");
             (ObjectAction::Create(state), answer.map(|bytes| ObjectAnswer::Created(created(bytes))))
@@ -251,6 +254,16 @@ fn check_key<T: SharedObject + Default>(
 pub fn describe(record: &Recorded) -> String {
     fn typed<T: SharedObject>(record: &Recorded) -> String {
         let creates = record.method == CREATE;
+        if record.method == DELETE {
+            let output = match &record.output {
+                None => "unknown".to_string(),
+                Some(Err(error)) => format!("refused: {error}"),
+                Some(Ok(bytes)) => {
+                    decode::<bool>(bytes).map_or_else(|e| e.to_string(), |found| format!("deleted: {found}"))
+                }
+            };
+            return format!("Delete -> {output}");
+        }
         let op = if creates {
             decode::<T>(&record.args).map_or_else(|e| e.to_string(), |state| format!("Create({state:?})"))
         } else {

@@ -283,6 +283,9 @@ pub fn operation(rng: &mut Rng, key: &KeySpec) -> (String, Vec<u8>) {
 /// The method name a `Create` call is recorded under (no method can be named so).
 pub const CREATE: &str = "<create>";
 
+/// The method name a `Delete` call is recorded under.
+pub const DELETE: &str = "<delete>";
+
 /// A random state of `type_name` for a `Create` call: its default after a few random
 /// operations.
 pub fn initial_state(rng: &mut Rng, registry: &Registry, type_name: &str) -> Vec<u8> {

@@ -135,6 +135,9 @@ pub struct Canary {
     /// answer, duplicates too (see `ClientSession::with_refusals_from_duplicates`); the
     /// simulator gives its clients this bug.
     pub client_refusals_from_duplicates: bool,
+    /// A delete drops the key's session records with its object (no tombstone): a retry of a
+    /// call made before the delete applies again to whatever the key holds next.
+    pub forget_records_on_delete: bool,
 }
 
 impl Default for NodeConfig {
@@ -695,6 +698,10 @@ impl Node {
             Some(error) => (state.shard.refuse(&call, error.clone()), Entry::Refuse(call, error)),
             None => (state.shard.apply(&self.registry, &call), Entry::Call(call)),
         };
+        #[cfg(crucial_canary)]
+        if self.config.canary.forget_records_on_delete {
+            state.shard.forget_records_on_delete(&entry);
+        }
         self.append(&key, entry);
         if let Some(Parked { timeout_ms }) = effects.parked {
             self.routes.insert(id, from);

@@ -171,6 +171,10 @@ impl Node {
                 Entry::Call(call) => {
                     state.shard.admit_logged(&call, limits);
                     state.shard.apply(&self.registry, &call);
+                    #[cfg(crucial_canary)]
+                    if self.config.canary.forget_records_on_delete {
+                        state.shard.forget_records_on_delete(&Entry::Call(call));
+                    }
                 }
                 Entry::Expire(id) => {
                     state.shard.expire(id);

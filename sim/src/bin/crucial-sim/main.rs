@@ -86,7 +86,8 @@ struct Scenario {
     /// Deliberate bugs to switch on: skip-deduplication, stale-reads, drop-timeouts,
     /// reply-before-backup-acks, accept-old-epochs, forget-leave, non-authoritative-installs,
     /// trust-reused-ids, answer-without-silent-backups, remove-without-majority,
-    /// join-without-probing, quorum-from-unsuspected, client-refusals-from-duplicates.
+    /// join-without-probing, quorum-from-unsuspected, client-refusals-from-duplicates,
+    /// forget-records-on-delete.
     #[arg(long, value_delimiter = ',')]
     canary: Vec<String>,
 }
@@ -113,6 +114,7 @@ impl Scenario {
                 "remove-without-majority" => canary.remove_without_majority = true,
                 "join-without-probing" => canary.join_without_probing = true,
                 "quorum-from-unsuspected" => canary.quorum_from_unsuspected = true,
+                "forget-records-on-delete" => canary.forget_records_on_delete = true,
                 "client-refusals-from-duplicates" => canary.client_refusals_from_duplicates = true,
                 other => return Err(format!("unknown canary {other:?}")),
             }
