@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::cluster::Configuration;
 use crate::core::auth::Token;
-use crate::core::client_session::{ClientSession, NotStarted, RetryDecision, SessionConfig};
+use crate::core::client_session::{ClientSession, NotStarted, ReleasePoint, RetryDecision, SessionConfig};
 use crate::core::codec::{decode_frame, encode_frame, FRAME_BYTES_MAX_DEFAULT};
 use crate::core::object::{decode, encode, CallFuture, CallId, Caller, ObjectRef, SharedObject};
 use crate::core::protocol::{Action, Call, CallRequest, Request, Response, PROTOCOL_VERSION};
@@ -44,8 +44,13 @@ pub struct ClientConfig {
     pub frame_bytes_max: usize,
     /// Fault injection: the session sends this call and then stops dead, as if its process had
     /// crashed (the call may be applied; its answer is never seen; later calls never leave).
-    /// [`Dso::halted`] says when. For tests and simulators of crashing cloud threads.
+    /// [`Dso::halted`] says when. For tests and simulators of crashing cloud threads. Calls
+    /// count from this client's first (a resumed session counts only its own).
     pub halt_at_call: Option<u64>,
+    /// Continue another run of the session [`ReleasePoint::session`] from where it stood (for
+    /// a cloud thread's invocation that finds the thread's outcome stored and finishes
+    /// releasing its records); only for sessions that retain records.
+    pub resume_from: Option<ReleasePoint>,
     /// The cluster's token, for servers that require one.
     pub token: Option<Token>,
     /// TLS to servers that serve it, trusting these certificates; `None`: plain TCP.
@@ -67,7 +72,16 @@ impl ClientConfig {
             self.connect_timeout_ms,
             positive,
         )?;
-        ConfigError::check(self.frame_bytes_max > 0, "frame_bytes_max", self.frame_bytes_max, positive)
+        ConfigError::check(self.frame_bytes_max > 0, "frame_bytes_max", self.frame_bytes_max, positive)?;
+        let resumable = self.resume_from.is_none() || self.session.retain_records;
+        let only_replaying = "resumes only sessions that retain records";
+        ConfigError::check(resumable, "resume_from", &self.resume_from, only_replaying)
+    }
+
+    /// Whether a session that started `calls_started` calls reached [`ClientConfig::halt_at_call`].
+    fn halts_after(&self, calls_started: u64) -> bool {
+        let resumed_at = self.resume_from.as_ref().map_or(0, |point| point.next_seq.saturating_sub(1));
+        self.halt_at_call.is_some_and(|halt| calls_started.saturating_sub(resumed_at) >= halt)
     }
 }
 
@@ -79,6 +93,7 @@ impl Default for ClientConfig {
             connect_timeout_ms: 5_000,
             frame_bytes_max: crate::core::object::DECODE_BYTES_MAX,
             halt_at_call: None,
+            resume_from: None,
             token: None,
             tls: None,
             insecure: false,
@@ -154,7 +169,10 @@ impl Dso {
         }
         let session_id = config.session_id.unwrap_or_else(crate::ids::random_id);
         let seed = members.first().cloned().unwrap_or_default();
-        let session = ClientSession::new(session_id, config.session.clone()).with_seeds(members);
+        let mut session = ClientSession::new(session_id, config.session.clone()).with_seeds(members);
+        if let Some(point) = config.resume_from.clone() {
+            session = session.resumed_at(point);
+        }
         let inner = Arc::new(Inner {
             seed,
             started: Instant::now(),
@@ -200,6 +218,12 @@ impl Dso {
     /// ([`crate::CallError::TooManyInFlight`]).
     pub fn session_refusal(&self) -> Option<crate::CallError> {
         self.inner.session.lock().refusal().cloned()
+    }
+
+    /// Where this session stands, for another run of it to release its records
+    /// ([`ClientConfig::resume_from`]).
+    pub fn release_point(&self) -> ReleasePoint {
+        self.inner.session.lock().release_point()
     }
 
     /// Releases the records the nodes keep of this session's calls on every key it used (see
@@ -253,7 +277,7 @@ impl Dso {
     pub async fn call_raw(&self, key: &str, type_name: &str, action: Action) -> Result<Vec<u8>, DsoError> {
         let inner = &self.inner;
         let _permit = inner.window.acquire().await.expect("the window is never closed");
-        if inner.config.halt_at_call.is_some_and(|halt| inner.session.lock().calls_started() >= halt) {
+        if inner.config.halts_after(inner.session.lock().calls_started()) {
             return inner.stop_dead().await;
         }
         let (answer_tx, mut answer) = oneshot::channel();
@@ -283,7 +307,7 @@ impl Dso {
                     Err((_, refused)) if refused.is_refusal() => return Err(refused),
                     Err((addr, error)) => Some((addr, error.to_string())),
                 };
-                if inner.config.halt_at_call == Some(seq) {
+                if inner.config.halts_after(seq) {
                     return inner.stop_dead().await;
                 }
             }

@@ -489,6 +489,12 @@ impl Server {
         self.host.with_node(Node::is_serving)
     }
 
+    /// Call records of client sessions this server holds, summed over its keys (walks every
+    /// session: for tests and tools).
+    pub fn session_records(&self) -> usize {
+        self.host.with_node(Node::session_records)
+    }
+
     /// How many calls wait parked on this server (blocked until woken or timed out).
     pub fn parked_calls(&self) -> usize {
         self.host.with_node(Node::parked_calls)

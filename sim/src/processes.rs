@@ -323,6 +323,7 @@ fn client(token: Option<Token>, tls: Option<TlsTrust>) -> ClientConfig {
         connect_timeout_ms: 1_000,
         frame_bytes_max: crucial_dso::core::codec::FRAME_BYTES_MAX_DEFAULT,
         halt_at_call: None,
+        resume_from: None,
         token,
         tls,
         insecure: false,

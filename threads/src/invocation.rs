@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::access::DsoAccess;
 use crate::{ThreadError, ThreadId};
 use crucial_dso::core::auth::Token;
+use crucial_dso::core::client_session::ReleasePoint;
 use crucial_dso::tls::TlsTrust;
 
 /// One invocation of a cloud thread.
@@ -58,12 +59,17 @@ pub struct Report {
     /// finished and this invocation did not run it.
     #[serde(default)]
     pub stored: bool,
+    /// Where the thread's session stood when this outcome was stored: whichever invocation
+    /// finds the outcome releases the thread's records from there, finishing what a killed one
+    /// began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<ReleasePoint>,
 }
 
 impl Report {
     /// A report of an invocation that ran nothing and failed with `error`.
     pub fn error(error: ThreadError) -> Report {
-        Report { outcome: Err(error), logs: Vec::new(), stored: false }
+        Report { outcome: Err(error), logs: Vec::new(), stored: false, records: None }
     }
 
     /// Encodes the report as its JSON payload.

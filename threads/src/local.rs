@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use crucial_dso::core::auth::Token;
 use crucial_dso::{Dso, Server, ServerBuilder};
-use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::executor::{BoxFuture, ConnectedDso, DsoTarget, Executor, InvokeOptions, ThreadIds};
+use crate::id::mix;
 use crate::invocation::{Invocation, Report};
 use crate::worker::{self, Hooks};
 use crate::DsoAccess;
@@ -25,6 +25,8 @@ pub struct LocalFaults {
     /// Invocations with an attempt number below this are killed right after sending their DSO
     /// call number `n`, drawn uniformly from `kill_at_calls` (a thread that makes fewer calls
     /// finishes). The call sent last may or may not apply; every earlier one was answered.
+    /// Each invocation's draw depends only on the seed, the thread's index and the attempt
+    /// (not on the order invocations start), so a seed reproduces a run's kills.
     pub kill_attempts_below: u32,
     /// The range of the kill point, in calls (numbered from 1).
     pub kill_at_calls: std::ops::RangeInclusive<u64>,
@@ -42,7 +44,7 @@ struct LocalInner {
     /// The invoker's own session: stored results, event deliveries.
     control: Dso,
     ids: ThreadIds,
-    faults: Option<(LocalFaults, Mutex<SmallRng>)>,
+    faults: Option<LocalFaults>,
     /// The embedded server, if this executor started one (stops with the executor).
     _embedded: Option<Server>,
     /// What threads present to the DSO.
@@ -118,25 +120,28 @@ impl LocalBuilder {
     pub async fn start(self) -> Result<Local, ThreadError> {
         let ConnectedDso { members, control, embedded, access } = self.dso.connect().await?;
         let ids = self.job.map_or_else(ThreadIds::random, ThreadIds::new);
-        let faults = self.faults.map(|faults| {
-            let rng = Mutex::new(SmallRng::seed_from_u64(faults.seed));
-            (faults, rng)
-        });
-        let inner = LocalInner { members, control, ids, faults, _embedded: embedded, access };
+        let inner = LocalInner { members, control, ids, faults: self.faults, _embedded: embedded, access };
         Ok(Local { inner: Arc::new(inner) })
     }
 }
 
 impl LocalInner {
     fn hooks(&self, invocation: &Invocation) -> Hooks {
-        match &self.faults {
-            Some((faults, rng)) if invocation.attempt < faults.kill_attempts_below => {
-                let (first, last) = (*faults.kill_at_calls.start(), *faults.kill_at_calls.end());
-                let calls = rng.lock().random_range(first.max(1)..=last.max(first).max(1));
-                Hooks { kill_at_call: Some(calls) }
-            }
-            _ => Hooks::default(),
+        let kill_at_call = (self.faults.as_ref())
+            .and_then(|faults| faults.kill_point(invocation.thread.index, invocation.attempt));
+        Hooks { kill_at_call }
+    }
+}
+
+impl LocalFaults {
+    /// The call after which attempt `attempt` of thread number `index` is killed, if it is.
+    fn kill_point(&self, index: u64, attempt: u32) -> Option<u64> {
+        if attempt >= self.kill_attempts_below {
+            return None;
         }
+        let (first, last) = (*self.kill_at_calls.start(), *self.kill_at_calls.end());
+        let draw = mix(mix(self.seed ^ index) ^ u64::from(attempt));
+        Some(SmallRng::seed_from_u64(draw).random_range(first.max(1)..=last.max(first).max(1)))
     }
 }
 
@@ -204,4 +209,25 @@ fn round_trip(thread: ThreadId, report: &Report) -> Result<Report, ThreadError> 
 
 fn bad_input(name: &str, error: serde_json::Error) -> ThreadError {
     ThreadError::BadInput { name: name.to_string(), reason: error.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LocalFaults;
+
+    #[test]
+    fn a_kill_point_depends_on_the_seed_thread_and_attempt_only() {
+        let faults = LocalFaults { seed: 9, kill_attempts_below: 2, kill_at_calls: 3..=40 };
+        let points: Vec<_> = (0..200).map(|index| faults.kill_point(index, 0)).collect();
+        // Drawn again in reverse order, as invocations that start in another order would.
+        let again: Vec<_> = (0..200).rev().map(|index| faults.kill_point(index, 0)).collect();
+        assert!(points.iter().eq(again.iter().rev()), "the order of draws does not matter");
+        assert!(points.iter().all(|point| point.is_some_and(|call| (3..=40).contains(&call))));
+        let distinct: std::collections::BTreeSet<_> = points.iter().collect();
+        assert!(distinct.len() > 20, "threads draw different points: {distinct:?}");
+        assert!((0..200).any(|index| faults.kill_point(index, 1) != faults.kill_point(index, 0)));
+        assert_eq!(faults.kill_point(5, 2), None, "attempts from kill_attempts_below on are not killed");
+        let other_seed = LocalFaults { seed: 10, ..faults.clone() };
+        assert_ne!(points, (0..200).map(|index| other_seed.kill_point(index, 0)).collect::<Vec<_>>());
+    }
 }

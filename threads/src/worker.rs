@@ -11,11 +11,16 @@
 //! after that finds the stored result and returns it without running; one that was still
 //! replaying when the records went gets its calls refused as stale, and it too returns the
 //! stored result.
+//!
+//! The release phase replays like the rest: the stored result carries where the thread's
+//! session stood ([`Report::records`]), and every invocation that finds it sends the same
+//! releases under the same sequence numbers. A kill during the release is a kill (the retry
+//! finishes the release), and a duplicate frees what a crashed invocation left.
 
 use std::sync::Arc;
 
 use crucial_dso::client::ClientConfig;
-use crucial_dso::core::client_session::SessionConfig;
+use crucial_dso::core::client_session::{ReleasePoint, SessionConfig};
 use crucial_dso::{CallError, Dso, DsoError, Value};
 use tracing::Instrument;
 
@@ -32,25 +37,25 @@ pub struct Hooks {
 }
 
 /// Runs one invocation; `None` if a hook killed it.
-pub async fn run(control: &Dso, invocation: Invocation, hooks: Hooks) -> Option<Report> {
+pub async fn run(control: &Dso, mut invocation: Invocation, hooks: Hooks) -> Option<Report> {
     let thread = invocation.thread;
     let entry = match Registry::global().and_then(|registry| registry.get(&invocation.name)) {
         Ok(entry) => entry,
-        Err(error) => return Some(store(control, thread, Report::error(error)).await.0),
+        Err(error) => return Some(store(control, thread, Report::error(error)).await.report()),
     };
     match stored_report(control, thread).await {
-        Ok(Some(report)) => return Some(report),
+        Ok(Some(report)) => return released(&invocation, hooks, report).await,
         Ok(None) => {}
         Err(error) => return Some(Report::error(unavailable(error))),
     }
     if invocation.dso.is_empty() {
         return Some(Report::error(ThreadError::DsoUnavailable { reason: "no DSO member given".into() }));
     }
-    let dso = thread_session(&invocation, hooks);
+    let dso = thread_session(&invocation, hooks, None);
     let ctx = Arc::new(Context::new(thread, invocation.attempt, dso.clone()));
-    let running = match entry.start(invocation.input, ctx.clone()) {
+    let running = match entry.start(std::mem::take(&mut invocation.input), ctx.clone()) {
         Ok(running) => running,
-        Err(error) => return Some(store(control, thread, Report::error(error)).await.0),
+        Err(error) => return Some(store(control, thread, Report::error(error)).await.report()),
     };
     let span = ctx.span().clone();
     let mut task = tokio::spawn(running.instrument(span));
@@ -75,15 +80,37 @@ pub async fn run(control: &Dso, invocation: Invocation, hooks: Hooks) -> Option<
     if matches!(dso.session_refusal(), Some(CallError::StaleCall { .. })) {
         // Another invocation finished the thread and released its records meanwhile.
         if let Ok(Some(report)) = stored_report(control, thread).await {
-            return Some(report);
+            return released(&invocation, hooks, report).await;
         }
     }
-    let report = Report { outcome, logs: ctx.take_logs(), stored: false };
-    let (report, stored) = store(control, thread, report).await;
-    if stored {
-        release(thread, &dso).await;
+    let records = Some(dso.release_point());
+    let report = Report { outcome, logs: ctx.take_logs(), stored: false, records };
+    match store(control, thread, report).await {
+        Stored::Mine(report) => release(thread, &dso).await.then(|| without_records(report)),
+        // Every invocation releases from the point stored with the outcome, whatever its own.
+        Stored::Earlier(report) => released(&invocation, hooks, report).await,
+        Stored::Not(report) => Some(without_records(report)),
     }
-    Some(report)
+}
+
+/// A stored result, once its thread's records are released from where they stood when it was
+/// stored (the invocation that stored it may have been killed releasing them); `None` if a
+/// hook killed this invocation while it released.
+async fn released(invocation: &Invocation, hooks: Hooks, mut report: Report) -> Option<Report> {
+    let point = report.records.take().filter(|point| !point.keys.is_empty());
+    match point {
+        Some(point) if !invocation.dso.is_empty() => {
+            let dso = thread_session(invocation, hooks, Some(point));
+            release(invocation.thread, &dso).await.then_some(report)
+        }
+        _ => Some(report),
+    }
+}
+
+/// The report as the invoker gets it: the release point is for invocations of the thread, and
+/// its keys could make the answer large.
+fn without_records(report: Report) -> Report {
+    Report { records: None, ..report }
 }
 
 /// How long releasing a finished thread's records may take before the thread ends without
@@ -91,9 +118,13 @@ pub async fn run(control: &Dso, invocation: Invocation, hooks: Hooks) -> Option<
 const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Releases the thread's records once its outcome is stored (never before: a duplicate that
-/// found no stored outcome would replay against released records).
-async fn release(thread: ThreadId, dso: &Dso) {
-    let released = tokio::time::timeout(RELEASE_TIMEOUT, dso.release_records()).await;
+/// found no stored outcome would replay against released records); `false` if a hook killed
+/// the invocation meanwhile.
+async fn release(thread: ThreadId, dso: &Dso) -> bool {
+    let released = tokio::select! {
+        released = tokio::time::timeout(RELEASE_TIMEOUT, dso.release_records()) => released,
+        () = dso.halted() => return false,
+    };
     match released {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::warn!(%thread, %error, "some of the thread's records stay until evicted"),
@@ -101,6 +132,7 @@ async fn release(thread: ThreadId, dso: &Dso) {
             tracing::warn!(%thread, "releasing the thread's records timed out; they stay until evicted")
         }
     }
+    true
 }
 
 /// The error a runnable's own failure stands for: a refusal of the thread's session says more
@@ -139,30 +171,50 @@ pub(crate) fn decode_stored(thread: ThreadId, value: Value) -> Result<Report, Ds
     Ok(Report { stored: true, ..report })
 }
 
-/// Stores `report` as the thread's result unless one is stored already (then that one wins, so
-/// every invocation of a thread reports the same outcome), and says whether an outcome is
-/// stored now. A report that cannot be stored is returned as it is.
-async fn store(control: &Dso, thread: ThreadId, report: Report) -> (Report, bool) {
-    let json = String::from_utf8(report.to_json()).expect("JSON is UTF-8");
-    match control.future(thread.result_key()).set(Value::Str(json)).await {
-        Ok(true) => (report, true),
-        Ok(false) => match stored_report(control, thread).await {
-            Ok(Some(stored)) => (stored, true),
-            _ => (report, true),
-        },
-        Err(error) => {
-            tracing::warn!(%thread, %error, "could not store the thread's result");
-            (report, false)
+/// Where a thread's outcome stands once [`store`] tried to store a report.
+enum Stored {
+    /// The report is the thread's outcome.
+    Mine(Report),
+    /// Another invocation stored the outcome first: its report (this one's if it could not be
+    /// read back; every invocation of a thread reports the same outcome).
+    Earlier(Report),
+    /// Nothing could be stored: the report as it was.
+    Not(Report),
+}
+
+impl Stored {
+    /// The report, without its release point.
+    fn report(self) -> Report {
+        match self {
+            Stored::Mine(report) | Stored::Earlier(report) | Stored::Not(report) => without_records(report),
         }
     }
 }
 
-/// The thread's own session (records retained for replays), connecting on its first call.
-fn thread_session(invocation: &Invocation, hooks: Hooks) -> Dso {
+/// Stores `report` as the thread's result unless one is stored already (then that one wins).
+async fn store(control: &Dso, thread: ThreadId, report: Report) -> Stored {
+    let json = String::from_utf8(report.to_json()).expect("JSON is UTF-8");
+    match control.future(thread.result_key()).set(Value::Str(json)).await {
+        Ok(true) => Stored::Mine(report),
+        Ok(false) => match stored_report(control, thread).await {
+            Ok(Some(stored)) => Stored::Earlier(stored),
+            _ => Stored::Earlier(report),
+        },
+        Err(error) => {
+            tracing::warn!(%thread, %error, "could not store the thread's result");
+            Stored::Not(report)
+        }
+    }
+}
+
+/// The thread's own session (records retained for replays), connecting on its first call;
+/// continuing from `resume_from` to finish a release.
+fn thread_session(invocation: &Invocation, hooks: Hooks, resume_from: Option<ReleasePoint>) -> Dso {
     let config = invocation.dso_access().client_config(ClientConfig {
         session_id: Some(invocation.session),
         session: SessionConfig { call_timeout_ms: None, retain_records: true, ..SessionConfig::default() },
         halt_at_call: hooks.kill_at_call,
+        resume_from,
         ..ClientConfig::default()
     });
     Dso::lazy(invocation.dso.clone(), config).expect("a thread session's configuration is valid")

@@ -148,3 +148,71 @@ async fn a_non_deterministic_replay_is_refused_not_applied() {
         "only the first run's call applied"
     );
 }
+
+/// Adds 1 twice to each of its keys, in turn: each key holds two records of the thread's
+/// session until the thread's release leaves one (the release's own).
+#[derive(Serialize, Deserialize)]
+struct AddsTwiceToEach {
+    keys: Vec<String>,
+}
+
+impl Runnable for AddsTwiceToEach {
+    const NAME: &'static str = "test.adds_twice_to_each";
+    type Output = ();
+    type Error = crucial_dso::DsoError;
+
+    async fn run(self, ctx: &Context) -> Result<(), Self::Error> {
+        for key in &self.keys {
+            let counter = ctx.dso().counter(key);
+            counter.add(1).await?;
+            counter.add(1).await?;
+        }
+        Ok(())
+    }
+}
+
+crucial_threads::register!(AddsTwiceToEach);
+
+const RELEASED_KEYS: u64 = 3;
+
+/// Runs one `AddsTwiceToEach` thread on a server of its own, its first attempt killed right
+/// after sending its call number `kill_at` if given; the session records the server holds
+/// then, and how long the thread took.
+async fn records_left_by_one_thread(kill_at: Option<u64>) -> (usize, Duration) {
+    let server = crucial_dso::Server::embedded().await.unwrap();
+    let mut executor = Local::builder().dso(vec![server.local_addr().to_string()]);
+    if let Some(call) = kill_at {
+        executor =
+            executor.faults(LocalFaults { seed: 0, kill_attempts_below: 1, kill_at_calls: call..=call });
+    }
+    let executor = executor.start().await.unwrap();
+    let keys = (0..RELEASED_KEYS).map(|key| format!("released-{key}")).collect();
+    let started = std::time::Instant::now();
+    let handle = CloudThread::builder().retries(2).spawn(&executor, AddsTwiceToEach { keys });
+    assert_eq!(handle.join().await, Ok(()), "killed at call {kill_at:?}");
+    let took = started.elapsed();
+    for key in 0..RELEASED_KEYS {
+        let total = executor.dso().counter(format!("released-{key}")).get().await.unwrap();
+        assert_eq!(total, 2, "killed at call {kill_at:?}: key {key} added to exactly once");
+    }
+    (server.session_records(), took)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_killed_while_releasing_is_retried_and_its_records_released() {
+    let (clean, _) = records_left_by_one_thread(None).await;
+    // One release record per key (unreleased, each would hold two), and the invoker's session's
+    // last call on each key it used: the thread's result and the three counters read back.
+    assert_eq!(clean, 2 * RELEASED_KEYS as usize + 1, "an unkilled thread releases every key");
+    let calls = 2 * RELEASED_KEYS;
+    // Kill points past the thread's own calls land on its releases, one per key.
+    for kill_at in calls + 1..=calls + RELEASED_KEYS {
+        let (records, took) = records_left_by_one_thread(Some(kill_at)).await;
+        assert_eq!(records, clean, "killed at release call {kill_at}: the retry releases what is left");
+        assert!(
+            took < Duration::from_secs(5),
+            "killed at release call {kill_at}: the kill ends the invocation (took {took:?}, where waiting \
+             out the release timeout takes 10 s)"
+        );
+    }
+}

@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use crate::call::{Action, Call};
 use crate::cluster::{Configuration, Routing};
 use crate::object::CallId;
@@ -87,6 +89,23 @@ pub enum NotStarted {
     /// [`ClientSession::refusal`]): a replaying session that went astray makes no call the
     /// earlier run never made.
     Refused(CallError),
+}
+
+/// Where a session that retains records stands: enough for another run of the same session to
+/// send the releases this one would send, under the same sequence numbers and history, so that
+/// a key that took a release answers it from its record and one that did not applies it. A
+/// cloud thread stores it with its outcome: whichever invocation finds the outcome finishes the
+/// release an interrupted one began.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReleasePoint {
+    /// The session.
+    pub session: u64,
+    /// The sequence number of the session's next call.
+    pub next_seq: u64,
+    /// The digest of the calls before it.
+    pub history: u64,
+    /// The keys holding records of the session, in the order they are released.
+    pub keys: Vec<String>,
 }
 
 /// One client session.
@@ -318,6 +337,23 @@ impl ClientSession {
         self.unreleased.iter().map(String::as_str)
     }
 
+    /// Where this session stands, for another run of it to release its records.
+    pub fn release_point(&self) -> ReleasePoint {
+        let keys = self.unreleased.iter().cloned().collect();
+        ReleasePoint { session: self.session, next_seq: self.next_seq, history: self.history, keys }
+    }
+
+    /// This session, before it starts any call of its own, continued as the session of `point`
+    /// from where another run of that session stood (see [`ReleasePoint`]).
+    pub fn resumed_at(mut self, point: ReleasePoint) -> Self {
+        debug_assert_eq!(self.next_seq, 1, "a session resumes before its first call");
+        self.session = point.session;
+        self.next_seq = point.next_seq.max(1);
+        self.history = point.history;
+        self.unreleased = point.keys.into_iter().collect();
+        self
+    }
+
     /// The timer of call `seq` fired at `now_ms`.
     pub fn handle_call_timeout(&mut self, now_ms: u64, seq: u64) -> RetryDecision {
         let Some(key) = self.in_flight.get(&seq).map(|in_flight| in_flight.call.key.clone()) else {
@@ -487,6 +523,26 @@ mod tests {
         assert_eq!(session.calls_started(), 3);
         assert!(session.handle_reply(release.id, &Ok(Vec::new())));
         assert_eq!(session.unreleased_keys().count(), 0, "an answered release frees the key");
+    }
+
+    #[test]
+    fn a_resumed_session_sends_the_releases_of_the_run_it_continues() {
+        let config = SessionConfig { retain_records: true, ..SessionConfig::default() };
+        let mut first_run = ClientSession::new(5, config.clone());
+        for key in ["b", "a", "b"] {
+            let call = first_run.start_call(0, key.into(), "Counter".into(), invoke()).unwrap().clone();
+            assert!(first_run.handle_reply(call.id, &Ok(Vec::new())));
+        }
+        let point = first_run.release_point();
+        assert_eq!(point.keys, vec!["a", "b"]);
+        let mut other_run = ClientSession::new(6, config).resumed_at(point);
+        for key in ["a", "b"] {
+            let released =
+                first_run.start_call(0, key.into(), String::new(), Action::Release).unwrap().clone();
+            let again = other_run.start_call(0, key.into(), String::new(), Action::Release).unwrap().clone();
+            assert_eq!(again, released, "the same call under the same sequence number and history");
+            assert_eq!(again.fingerprint(), released.fingerprint());
+        }
     }
 
     #[test]

@@ -215,6 +215,11 @@ impl SessionTable {
         self.sessions.len()
     }
 
+    /// The call records held, summed over sessions.
+    pub fn records(&self) -> usize {
+        self.sessions.values().map(|session| session.calls.len()).sum()
+    }
+
     /// Whether no session is held.
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()

@@ -130,6 +130,11 @@ impl Shard {
         self.sessions.len()
     }
 
+    /// Call records held on this key, summed over its sessions.
+    pub fn session_records(&self) -> usize {
+        self.sessions.records()
+    }
+
     /// Classifies an arriving call (see [`SessionTable::admit`]); only `Apply` changes the shard.
     /// A release for a session the key does not hold (never used here, or evicted) has nothing
     /// to release: it is answered without creating the session (which could evict another).

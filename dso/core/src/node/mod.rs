@@ -516,6 +516,12 @@ impl Node {
         self.keys.values().map(|state| state.shard.sessions_held()).sum()
     }
 
+    /// Call records of client sessions on this member, summed over its keys (what a cloud
+    /// thread's release frees). Walks every session: for tests and tools, not for metrics.
+    pub fn session_records(&self) -> usize {
+        self.keys.values().map(|state| state.shard.session_records()).sum()
+    }
+
     /// How far this member's state transfer has got, while one runs.
     pub fn transfer_progress(&self) -> Option<TransferProgress> {
         self.transfer.as_ref().map(Transfer::progress)
