@@ -16,13 +16,12 @@ use crate::{ThreadError, ThreadId};
 /// A boxed, sendable future (what [`Executor::invoke`] returns).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Limits of one invocation, from [`crate::Builder`].
+/// Limits of one invocation, from [`crate::Builder`]. Memory is not one of them: on Lambda it is
+/// the function's (`deploy/lambda.sh --memory`), the same for every invocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InvokeOptions {
     /// The invocation is stopped after this long.
     pub timeout: Duration,
-    /// Memory for the function, where the provider sizes it (Lambda).
-    pub memory_mb: u32,
 }
 
 /// Runs invocations of cloud threads: in-process ([`crate::Local`]), on AWS Lambda

@@ -8,8 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::executor::Executor;
 use crate::{Builder, Runnable, ThreadError};
 
-/// Runs every runnable as a cloud thread (with `builder`'s settings) and returns their results
-/// in order.
+/// Runs every runnable as a cloud thread (with `builder`'s settings, at most
+/// [`Builder::concurrency`] at once) and returns their results in order. Threads are spawned in
+/// order (so their ids are too); the progress bar counts them as they finish.
 pub async fn invoke_all<E, R>(
     executor: &E,
     builder: &Builder,
@@ -20,15 +21,29 @@ where
     R: Runnable,
 {
     let progress = progress_bar(runnables.len() as u64, R::NAME);
-    let handles: Vec<_> =
-        runnables.into_iter().map(|runnable| builder.clone().spawn(executor, runnable)).collect();
-    let mut results = Vec::with_capacity(handles.len());
-    for handle in handles {
-        results.push(handle.join().await);
+    let cap = builder.concurrency_limit().unwrap_or(usize::MAX);
+    let mut results: Vec<Option<Result<R::Output, ThreadError>>> = runnables.iter().map(|_| None).collect();
+    let (finished_tx, mut finished) = tokio::sync::mpsc::unbounded_channel();
+    let mut waiting = runnables.into_iter().enumerate();
+    let mut running = 0;
+    loop {
+        while running < cap {
+            let Some((index, runnable)) = waiting.next() else { break };
+            let handle = builder.clone().spawn(executor, runnable);
+            let finished_tx = finished_tx.clone();
+            tokio::spawn(async move { finished_tx.send((index, handle.join().await)) });
+            running += 1;
+        }
+        if running == 0 {
+            break;
+        }
+        let (index, result) = finished.recv().await.expect("a sender is held here");
+        results[index] = Some(result);
+        running -= 1;
         progress.inc(1);
     }
     progress.finish_and_clear();
-    results
+    results.into_iter().map(|result| result.expect("every thread finished")).collect()
 }
 
 /// A parallel for: splits `range` into `workers` contiguous blocks of near-equal length (static

@@ -33,6 +33,7 @@ pub struct Builder {
     options: InvokeOptions,
     retries: u32,
     backup_after: Option<Duration>,
+    concurrency: Option<usize>,
     #[cfg(crucial_canary)]
     fresh_session_per_attempt: bool,
 }
@@ -41,9 +42,10 @@ impl Default for Builder {
     fn default() -> Self {
         Builder {
             name: None,
-            options: InvokeOptions { timeout: Duration::from_secs(900), memory_mb: 1024 },
+            options: InvokeOptions { timeout: Duration::from_secs(900) },
             retries: 0,
             backup_after: None,
+            concurrency: None,
             #[cfg(crucial_canary)]
             fresh_session_per_attempt: false,
         }
@@ -63,12 +65,6 @@ impl Builder {
         self
     }
 
-    /// Memory for the function, where the provider sizes it (default 1024 MB).
-    pub fn memory_mb(mut self, memory_mb: u32) -> Self {
-        self.options.memory_mb = memory_mb;
-        self
-    }
-
     /// Re-invokes the thread up to `retries` times after a crash, a timeout, throttling or an
     /// unreachable service. Safe: a re-run replays the calls already applied.
     pub fn retries(mut self, retries: u32) -> Self {
@@ -81,6 +77,20 @@ impl Builder {
     pub fn backup_after(mut self, after: Duration) -> Self {
         self.backup_after = Some(after);
         self
+    }
+
+    /// For [`crate::invoke_all`] and [`crate::invoke_iterative`]: at most `threads` threads run at
+    /// once, the next starting as one finishes (a Lambda account has a concurrency quota; the
+    /// default starts them all at once). Threads that wait for each other (a barrier of `n`
+    /// parties) need at least `n`, or they wait for ever.
+    pub fn concurrency(mut self, threads: usize) -> Self {
+        self.concurrency = Some(threads.max(1));
+        self
+    }
+
+    /// The cap of [`Builder::concurrency`], if set.
+    pub fn concurrency_limit(&self) -> Option<usize> {
+        self.concurrency
     }
 
     /// Canary: every attempt gets a fresh DSO session, so retries apply their calls again.

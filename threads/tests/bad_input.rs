@@ -113,7 +113,7 @@ fn invocation(executor: &Local, name: &str, input: serde_json::Value) -> Invocat
     }
 }
 
-const OPTIONS: InvokeOptions = InvokeOptions { timeout: Duration::from_secs(10), memory_mb: 128 };
+const OPTIONS: InvokeOptions = InvokeOptions { timeout: Duration::from_secs(10) };
 
 #[tokio::test]
 async fn an_unknown_runnable_is_a_typed_error() {

@@ -55,7 +55,7 @@ async fn threads_present_the_executors_token_and_it_never_shows() {
     };
     let shown = format!("{invocation:?}");
     assert!(!shown.contains("another-token") && shown.contains("<redacted>"), "{shown}");
-    let options = InvokeOptions { timeout: Duration::from_secs(30), memory_mb: 128 };
+    let options = InvokeOptions { timeout: Duration::from_secs(30) };
     let report = executor.invoke(invocation, options).await.unwrap();
     match report.outcome {
         Err(ThreadError::Failed { message, .. }) => assert!(message.contains("wrong token"), "{message}"),

@@ -104,7 +104,7 @@ async fn a_duplicate_after_completion_returns_the_stored_result_without_running(
         dso_tls: executor.dso_access().tls,
         dso_insecure: false,
     };
-    let options = InvokeOptions { timeout: Duration::from_secs(10), memory_mb: 128 };
+    let options = InvokeOptions { timeout: Duration::from_secs(10) };
     let report = executor.invoke(late, options).await.unwrap();
     assert!(report.stored, "the late duplicate must not run");
     assert_eq!(report.outcome, Ok(serde_json::json!(3)));

@@ -46,6 +46,11 @@ pub struct RunArgs {
     /// Re-invocations allowed per thread after a crash, timeout or throttling.
     #[arg(long, default_value_t = 5)]
     pub retries: u32,
+    /// At most this many threads run at once, the next starting as one finishes (a Lambda
+    /// account's concurrency quota; applications whose threads wait for each other need at
+    /// least their thread count). All at once if not given.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
     /// A file holding the token of the cluster given with `--dso` (`DSO_TOKEN` otherwise, if
     /// set); threads get it in their invocations.
     #[arg(long)]
@@ -116,7 +121,10 @@ impl RunArgs {
 
     /// The settings every thread of the application gets.
     pub fn builder(&self) -> crucial_threads::Builder {
-        let builder = crucial_threads::Builder::default().retries(self.retries);
+        let mut builder = crucial_threads::Builder::default().retries(self.retries);
+        if let Some(threads) = self.concurrency {
+            builder = builder.concurrency(threads);
+        }
         match self.executor {
             ExecutorKind::Sim => builder
                 .timeout(std::time::Duration::from_secs(60))
