@@ -104,7 +104,8 @@ held() {
   echo
   echo "Measured $(date -u +%Y-%m-%d) on this project's 2-core / 24 GiB machine, assembled by"
   echo "\`deploy/partitions-report.sh\` at commit $commit (release builds); each section names the command"
-  echo "behind it (\`deploy/partitions-report.sh 200 12 10000\` runs them all, about 40 minutes)."
+  echo "behind it (\`deploy/partitions-report.sh 200 12 10000 16\` runs them all, about 70 minutes with its"
+  echo "builds)."
   echo
   echo "**Setup** (\`deploy/partitions.sh\`, \`crucial-sim partitions\`): three \`dso-server\` members (rf 3,"
   echo "\`--suspect-after-ms 400\`, the configuration in moto's S3 server) in Linux network namespaces of"
