@@ -40,6 +40,10 @@ Options:
   --arch arm64|x86_64     default arm64
   --memory MB             default 1769 (one full vCPU)
   --timeout SECONDS       default 900 (Lambda's maximum)
+  --event-max-age SECONDS how long Lambda keeps an Event invocation it could not run yet
+                          (default 3600; 60 to 21600)
+  --event-retries N       how often Lambda reruns an Event invocation that failed (default 0,
+                          0 to 2: the executor retries threads itself, Builder::retries)
   --subnets ID,...        run the functions in these VPC subnets (with --security-groups)
   --security-groups ID,...
                           the functions' security groups (the one deploy/ec2.sh --allow-sg names)
@@ -54,6 +58,12 @@ The DSO token is not put in the function's environment, where anyone allowed
 lambda:GetFunctionConfiguration could read it: the program that starts the threads reads it
 from SSM (aws ssm get-parameter --name /crucial/CLUSTER/token --with-decryption) and gives it to
 the executor (LambdaBuilder::dso_token), which sends it in each invocation.
+
+Event invocations (the executor's Event mode) can run late or twice: Lambda may deliver one up
+to --event-max-age seconds after it was sent, and reruns it --event-retries times. Whichever
+run comes last finds the thread's outcome stored in the DSO and returns it without running
+again, so a thread's stored outcome must be kept at least --event-max-age plus --timeout
+seconds after the thread was started.
 EOF
 }
 
@@ -66,6 +76,8 @@ REGION=""
 ARCH=arm64
 MEMORY_MB=1769
 TIMEOUT_SECONDS=900
+EVENT_MAX_AGE_SECONDS=3600
+EVENT_RETRIES=0
 SUBNETS=""
 SECURITY_GROUPS=""
 ZIP=""
@@ -88,6 +100,8 @@ parse_args() {
       --arch) ARCH=$(option_value "$@") ;;
       --memory) MEMORY_MB=$(option_value "$@") ;;
       --timeout) TIMEOUT_SECONDS=$(option_value "$@") ;;
+      --event-max-age) EVENT_MAX_AGE_SECONDS=$(option_value "$@") ;;
+      --event-retries) EVENT_RETRIES=$(option_value "$@") ;;
       --subnets) SUBNETS=$(option_value "$@") ;;
       --security-groups) SECURITY_GROUPS=$(option_value "$@") ;;
       --zip) ZIP=$(option_value "$@") ;;
@@ -107,6 +121,8 @@ validate_args() {
   check_format --arch "$ARCH" '^(arm64|x86_64)$' "arm64 or x86_64"
   check_number --memory "$MEMORY_MB" 128 10240
   check_number --timeout "$TIMEOUT_SECONDS" 1 900
+  check_number --event-max-age "$EVENT_MAX_AGE_SECONDS" 60 21600
+  check_number --event-retries "$EVENT_RETRIES" 0 2
   [ -z "$DSO" ] || check_format --dso "$DSO" '^[^,:]+:[0-9]+(,[^,:]+:[0-9]+)*$' "HOST:PORT,..."
   [ -z "$SUBNETS" ] || check_format --subnets "$SUBNETS" '^subnet-[0-9a-f]+(,subnet-[0-9a-f]+)*$' \
     "subnet ids separated by commas"
@@ -261,6 +277,13 @@ update_function() {
   aws_do lambda tag-resource --resource "$4" --tags "{\"$CLUSTER_TAG\":\"$CLUSTER\"}"
 }
 
+# How Lambda treats Event invocations of the function: how long one may wait to run, and how
+# often a failed one runs again (the window in which a late duplicate of a thread can arrive).
+set_event_invoke_config() {
+  aws_do lambda put-function-event-invoke-config --function-name "$FUNCTION" \
+    --maximum-event-age-in-seconds "$EVENT_MAX_AGE_SECONDS" --maximum-retry-attempts "$EVENT_RETRIES"
+}
+
 # --- commands --------------------------------------------------------------------------------
 
 cmd_deploy() {
@@ -278,6 +301,7 @@ cmd_deploy() {
   else
     update_function "$zip" "$role" "$environment" "$arn"
   fi
+  set_event_invoke_config
   [ "$PLAN" = true ] || print_executor_settings "$arn" "$members"
 }
 

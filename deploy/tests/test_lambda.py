@@ -82,6 +82,9 @@ class TestFunctionLifecycle:
         assert f"region: {REGION}" in result.stdout
         assert f"/crucial/{CLUSTER}/token" in result.stdout
         assert token not in result.stdout + result.stderr
+        # Event invocations: kept an hour at most, never rerun by Lambda (the executor retries).
+        events = aws("lambda").get_function_event_invoke_config(FunctionName=FUNCTION)
+        assert (events["MaximumEventAgeInSeconds"], events["MaximumRetryAttempts"]) == (3600, 0)
 
     def test_the_role_trusts_lambda_with_logs_and_vpc_access(self, aws, network):
         role = aws("iam").get_role(RoleName=ROLE)["Role"]
@@ -98,13 +101,15 @@ class TestFunctionLifecycle:
         # A new package, more memory, and no VPC this time.
         result = run_script(
             "lambda.sh", "deploy", "--cluster", CLUSTER, "--zip", str(packages[1]), "--dso", "10.0.9.9:11222",
-            "--memory", "3008", "--timeout", "600",
+            "--memory", "3008", "--timeout", "600", "--event-max-age", "600", "--event-retries", "1",
         )
         assert result.returncode == 0, result.stderr
         after = aws("lambda").get_function_configuration(FunctionName=FUNCTION)
         assert after["FunctionArn"] == before["FunctionArn"]
         assert after["CodeSha256"] != before["CodeSha256"]
         assert (after["MemorySize"], after["Timeout"]) == (3008, 600)
+        # The event settings are put again, but moto keeps the first ones it was given (AWS's put
+        # replaces them): what it answers cannot show the new values.
         assert after["Environment"]["Variables"] == {"CRUCIAL_DSO": "10.0.9.9:11222"}
         assert not after["VpcConfig"]["SubnetIds"] and not after["VpcConfig"]["SecurityGroupIds"]
         assert attached_policies(aws) == {MANAGED + "AWSLambdaBasicExecutionRole"}
@@ -201,6 +206,8 @@ def test_plan_prints_the_calls_and_makes_none(no_aws_env, run_script):
     for part in ["--runtime provided.al2023", "--architectures x86_64", "--handler bootstrap",
                  "--memory-size 1769", "--timeout 900", '"SubnetIds":["subnet-0abc"]', "<crucial-dso>"]:
         assert part in create, part
+    events = next(line for line in lines if line.startswith("aws lambda put-function-event-invoke-config "))
+    assert "--maximum-event-age-in-seconds 3600 --maximum-retry-attempts 0" in events
     destroy = run_script("lambda.sh", "destroy", "--plan", env=env)
     assert destroy.returncode == 0, destroy.stderr
     assert "aws lambda delete-function --function-name crucial-threads" in destroy.stdout
@@ -220,6 +227,8 @@ def test_plan_prints_the_calls_and_makes_none(no_aws_env, run_script):
         (["deploy", "--dso", "10.0.0.1"], "--dso must be HOST:PORT"),
         (["deploy", "--arch", "riscv"], "--arch must be arm64 or x86_64"),
         (["deploy", "--timeout", "901"], "--timeout must be a whole number from 1 to 900"),
+        (["deploy", "--event-retries", "3"], "--event-retries must be a whole number from 0 to 2"),
+        (["deploy", "--event-max-age", "30"], "--event-max-age must be a whole number from 60 to 21600"),
     ],
 )
 def test_bad_input_is_refused_before_any_call(no_aws_env, run_script, args, message):

@@ -416,8 +416,8 @@ impl Shard {
     /// The `forget_records_on_delete` canary: after a logged delete, the session records go
     /// too.
     #[cfg(crucial_canary)]
-    pub fn forget_records_on_delete(&mut self, entry: &crate::protocol::Entry) {
-        if matches!(entry, crate::protocol::Entry::Call(call) if call.action == Action::Delete) {
+    pub fn forget_records_on_delete(&mut self, call: &Call) {
+        if call.action == Action::Delete {
             self.sessions = SessionTable::default();
         }
     }

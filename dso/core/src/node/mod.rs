@@ -705,8 +705,8 @@ impl Node {
             None => (state.shard.apply(&self.registry, &call), Entry::Call(call)),
         };
         #[cfg(crucial_canary)]
-        if self.config.canary.forget_records_on_delete {
-            state.shard.forget_records_on_delete(&entry);
+        if let (true, Entry::Call(call)) = (self.config.canary.forget_records_on_delete, &entry) {
+            state.shard.forget_records_on_delete(call);
         }
         self.append(&key, entry);
         if let Some(Parked { timeout_ms }) = effects.parked {

@@ -173,7 +173,7 @@ impl Node {
                     state.shard.apply(&self.registry, &call);
                     #[cfg(crucial_canary)]
                     if self.config.canary.forget_records_on_delete {
-                        state.shard.forget_records_on_delete(&Entry::Call(call));
+                        state.shard.forget_records_on_delete(&call);
                     }
                 }
                 Entry::Expire(id) => {
