@@ -182,7 +182,7 @@ held() {
   echo "## Stress: thread outcomes piling up thirty times faster"
   echo
   echo "The same harness with waves of 48 cloud threads every 200 ms (\`--threads-per-wave 48"
-  echo "--wave-interval-ms 200\`, $stress_rounds partitions): the keys that every thread's session"
+  echo "--wave-interval-ms 200\`, $(grep -c PartitionRound "$out/stress-after/rounds.txt" 2>/dev/null || echo 0) partitions): the keys that every thread's session"
   echo "entered carry tens of thousands of sessions within minutes (a session table keeps every"
   echo "session that used its key: issue 20). This checkout:"
   echo
