@@ -9,7 +9,9 @@
 #
 # Usage: deploy/partitions.sh [--rounds N] [--hold-ms MS] [--healed-ms MS] [--seed S]
 #                             [--threads-per-wave N] [--wave-interval-ms MS]
-#                             [--before REV] [--out DIR] [--history-out FILE]
+#                             [--kinds K,...] [--before REV] [--out DIR] [--history-out FILE]
+#   --kinds K,... only these partition kinds (pair-cut, one-way, peers-cut, isolated, bridge,
+#                 store-cut), in turn; all of them by default
 #   --threads-per-wave, --wave-interval-ms  the cloud-thread workload (default 8 threads a
 #                 second at most; each leaves its stored outcome behind, issue 20)
 #   --before REV  measures the dso-server of commit REV instead (built in a worktree under
@@ -23,7 +25,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=10 hold_ms=5000 healed_ms=4000 seed=1 before="" out=target/partitions
-threads_per_wave=8 wave_interval_ms=1000 history_out=()
+threads_per_wave=8 wave_interval_ms=1000 history_out=() kinds=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -35,6 +37,7 @@ while [ $# -gt 0 ]; do
     --before) before=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --history-out) history_out=(--history-out "$2"); shift 2 ;;
+    --kinds) kinds=(--kinds "$2"); shift 2 ;;
     -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -67,9 +70,9 @@ set +e
 ./target/release/crucial-sim partitions --server "$server" --rounds "$rounds" --hold-ms "$hold_ms" \
   --healed-ms "$healed_ms" --seed "$seed" --threads-per-wave "$threads_per_wave" \
   --wave-interval-ms "$wave_interval_ms" --work-dir "$out/work" --summary "$out/summary.md" \
-  --rounds-out "$out/rounds.txt" "${history_out[@]}" | tee "$out/output.txt"
+  --rounds-out "$out/rounds.txt" "${history_out[@]}" "${kinds[@]}" | tee "$out/output.txt"
 status=${PIPESTATUS[0]}
 set -e
 waves="--threads-per-wave $threads_per_wave --wave-interval-ms $wave_interval_ms"
-echo "server: $label; command: deploy/partitions.sh --rounds $rounds --hold-ms $hold_ms --healed-ms $healed_ms --seed $seed $waves${before:+ --before $before}" >>"$out/summary.md"
+echo "server: $label; command: deploy/partitions.sh --rounds $rounds --hold-ms $hold_ms --healed-ms $healed_ms --seed $seed $waves${kinds:+ ${kinds[*]}}${before:+ --before $before}" >>"$out/summary.md"
 exit "$status"

@@ -349,6 +349,10 @@ impl Dso {
     }
 }
 
+/// The `tracing` target of the client's connects, for following a client through a partition
+/// without a line per call (`RUST_LOG=crucial_dso::links=debug`).
+const LINKS: &str = "crucial_dso::links";
+
 /// How long a copy of a call sent to another member may wait for its link's socket (see
 /// [`Inner::also_send`]).
 const ALSO_SEND_WRITE: Duration = Duration::from_millis(100);
@@ -455,8 +459,16 @@ impl Inner {
             links.remove(addr);
         }
         // Boxed: connecting is rare, and its future would otherwise make every call's larger.
-        let fresh = Box::pin(self.reconnect(addr, frame, id)).await?;
-        links.insert(addr.to_string(), fresh);
+        let connecting = Instant::now();
+        let fresh = Box::pin(self.reconnect(addr, frame, id)).await;
+        let took_ms = connecting.elapsed().as_millis() as u64;
+        match &fresh {
+            Ok(_) => tracing::debug!(target: LINKS, addr, seq = id.seq, took_ms, "linked to a member"),
+            Err(error) => {
+                tracing::debug!(target: LINKS, addr, seq = id.seq, took_ms, %error, "no link to a member")
+            }
+        }
+        links.insert(addr.to_string(), fresh?);
         Ok(())
     }
 
@@ -623,7 +635,9 @@ async fn read_answers(
             Response::Redirect { id, config } => {
                 // A newer configuration: resend the call to its primary now (an older one is
                 // ignored; the call is resent on its timer).
+                let epoch = config.epoch;
                 if inner.session.lock().handle_redirect(id, config) {
+                    tracing::debug!(target: LINKS, addr, seq = id.seq, epoch, "redirected to a newer configuration");
                     inner.redirected.lock().insert(id.seq);
                     inner.redirect.notify_waiters();
                 }
