@@ -25,6 +25,19 @@ pub struct RunVerdict {
     pub violation: Option<Violation>,
     /// Operations checked.
     pub operations: usize,
+    /// Keys the check gave no verdict on (its budget ran out, its search outgrew its bound, or
+    /// the key's type has no model): why a verdict is unknown.
+    pub undecided: Vec<String>,
+}
+
+impl RunVerdict {
+    /// The verdict, naming the keys without one when it is unknown.
+    pub fn describe(&self) -> String {
+        match &self.verdict {
+            Verdict::Unknown => format!("Unknown (no verdict on {})", self.undecided.join(", ")),
+            verdict => format!("{verdict:?}"),
+        }
+    }
 }
 
 /// A linearizability violation on one key.
@@ -136,22 +149,23 @@ pub fn verify_history(keys: &[KeySpec], history: &[Recorded], budget: Duration) 
         handles.into_iter().flat_map(|handle| handle.join().expect("checker worker panicked")).collect()
     });
     results.sort_by_key(|(position, _)| *position);
-    let mut unknown = false;
-    for (_, result) in results {
+    let mut undecided = Vec::new();
+    for (position, result) in results {
         match result {
             Ok(()) => {}
-            Err(None) => unknown = true,
+            Err(None) => undecided.push(checked[position].0.key.clone()),
             Err(Some(violation)) => {
                 return RunVerdict {
                     verdict: Verdict::NotLinearizable,
                     violation: Some(violation),
                     operations,
+                    undecided,
                 }
             }
         }
     }
-    let verdict = if unknown { Verdict::Unknown } else { Verdict::Linearizable };
-    RunVerdict { verdict, violation: None, operations }
+    let verdict = if undecided.is_empty() { Verdict::Linearizable } else { Verdict::Unknown };
+    RunVerdict { verdict, violation: None, operations, undecided }
 }
 
 /// `Err(None)`: unknown (budget, or a type without a model); `Err(Some(v))`: a violation.
@@ -303,6 +317,25 @@ mod tests {
             call_ms: call,
             ret_ms: ret,
         }
+    }
+
+    #[test]
+    fn an_unknown_verdict_names_the_keys_without_one() {
+        // A barrier's key is checked by its own property; a type with no model gets no verdict.
+        let mut history = vec![wait(1, 1, 4, Some(1)), wait(2, 2, 3, Some(0))];
+        let mut unmodelled = wait(3, 5, 6, Some(0));
+        unmodelled.key = "mystery".into();
+        unmodelled.type_name = "NoSuchType".into();
+        history.push(unmodelled);
+        let keys = [("barrier", "CyclicBarrier"), ("mystery", "NoSuchType")]
+            .map(|(key, type_name)| KeySpec { key: key.into(), type_name: type_name.into(), initial: None });
+        let verdict = verify_history(&keys, &history, Duration::from_secs(5));
+        assert_eq!(verdict.verdict, Verdict::Unknown);
+        assert_eq!(verdict.undecided, vec!["mystery".to_string()]);
+        assert_eq!(verdict.describe(), "Unknown (no verdict on mystery)");
+        let decided = verify_history(&keys[..1], &history[..2], Duration::from_secs(5));
+        assert_eq!(decided.verdict, Verdict::Linearizable);
+        assert_eq!(decided.describe(), "Linearizable");
     }
 
     #[test]

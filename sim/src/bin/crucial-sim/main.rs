@@ -719,9 +719,12 @@ fn check_file(text: &str, model: Option<CheckModel>, budget: Duration) -> FileCh
     if model == Some(CheckModel::Dso) || (model.is_none() && is_dso_history) {
         let file: HistoryFile = serde_json::from_str(text).map_err(|e| format!("line {}: {e}", e.line()))?;
         let verdict = verify_history(&file.keys, &file.history, budget);
-        let explanation = verdict
-            .violation
-            .map(|v| format!("key {}: operation {} cannot follow the prefix {:?}", v.key, v.stuck, v.prefix));
+        let explanation = match &verdict.violation {
+            Some(v) => {
+                Some(format!("key {}: operation {} cannot follow the prefix {:?}", v.key, v.stuck, v.prefix))
+            }
+            None => (verdict.verdict == Verdict::Unknown).then(|| verdict.describe()),
+        };
         return Ok((verdict.verdict, explanation));
     }
     let result = check_text(text, model.and_then(CheckModel::external), budget).map_err(|e| e.to_string())?;

@@ -187,14 +187,14 @@ pub fn partitions(args: PartitionArgs) -> Result<ExitCode, String> {
     if let Some(failure) = &threads_failure {
         println!("CLOUD THREADS: {failure}");
     }
-    println!("history: {:?}", verdict.verdict);
+    println!("history: {}", verdict.describe());
     if let Some(path) = &args.summary {
         let text = format!(
             "{summary}\noperations recorded: {}; calls refused for their session: {}; calls that do not park \
-             left without an answer: {unanswered}; history: {:?}; lost update: {}; cloud threads: {threads}\n",
+             left without an answer: {unanswered}; history: {}; lost update: {}; cloud threads: {threads}\n",
             outcome.run.history.len(),
             refusals.len(),
-            verdict.verdict,
+            verdict.describe(),
             outcome.run.lost_update().unwrap_or_else(|| "none".into()),
         );
         std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
