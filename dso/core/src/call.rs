@@ -49,7 +49,8 @@ pub enum Action {
     /// creates the default again; answers an encoded `bool`: whether the key held an object.
     /// Calls parked on the object are answered [`crate::CallError::ObjectDeleted`]. The key's
     /// session records stay, so a retry of a call made before the delete is answered from
-    /// them instead of applied to whatever the key holds next.
+    /// them instead of applied to whatever the key holds next (except a read whose answer was
+    /// too large to record, which reads the key again, as any retried large read does).
     Delete,
 }
 
