@@ -16,7 +16,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crucial_threads::lambda::{Lambda, Mode};
-use crucial_threads::{invoke_all, Builder, Executor, ThreadError};
+use crucial_threads::{
+    invoke_all, Builder, CloudThread, Executor, Invocation, InvokeOptions, Runnable, ThreadError,
+};
 
 const THREADS: usize = 8;
 
@@ -114,6 +116,31 @@ async fn pi_and_kmeans(executor: &Lambda) {
     assert_eq!(inertia, apps::kmeans::sequential(&problem).1);
 }
 
+/// A duplicate of a finished thread that arrives while its outcome is kept (see
+/// `deploy/lambda.sh --help` for the window) runs nothing and answers the stored outcome.
+async fn a_late_duplicate_returns_the_stored_outcome(executor: &Lambda) {
+    let worker = || apps::pi::workers(1, 1_000, "late").remove(0);
+    let handle = CloudThread::spawn(executor, worker());
+    let thread = handle.thread_id();
+    let hits = handle.join().await.unwrap();
+    let access = executor.dso_access();
+    let late = Invocation {
+        thread,
+        session: thread.session(),
+        attempt: 7,
+        name: apps::pi::PiWorker::NAME.into(),
+        input: serde_json::to_value(worker()).unwrap(),
+        dso: executor.dso_members(),
+        dso_token: access.token,
+        dso_tls: access.tls,
+        dso_insecure: access.insecure,
+    };
+    let report = executor.invoke(late, InvokeOptions { timeout: Duration::from_secs(60) }).await.unwrap();
+    assert!(report.stored, "the late duplicate must not run");
+    assert_eq!(report.outcome, Ok(serde_json::json!(hits)));
+    assert_eq!(executor.dso().atomic_long("late").get().await.unwrap(), hits as i64, "counted once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pi_and_kmeans_through_cargo_lambda_watch_in_both_modes() {
     let Some(emulator) = start_emulator() else { return };
@@ -126,6 +153,7 @@ async fn pi_and_kmeans_through_cargo_lambda_watch_in_both_modes() {
         result.unwrap();
     });
     pi_and_kmeans(&request_response).await;
+    a_late_duplicate_returns_the_stored_outcome(&request_response).await;
     pi_and_kmeans(&lambda(&emulator, Mode::Event).await).await;
 
     // A payload over the limit never leaves.
